@@ -1,0 +1,1 @@
+"""Pulumi component resources of query-engine-stack, one module per concern."""

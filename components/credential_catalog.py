@@ -1,0 +1,45 @@
+"""Every credential the stack uses: which Kubernetes Secret holds it, under which key."""
+
+from dataclasses import dataclass
+
+PRESTO_USERS_SECRET = "presto-users"
+PRESTO_INTERNAL_SECRET = "presto-internal"
+CLICKHOUSE_USERS_SECRET = "clickhouse-users"
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One credential: its config name, where it is stored and how it is generated."""
+
+    name: str
+    """Key under `credentials.` in stack config and under `credentials` in the stack outputs."""
+    secret: str
+    """metadata.name of the Kubernetes Secret that stores it."""
+    key: str
+    """Key inside that Secret."""
+    length: int
+    """Length when generated."""
+    purpose: str
+    """What it is for, for the README and error messages."""
+
+
+CREDENTIALS: tuple[Credential, ...] = (
+    Credential("prestoAdminPassword", PRESTO_USERS_SECRET, "admin", 32, "Presto user admin (all privileges)"),
+    Credential("prestoAnalystPassword", PRESTO_USERS_SECRET, "analyst", 32, "Presto user analyst (read-only)"),
+    Credential("prestoIngestPassword", PRESTO_USERS_SECRET, "ingest", 32, "Presto user ingest (writes)"),
+    Credential(
+        "prestoSharedSecret", PRESTO_INTERNAL_SECRET, "shared-secret", 64, "Presto internal-communication shared secret"
+    ),
+    Credential("clickhouseAdminPassword", CLICKHOUSE_USERS_SECRET, "admin", 32, "ClickHouse user admin"),
+    Credential("clickhouseIngestPassword", CLICKHOUSE_USERS_SECRET, "ingest", 32, "ClickHouse user ingest (Kafka engine, schema)"),
+    Credential("clickhousePrestoPassword", CLICKHOUSE_USERS_SECRET, "presto", 32, "ClickHouse user presto (read-only)"),
+    Credential("grafanaAdminPassword", GRAFANA_ADMIN_SECRET, "admin-password", 32, "Grafana admin"),
+)
+
+MIN_OVERRIDE_LENGTH = 16
+
+
+def credential_names() -> list[str]:
+    """Return the names a stack may override under `credentials.`."""
+    return [c.name for c in CREDENTIALS]

@@ -1,0 +1,42 @@
+"""The Pulumi program: load and validate the stack's settings, declare the components, export."""
+
+import pulumi
+from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
+
+from components.credentials import Credentials, CredentialsArgs
+from components.platform import Platform, PlatformArgs
+from components.settings import Settings
+from components.stack_config import SettingsError, parse_settings
+
+
+def read_config() -> tuple[dict[str, str], set[str]]:
+    """Return every config entry of the running stack and the keys that are secrets."""
+    raw = {**get_config_env(), **CONFIG.get()}
+    secret = {key for key in raw if is_config_secret(key)} | set(get_config_secret_keys_env())
+    return raw, secret
+
+
+def load() -> Settings:
+    """Validate the running stack's config; on any problem fail before a resource is declared."""
+    raw, secret_keys = read_config()
+    try:
+        return parse_settings(pulumi.get_stack(), raw, secret_keys)
+    except SettingsError as error:
+        raise pulumi.RunError(str(error)) from None
+
+
+def run() -> None:
+    """Declare the whole stack and export what operators and verify need."""
+    settings = load()
+    stack = pulumi.get_stack()
+    platform = Platform("platform", PlatformArgs(settings=settings, instance=stack))
+    in_cluster = pulumi.ResourceOptions(provider=platform.provider)
+    credentials = Credentials(
+        "credentials",
+        CredentialsArgs(namespace=platform.namespace_name, overrides=settings.credentials, instance=stack),
+        opts=in_cluster,
+    )
+    pulumi.export("namespace", platform.namespace_name)
+    pulumi.export("highAvailability", settings.high_availability)
+    pulumi.export("secretNames", sorted(credentials.secrets))
+    pulumi.export("credentials", pulumi.Output.secret(credentials.values))

@@ -1,0 +1,444 @@
+"""The stack's settings: one typed, validated object built from the stack config."""
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from components.credential_catalog import CREDENTIALS, MIN_OVERRIDE_LENGTH
+from components.quantities import quantity_value
+
+PROJECT = "query-engine-stack"
+
+# ---------------------------------------------------------------------------------------------------
+# Scalar types with their own grammar.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _positive_quantity(text: str) -> str:
+    """Accept a strictly positive Kubernetes quantity."""
+    if quantity_value(text) <= 0:
+        raise ValueError("must be greater than zero")
+    return text
+
+
+def _pinned_image(text: str) -> str:
+    """Accept an image reference pinned to a version tag (not 'latest') or a digest."""
+    name, _, digest = text.partition("@")
+    if digest:
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise ValueError("digest must be 'sha256:' followed by 64 hex digits")
+        return text
+    last = name.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    if not tag or tag == "latest":
+        raise ValueError(
+            "image is not pinned: give an explicit version tag (not 'latest') or a digest, "
+            "e.g. 'prestodb/presto:0.287'"
+        )
+    return text
+
+
+def _regex(pattern: str, allowed: str) -> Callable[[str], str]:
+    """Build a validator that accepts strings matching pattern and names what is allowed."""
+    compiled = re.compile(pattern)
+
+    def check(text: str) -> str:
+        if not compiled.fullmatch(text):
+            raise ValueError(f"must be {allowed}")
+        return text
+
+    return check
+
+
+def _semver(text: str) -> str:
+    """Accept an exact semantic version such as '2.7.2' (a Helm chart pin)."""
+    return _regex(r"\d+\.\d+\.\d+", "an exact version such as '2.7.2'")(text)
+
+
+Quantity = Annotated[str, AfterValidator(_positive_quantity)]
+Image = Annotated[str, AfterValidator(_pinned_image)]
+DnsLabel = Annotated[
+    str,
+    AfterValidator(
+        _regex(
+            r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+            "a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
+        )
+    ),
+]
+LabelKey = Annotated[
+    str,
+    AfterValidator(
+        _regex(
+            r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?",
+            "a Kubernetes label key such as 'topology.kubernetes.io/zone'",
+        )
+    ),
+]
+Duration = Annotated[
+    str,
+    AfterValidator(_regex(r"[1-9]\d*(ms|s|m|h|d|w|y)", "a Prometheus duration such as '30s', '12h' or '15d'")),
+]
+TopicName = Annotated[
+    str,
+    AfterValidator(_regex(r"[A-Za-z0-9._-]{1,249}", "a Kafka topic name: letters, digits, '.', '_', '-'")),
+]
+ChartVersion = Annotated[str, AfterValidator(_semver)]
+
+
+def invalid(key: str, value: Any, message: str) -> PydanticCustomError:
+    """Build a cross-field error that names the offending key (relative to the model) and value."""
+    return PydanticCustomError("invalid_setting", message, {"key": key, "value": value})
+
+
+def _high_availability(info: ValidationInfo) -> bool:
+    """Tell whether the stack being validated asked for high availability."""
+    return bool((info.context or {}).get("high_availability"))
+
+
+class Model(BaseModel):
+    """Base of every settings model: strict types, camelCase keys, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, alias_generator=to_camel, validate_default=True
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shared building blocks.
+# ---------------------------------------------------------------------------------------------------
+
+
+class Amounts(Model):
+    """An amount of CPU and memory."""
+
+    cpu: Quantity = Field(description="CPU, e.g. '250m' or '2'")
+    memory: Quantity = Field(description="memory, e.g. '512Mi' or '4Gi'")
+
+
+class Resources(Model):
+    """Container requests and limits; requests may not exceed limits."""
+
+    requests: Amounts = Field(description="what the scheduler reserves")
+    limits: Amounts = Field(description="the hard ceiling (memory over it is OOM-killed)")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> "Resources":
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(self.requests, kind), getattr(self.limits, kind)
+            if quantity_value(request) > quantity_value(limit):
+                raise invalid(
+                    f"requests.{kind}", request, f"request exceeds limits.{kind} ({limit}); must be at most the limit"
+                )
+        return self
+
+
+def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Callable[[], Resources]:
+    """Build a default factory for a Resources block."""
+    return lambda: Resources(
+        requests=Amounts(cpu=cpu, memory=memory), limits=Amounts(cpu=cpu_limit, memory=memory_limit)
+    )
+
+
+class Storage(Model):
+    """A PersistentVolumeClaim's size."""
+
+    size: Quantity = Field(description="requested volume size, e.g. '10Gi'")
+
+
+class KubernetesTarget(Model):
+    """Where the stack is applied."""
+
+    context: str | None = Field(None, description="kubeconfig context; unset = the current context")
+    render_yaml_to: str | None = Field(
+        None, description="write manifests to this directory (GitOps) instead of applying them"
+    )
+
+
+class Spread(Model):
+    """How replicas are spread over failure domains (used when highAvailability is on)."""
+
+    host_key: LabelKey = Field("kubernetes.io/hostname", description="node label for anti-affinity")
+    zone_key: LabelKey = Field("topology.kubernetes.io/zone", description="node label for zone spread")
+    zone_policy: Literal["ScheduleAnyway", "DoNotSchedule"] = Field(
+        "ScheduleAnyway", description="whenUnsatisfiable of the zone topology spread constraint"
+    )
+
+
+class Dns(Model):
+    """The cluster DNS pods that the default-deny egress policy still allows."""
+
+    namespace: DnsLabel = Field("kube-system", description="namespace of the cluster DNS pods")
+    pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"}, description="labels of the cluster DNS pods"
+    )
+
+
+class Quota(Model):
+    """The namespace's ResourceQuota."""
+
+    requests: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="2", memory="3Gi"), description="sum of all pods' requests"
+    )
+    limits: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="8", memory="8Gi"), description="sum of all pods' limits"
+    )
+    pods: int = Field(20, ge=1, description="number of pods")
+    persistent_volume_claims: int = Field(10, ge=1, description="number of PVCs")
+    storage: Quantity = Field("40Gi", description="sum of all PVC sizes")
+
+
+class LimitRange(Model):
+    """The namespace's LimitRange for containers that do not state their own resources."""
+
+    default_request: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="50m", memory="64Mi"), description="requests given by default"
+    )
+    default: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="500m", memory="256Mi"), description="limits given by default"
+    )
+    max: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="2", memory="2Gi"), description="largest limits a container may have"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Components.
+# ---------------------------------------------------------------------------------------------------
+
+
+class PrestoCoordinator(Model):
+    """The Presto coordinator (always one replica)."""
+
+    resources: Resources = Field(default_factory=resources("250m", "768Mi", "1", "1Gi"), description="container resources")
+    schedules_work: bool = Field(True, description="the coordinator also runs tasks (node-scheduler.include-coordinator)")
+
+
+class PrestoWorkers(Model):
+    """Presto workers, scaled by a HorizontalPodAutoscaler."""
+
+    min_replicas: int = Field(1, ge=1, description="HPA minimum")
+    max_replicas: int = Field(2, ge=1, description="HPA maximum")
+    resources: Resources = Field(default_factory=resources("250m", "512Mi", "1", "1Gi"), description="container resources")
+    cpu_target_percent: int = Field(70, ge=1, le=100, description="HPA CPU utilization target, % of requests")
+    memory_target_percent: int = Field(80, ge=1, le=100, description="HPA memory utilization target, % of requests")
+    scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600, description="HPA scale-down stabilization window")
+    shutdown_grace_period_seconds: int = Field(
+        60, ge=1, le=3600, description="how long a worker drains its tasks before it exits (shutdown.grace-period)"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self, info: ValidationInfo) -> "PrestoWorkers":
+        if self.min_replicas > self.max_replicas:
+            raise invalid(
+                "minReplicas", self.min_replicas, f"must be at most maxReplicas ({self.max_replicas})"
+            )
+        if _high_availability(info) and self.min_replicas < 2:
+            raise invalid(
+                "minReplicas", self.min_replicas, "must be at least 2 when highAvailability is true (one worker is a single point of failure)"
+            )
+        return self
+
+
+class PrestoSettings(Model):
+    """Presto: coordinator, autoscaled workers and catalogs."""
+
+    image: Image = Field("prestodb/presto:0.287", description="Presto server image")
+    coordinator: PrestoCoordinator = Field(default_factory=PrestoCoordinator, description="coordinator")
+    workers: PrestoWorkers = Field(default_factory=PrestoWorkers, description="workers")
+
+    @model_validator(mode="after")
+    def _coordinator_role(self, info: ValidationInfo) -> "PrestoSettings":
+        if _high_availability(info) and self.coordinator.schedules_work:
+            raise invalid(
+                "coordinator.schedulesWork", True, "must be false when highAvailability is true (a busy coordinator stalls every query)"
+            )
+        return self
+
+
+class ClickHouseSettings(Model):
+    """ClickHouse: the persistent store fed from Kafka."""
+
+    image: Image = Field("clickhouse/clickhouse-server:24.8.14.39", description="ClickHouse server image")
+    resources: Resources = Field(default_factory=resources("200m", "384Mi", "1", "1Gi"), description="container resources")
+    storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="data volume")
+
+
+class KafkaTopic(Model):
+    """The events topic."""
+
+    name: TopicName = Field("events", description="topic name")
+    partitions: int = Field(3, ge=1, le=1000, description="partition count")
+
+
+class KafkaSettings(Model):
+    """Kafka in KRaft mode (combined broker and controller nodes)."""
+
+    # 3.9 rather than 4.x: Presto's Kafka connector ships an old client, and Kafka 4 removed the old
+    # protocol versions such clients speak (KIP-896).
+    image: Image = Field("apache/kafka:3.9.1", description="Kafka image")
+    brokers: int = Field(1, ge=1, le=9, description="number of nodes (each is broker and controller)")
+    replication_factor: int = Field(1, ge=1, description="replication factor of the events topic and internal topics")
+    min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas")
+    resources: Resources = Field(default_factory=resources("200m", "384Mi", "1", "768Mi"), description="container resources")
+    storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="log volume per node")
+    topic: KafkaTopic = Field(default_factory=KafkaTopic, description="the events topic")
+
+    @model_validator(mode="after")
+    def _replication(self, info: ValidationInfo) -> "KafkaSettings":
+        if self.replication_factor > self.brokers:
+            raise invalid(
+                "replicationFactor", self.replication_factor, f"must be at most brokers ({self.brokers})"
+            )
+        if self.min_insync_replicas > self.replication_factor:
+            raise invalid(
+                "minInsyncReplicas", self.min_insync_replicas, f"must be at most replicationFactor ({self.replication_factor})"
+            )
+        if _high_availability(info):
+            if self.brokers < 3:
+                raise invalid("brokers", self.brokers, "must be at least 3 when highAvailability is true (a KRaft quorum survives one loss only with 3)")
+            if self.replication_factor < 3:
+                raise invalid("replicationFactor", self.replication_factor, "must be at least 3 when highAvailability is true")
+            if not 2 <= self.min_insync_replicas < self.replication_factor:
+                raise invalid(
+                    "minInsyncReplicas",
+                    self.min_insync_replicas,
+                    f"must be at least 2 and below replicationFactor ({self.replication_factor}) when highAvailability is true, so acked writes survive one broker loss and one broker may be down",
+                )
+        return self
+
+
+class PrometheusSettings(Model):
+    """Prometheus server."""
+
+    image: Image = Field("prom/prometheus:v2.53.4", description="Prometheus image")
+    resources: Resources = Field(default_factory=resources("100m", "192Mi", "500m", "512Mi"), description="container resources")
+    retention: Duration = Field("2d", description="TSDB retention time")
+    scrape_interval: Duration = Field("15s", description="global scrape interval")
+    storage: Storage | None = Field(None, description="TSDB volume; unset = emptyDir (data lost on restart)")
+
+
+class AlertmanagerSettings(Model):
+    """Alertmanager."""
+
+    image: Image = Field("prom/alertmanager:v0.27.0", description="Alertmanager image")
+    resources: Resources = Field(default_factory=resources("20m", "32Mi", "100m", "64Mi"), description="container resources")
+
+
+class GrafanaSettings(Model):
+    """Grafana."""
+
+    image: Image = Field("grafana/grafana:11.3.1", description="Grafana image")
+    resources: Resources = Field(default_factory=resources("50m", "96Mi", "500m", "256Mi"), description="container resources")
+
+
+class KubeStateMetricsSettings(Model):
+    """kube-state-metrics."""
+
+    image: Image = Field(
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0", description="kube-state-metrics image"
+    )
+    resources: Resources = Field(default_factory=resources("20m", "32Mi", "100m", "128Mi"), description="container resources")
+
+
+class MonitoringSettings(Model):
+    """Prometheus, Alertmanager, Grafana and kube-state-metrics."""
+
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings, description="Prometheus")
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings, description="Alertmanager")
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings, description="Grafana")
+    kube_state_metrics: KubeStateMetricsSettings = Field(
+        default_factory=KubeStateMetricsSettings, description="kube-state-metrics"
+    )
+
+    @model_validator(mode="after")
+    def _durable_metrics(self, info: ValidationInfo) -> "MonitoringSettings":
+        if _high_availability(info) and self.prometheus.storage is None:
+            raise invalid(
+                "prometheus.storage", None, "must be set when highAvailability is true (an emptyDir loses all metrics on restart)"
+            )
+        return self
+
+
+class ChaosSettings(Model):
+    """Chaos Mesh, for the failover scenarios of verify."""
+
+    mode: Literal["off", "install", "existing"] = Field(
+        "install", description="install Chaos Mesh, use an existing installation, or neither"
+    )
+    namespace: DnsLabel = Field("chaos-mesh", description="namespace Chaos Mesh lives in")
+    chart_version: ChartVersion = Field("2.7.2", description="Chaos Mesh Helm chart version")
+    runtime: Literal["docker", "containerd", "crio"] = Field(
+        "docker", description="container runtime of the nodes (minikube's default is docker)"
+    )
+    socket_path: str = Field("/var/run/docker.sock", description="the runtime's socket on the nodes")
+
+
+def _long_enough(value: SecretStr) -> SecretStr:
+    """Accept a credential override of a safe length, without ever echoing it."""
+    if len(value.get_secret_value()) < MIN_OVERRIDE_LENGTH:
+        raise ValueError(f"must be at least {MIN_OVERRIDE_LENGTH} characters")
+    return value
+
+
+# One optional field per credential of the catalog, so an unknown name is rejected like any typo.
+CredentialOverrides = create_model(
+    "CredentialOverrides",
+    __base__=Model,
+    __doc__="Credentials given in stack config instead of generated.",
+    **{
+        c.name.replace("-", "_"): (
+            Annotated[SecretStr, AfterValidator(_long_enough)] | None,
+            Field(None, alias=c.name, description=c.purpose),
+        )
+        for c in CREDENTIALS
+    },
+)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The whole stack.
+# ---------------------------------------------------------------------------------------------------
+
+
+class Settings(Model):
+    """Everything a stack can set, under the project's config namespace."""
+
+    namespace: DnsLabel = Field("query-engine", description="namespace of all the stack's workloads")
+    high_availability: bool = Field(
+        False, description="enforce availability: several replicas, PDBs, spread over hosts and zones"
+    )
+    kubernetes: KubernetesTarget = Field(default_factory=KubernetesTarget, description="target cluster")
+    storage_class: str | None = Field(None, description="StorageClass of every PVC; unset = the cluster default")
+    spread: Spread = Field(default_factory=Spread, description="failure-domain spread")
+    dns: Dns = Field(default_factory=Dns, description="cluster DNS allowed through default-deny")
+    quota: Quota = Field(default_factory=Quota, description="namespace ResourceQuota")
+    limit_range: LimitRange = Field(default_factory=LimitRange, description="namespace LimitRange")
+    presto: PrestoSettings = Field(default_factory=PrestoSettings, description="Presto")
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings, description="ClickHouse")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Kafka")
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings, description="observability")
+    chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="fault injection")
+    credentials: CredentialOverrides = Field(  # type: ignore[valid-type]
+        default_factory=CredentialOverrides,
+        description="credential overrides, set only with `pulumi config set --secret --path credentials.NAME`",
+    )
+
+
+def total(amounts: list[Amounts], kind: Literal["cpu", "memory"]) -> Decimal:
+    """Sum one kind of a list of amounts."""
+    return sum((quantity_value(getattr(a, kind)) for a in amounts), Decimal(0))
