@@ -32,7 +32,13 @@ CREDENTIALS: tuple[Credential, ...] = (
         "prestoSharedSecret", PRESTO_INTERNAL_SECRET, "shared-secret", 64, "Presto internal-communication shared secret"
     ),
     Credential("clickhouseAdminPassword", CLICKHOUSE_USERS_SECRET, "admin", 32, "ClickHouse user admin"),
-    Credential("clickhouseIngestPassword", CLICKHOUSE_USERS_SECRET, "ingest", 32, "ClickHouse user ingest (Kafka engine, schema)"),
+    Credential(
+        "clickhouseIngestPassword",
+        CLICKHOUSE_USERS_SECRET,
+        "ingest",
+        32,
+        "ClickHouse user ingest (Kafka engine, schema)",
+    ),
     Credential("clickhousePrestoPassword", CLICKHOUSE_USERS_SECRET, "presto", 32, "ClickHouse user presto (read-only)"),
     Credential("grafanaAdminPassword", GRAFANA_ADMIN_SECRET, "admin-password", 32, "Grafana admin"),
 )

@@ -22,4 +22,3 @@ def common_labels(name: str, component: str, instance: str, version: str | None 
     if version:
         labels["app.kubernetes.io/version"] = version
     return labels
-

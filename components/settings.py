@@ -46,8 +46,7 @@ def _pinned_image(text: str) -> str:
     tag = last.partition(":")[2]
     if not tag or tag == "latest":
         raise ValueError(
-            "image is not pinned: give an explicit version tag (not 'latest') or a digest, "
-            "e.g. 'prestodb/presto:0.287'"
+            "image is not pinned: give an explicit version tag (not 'latest') or a digest, e.g. 'prestodb/presto:0.287'"
         )
     return text
 
@@ -100,9 +99,16 @@ TopicName = Annotated[
 ChartVersion = Annotated[str, AfterValidator(_semver)]
 
 
-def invalid(key: str, value: Any, message: str) -> PydanticCustomError:
-    """Build a cross-field error that names the offending key (relative to the model) and value."""
-    return PydanticCustomError("invalid_setting", message, {"key": key, "value": value})
+Finding = tuple[str, Any, str]
+"""A cross-field problem: key relative to the model, offending value, what is allowed."""
+
+
+def report(findings: list[Finding]) -> None:
+    """Raise every cross-field problem of one model at once (the loader splits them again)."""
+    if findings:
+        raise PydanticCustomError(
+            "invalid_setting", "; ".join(message for _, _, message in findings), {"findings": findings}
+        )
 
 
 def _high_availability(info: ValidationInfo) -> bool:
@@ -113,9 +119,7 @@ def _high_availability(info: ValidationInfo) -> bool:
 class Model(BaseModel):
     """Base of every settings model: strict types, camelCase keys, unknown keys rejected."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, alias_generator=to_camel, validate_default=True
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, alias_generator=to_camel, validate_default=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -138,12 +142,14 @@ class Resources(Model):
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> "Resources":
+        findings: list[Finding] = []
         for kind in ("cpu", "memory"):
             request, limit = getattr(self.requests, kind), getattr(self.limits, kind)
             if quantity_value(request) > quantity_value(limit):
-                raise invalid(
-                    f"requests.{kind}", request, f"request exceeds limits.{kind} ({limit}); must be at most the limit"
+                findings.append(
+                    (f"requests.{kind}", request, f"exceeds limits.{kind} ({limit}); must be at most the limit")
                 )
+        report(findings)
         return self
 
 
@@ -224,8 +230,12 @@ class LimitRange(Model):
 class PrestoCoordinator(Model):
     """The Presto coordinator (always one replica)."""
 
-    resources: Resources = Field(default_factory=resources("250m", "768Mi", "1", "1Gi"), description="container resources")
-    schedules_work: bool = Field(True, description="the coordinator also runs tasks (node-scheduler.include-coordinator)")
+    resources: Resources = Field(
+        default_factory=resources("250m", "768Mi", "1", "1Gi"), description="container resources"
+    )
+    schedules_work: bool = Field(
+        True, description="the coordinator also runs tasks (node-scheduler.include-coordinator)"
+    )
 
 
 class PrestoWorkers(Model):
@@ -233,7 +243,9 @@ class PrestoWorkers(Model):
 
     min_replicas: int = Field(1, ge=1, description="HPA minimum")
     max_replicas: int = Field(2, ge=1, description="HPA maximum")
-    resources: Resources = Field(default_factory=resources("250m", "512Mi", "1", "1Gi"), description="container resources")
+    resources: Resources = Field(
+        default_factory=resources("250m", "512Mi", "1", "1Gi"), description="container resources"
+    )
     cpu_target_percent: int = Field(70, ge=1, le=100, description="HPA CPU utilization target, % of requests")
     memory_target_percent: int = Field(80, ge=1, le=100, description="HPA memory utilization target, % of requests")
     scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600, description="HPA scale-down stabilization window")
@@ -243,14 +255,18 @@ class PrestoWorkers(Model):
 
     @model_validator(mode="after")
     def _bounds(self, info: ValidationInfo) -> "PrestoWorkers":
+        findings: list[Finding] = []
         if self.min_replicas > self.max_replicas:
-            raise invalid(
-                "minReplicas", self.min_replicas, f"must be at most maxReplicas ({self.max_replicas})"
-            )
+            findings.append(("minReplicas", self.min_replicas, f"must be at most maxReplicas ({self.max_replicas})"))
         if _high_availability(info) and self.min_replicas < 2:
-            raise invalid(
-                "minReplicas", self.min_replicas, "must be at least 2 when highAvailability is true (one worker is a single point of failure)"
+            findings.append(
+                (
+                    "minReplicas",
+                    self.min_replicas,
+                    "must be at least 2 when highAvailability is true (one worker is a single point of failure)",
+                )
             )
+        report(findings)
         return self
 
 
@@ -264,8 +280,14 @@ class PrestoSettings(Model):
     @model_validator(mode="after")
     def _coordinator_role(self, info: ValidationInfo) -> "PrestoSettings":
         if _high_availability(info) and self.coordinator.schedules_work:
-            raise invalid(
-                "coordinator.schedulesWork", True, "must be false when highAvailability is true (a busy coordinator stalls every query)"
+            report(
+                [
+                    (
+                        "coordinator.schedulesWork",
+                        True,
+                        "must be false when highAvailability is true (a busy coordinator stalls every query)",
+                    )
+                ]
             )
         return self
 
@@ -274,7 +296,9 @@ class ClickHouseSettings(Model):
     """ClickHouse: the persistent store fed from Kafka."""
 
     image: Image = Field("clickhouse/clickhouse-server:24.8.14.39", description="ClickHouse server image")
-    resources: Resources = Field(default_factory=resources("200m", "384Mi", "1", "1Gi"), description="container resources")
+    resources: Resources = Field(
+        default_factory=resources("200m", "384Mi", "1", "1Gi"), description="container resources"
+    )
     storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="data volume")
 
 
@@ -294,31 +318,50 @@ class KafkaSettings(Model):
     brokers: int = Field(1, ge=1, le=9, description="number of nodes (each is broker and controller)")
     replication_factor: int = Field(1, ge=1, description="replication factor of the events topic and internal topics")
     min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas")
-    resources: Resources = Field(default_factory=resources("200m", "384Mi", "1", "768Mi"), description="container resources")
+    resources: Resources = Field(
+        default_factory=resources("200m", "384Mi", "1", "768Mi"), description="container resources"
+    )
     storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="log volume per node")
     topic: KafkaTopic = Field(default_factory=KafkaTopic, description="the events topic")
 
     @model_validator(mode="after")
     def _replication(self, info: ValidationInfo) -> "KafkaSettings":
+        findings: list[Finding] = []
         if self.replication_factor > self.brokers:
-            raise invalid(
-                "replicationFactor", self.replication_factor, f"must be at most brokers ({self.brokers})"
-            )
+            findings.append(("replicationFactor", self.replication_factor, f"must be at most brokers ({self.brokers})"))
         if self.min_insync_replicas > self.replication_factor:
-            raise invalid(
-                "minInsyncReplicas", self.min_insync_replicas, f"must be at most replicationFactor ({self.replication_factor})"
+            findings.append(
+                (
+                    "minInsyncReplicas",
+                    self.min_insync_replicas,
+                    f"must be at most replicationFactor ({self.replication_factor})",
+                )
             )
         if _high_availability(info):
             if self.brokers < 3:
-                raise invalid("brokers", self.brokers, "must be at least 3 when highAvailability is true (a KRaft quorum survives one loss only with 3)")
-            if self.replication_factor < 3:
-                raise invalid("replicationFactor", self.replication_factor, "must be at least 3 when highAvailability is true")
-            if not 2 <= self.min_insync_replicas < self.replication_factor:
-                raise invalid(
-                    "minInsyncReplicas",
-                    self.min_insync_replicas,
-                    f"must be at least 2 and below replicationFactor ({self.replication_factor}) when highAvailability is true, so acked writes survive one broker loss and one broker may be down",
+                findings.append(
+                    (
+                        "brokers",
+                        self.brokers,
+                        "must be at least 3 when highAvailability is true "
+                        "(a KRaft quorum survives one loss only with 3)",
+                    )
                 )
+            if self.replication_factor < 3:
+                findings.append(
+                    ("replicationFactor", self.replication_factor, "must be at least 3 when highAvailability is true")
+                )
+            if not 2 <= self.min_insync_replicas < self.replication_factor:
+                findings.append(
+                    (
+                        "minInsyncReplicas",
+                        self.min_insync_replicas,
+                        f"must be at least 2 and below replicationFactor ({self.replication_factor}) "
+                        "when highAvailability is true, so acked writes survive one broker loss "
+                        "while one broker may be down",
+                    )
+                )
+        report(findings)
         return self
 
 
@@ -326,7 +369,9 @@ class PrometheusSettings(Model):
     """Prometheus server."""
 
     image: Image = Field("prom/prometheus:v2.53.4", description="Prometheus image")
-    resources: Resources = Field(default_factory=resources("100m", "192Mi", "500m", "512Mi"), description="container resources")
+    resources: Resources = Field(
+        default_factory=resources("100m", "192Mi", "500m", "512Mi"), description="container resources"
+    )
     retention: Duration = Field("2d", description="TSDB retention time")
     scrape_interval: Duration = Field("15s", description="global scrape interval")
     storage: Storage | None = Field(None, description="TSDB volume; unset = emptyDir (data lost on restart)")
@@ -336,14 +381,18 @@ class AlertmanagerSettings(Model):
     """Alertmanager."""
 
     image: Image = Field("prom/alertmanager:v0.27.0", description="Alertmanager image")
-    resources: Resources = Field(default_factory=resources("20m", "32Mi", "100m", "64Mi"), description="container resources")
+    resources: Resources = Field(
+        default_factory=resources("20m", "32Mi", "100m", "64Mi"), description="container resources"
+    )
 
 
 class GrafanaSettings(Model):
     """Grafana."""
 
     image: Image = Field("grafana/grafana:11.3.1", description="Grafana image")
-    resources: Resources = Field(default_factory=resources("50m", "96Mi", "500m", "256Mi"), description="container resources")
+    resources: Resources = Field(
+        default_factory=resources("50m", "96Mi", "500m", "256Mi"), description="container resources"
+    )
 
 
 class KubeStateMetricsSettings(Model):
@@ -352,7 +401,9 @@ class KubeStateMetricsSettings(Model):
     image: Image = Field(
         "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0", description="kube-state-metrics image"
     )
-    resources: Resources = Field(default_factory=resources("20m", "32Mi", "100m", "128Mi"), description="container resources")
+    resources: Resources = Field(
+        default_factory=resources("20m", "32Mi", "100m", "128Mi"), description="container resources"
+    )
 
 
 class MonitoringSettings(Model):
@@ -368,8 +419,14 @@ class MonitoringSettings(Model):
     @model_validator(mode="after")
     def _durable_metrics(self, info: ValidationInfo) -> "MonitoringSettings":
         if _high_availability(info) and self.prometheus.storage is None:
-            raise invalid(
-                "prometheus.storage", None, "must be set when highAvailability is true (an emptyDir loses all metrics on restart)"
+            report(
+                [
+                    (
+                        "prometheus.storage",
+                        None,
+                        "must be set when highAvailability is true (an emptyDir loses all metrics on restart)",
+                    )
+                ]
             )
         return self
 

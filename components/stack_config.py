@@ -63,7 +63,7 @@ def parse_settings(stack: str, raw: Mapping[str, str], secret_keys: Collection[s
     try:
         settings = Settings.model_validate(data, context={"high_availability": high_availability})
     except pydantic.ValidationError as error:
-        problems.extend(_problem(prefix, e) for e in error.errors(include_url=False))
+        problems.extend(p for e in error.errors(include_url=False) for p in _problems(prefix, e))
         raise SettingsError(stack, problems) from None
     problems.extend(Problem(prefix + key, value, message) for key, value, message in budget_problems(settings))
     if problems:
@@ -90,17 +90,18 @@ def _is_text(annotation: Any) -> bool:
     )
 
 
-def _problem(prefix: str, error: Mapping[str, Any]) -> Problem:
-    """Turn one pydantic error into a Problem naming the full key, value and what is allowed."""
+def _problems(prefix: str, error: Mapping[str, Any]) -> list[Problem]:
+    """Turn one pydantic error into Problems naming the full key, value and what is allowed."""
     loc = [str(part) for part in error["loc"]]
-    ctx = error.get("ctx") or {}
+    if error["type"] == "invalid_setting":
+        return [
+            _problem(prefix, [*loc, *key.split(".")], value, message)
+            for key, value, message in error["ctx"]["findings"]
+        ]
     value: Any = error.get("input")
     message = str(error["msg"]).removeprefix("Value error, ")
     kind = error["type"]
-    if kind == "invalid_setting":
-        loc.append(ctx["key"])
-        value = ctx["value"]
-    elif kind == "extra_forbidden":
+    if kind == "extra_forbidden":
         allowed = ", ".join(_allowed_keys(loc[:-1]))
         message = f"unknown key; allowed keys here: {allowed}"
     elif kind == "missing":
@@ -109,6 +110,11 @@ def _problem(prefix: str, error: Mapping[str, Any]) -> Problem:
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         allowed = ", ".join(_allowed_keys(loc))
         message = f"must be an object with keys: {allowed}"
+    return [_problem(prefix, loc, value, message)]
+
+
+def _problem(prefix: str, loc: list[str], value: Any, message: str) -> Problem:
+    """Build a Problem, never showing the value of a secret key."""
     key = prefix + ".".join(loc)
     if loc and loc[0] in _SECRET_KEYS:
         return Problem(key, "[secret]" if value is not None else "", message)

@@ -139,10 +139,26 @@ def _unwrap(value: Any, path: str = "") -> tuple[Any, list[str]]:
     return value, []
 
 
-def stack_config(stack: str) -> dict[str, str]:
-    """Read Pulumi.<stack>.yaml and give each value as the Pulumi CLI hands it to the program."""
+def stack_values(stack: str) -> dict[str, Any]:
+    """The config mapping of Pulumi.<stack>.yaml, values as YAML gives them."""
     document = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text()) or {}
-    return {key: as_config_text(value) for key, value in (document.get("config") or {}).items()}
+    return dict(document.get("config") or {})
+
+
+def stack_config(stack: str, overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """A stack's config as the Pulumi CLI hands it to the program, with top-level keys deep-merged."""
+    values = stack_values(stack)
+    for key, value in (overrides or {}).items():
+        full_key = f"{PROJECT}:{key}"
+        values[full_key] = merged(values.get(full_key), value)
+    return {key: as_config_text(value) for key, value in values.items()}
+
+
+def merged(base: Any, change: Any) -> Any:
+    """Deep-merge change into base where both are mappings; otherwise change wins."""
+    if isinstance(base, dict) and isinstance(change, dict):
+        return {**base, **{key: merged(base.get(key), value) for key, value in change.items()}}
+    return change
 
 
 def as_config_text(value: Any) -> str:
@@ -150,12 +166,15 @@ def as_config_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def render(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Rendered:
-    """Run the real program for a stack under mocks; overrides and secrets replace top-level keys."""
-    config = stack_config(stack)
-    extra = {**(overrides or {}), **(secrets or {})}
-    config.update({f"{PROJECT}:{key}": as_config_text(value) for key, value in extra.items()})
-    rendered = Rendered(stack)
+def render(
+    stack: str,
+    overrides: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None,
+    into: Rendered | None = None,
+) -> Rendered:
+    """Run the real program for a stack under mocks, with overrides and secret keys deep-merged."""
+    config = stack_config(stack, {**(overrides or {}), **(secrets or {})})
+    rendered = into or Rendered(stack)
     mocks = _Mocks(rendered)
     set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_Monitor(mocks, rendered))
     pulumi.runtime.set_all_config(config, [f"{PROJECT}:{key}" for key in secrets or {}])
@@ -164,6 +183,5 @@ def render(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[st
     # set_mocks installs a root Stack that is already finished; run the program the way the language
     # host does instead, in a fresh Stack that registers the program's exports when it ends.
     set_root_resource(None)
-    rendered.resources.clear()
     _sync_await(run_in_stack(program.run))
     return rendered
