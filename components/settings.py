@@ -1,6 +1,7 @@
 """The stack's settings: one typed, validated object built from the stack config."""
 
 import re
+import typing
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -97,6 +98,20 @@ TopicName = Annotated[
     AfterValidator(_regex(r"[A-Za-z0-9._-]{1,249}", "a Kafka topic name: letters, digits, '.', '_', '-'")),
 ]
 ChartVersion = Annotated[str, AfterValidator(_semver)]
+
+# What each constrained text type is called in the settings reference.
+TYPE_NAMES: dict[Any, str] = {
+    typing.get_args(alias)[1]: name
+    for alias, name in (
+        (Quantity, "quantity"),
+        (Image, "image"),
+        (DnsLabel, "DNS label"),
+        (LabelKey, "label key"),
+        (Duration, "duration"),
+        (TopicName, "topic name"),
+        (ChartVersion, "version"),
+    )
+}
 
 
 Finding = tuple[str, Any, str]

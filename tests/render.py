@@ -1,13 +1,11 @@
 """Render a stack under Pulumi's mocks, as `pulumi up` would declare it, and capture every resource."""
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks, set_mocks
 from pulumi.runtime.settings import SETTINGS, set_root_resource
@@ -16,8 +14,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import program
 from components.settings import PROJECT
+from components.stack_files import REPO, stack_config
 
-REPO = Path(__file__).resolve().parents[1]
 _RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 
 
@@ -139,41 +137,15 @@ def _unwrap(value: Any, path: str = "") -> tuple[Any, list[str]]:
     return value, []
 
 
-def stack_values(stack: str) -> dict[str, Any]:
-    """The config mapping of Pulumi.<stack>.yaml, values as YAML gives them."""
-    document = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text()) or {}
-    return dict(document.get("config") or {})
-
-
-def stack_config(stack: str, overrides: dict[str, Any] | None = None) -> dict[str, str]:
-    """A stack's config as the Pulumi CLI hands it to the program, with top-level keys deep-merged."""
-    values = stack_values(stack)
-    for key, value in (overrides or {}).items():
-        full_key = f"{PROJECT}:{key}"
-        values[full_key] = merged(values.get(full_key), value)
-    return {key: as_config_text(value) for key, value in values.items()}
-
-
-def merged(base: Any, change: Any) -> Any:
-    """Deep-merge change into base where both are mappings; otherwise change wins."""
-    if isinstance(base, dict) and isinstance(change, dict):
-        return {**base, **{key: merged(base.get(key), value) for key, value in change.items()}}
-    return change
-
-
-def as_config_text(value: Any) -> str:
-    """Encode one config value as the CLI does: text as is, everything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def render(
     stack: str,
     overrides: dict[str, Any] | None = None,
     secrets: dict[str, Any] | None = None,
     into: Rendered | None = None,
+    repo: Path = REPO,
 ) -> Rendered:
     """Run the real program for a stack under mocks, with overrides and secret keys deep-merged."""
-    config = stack_config(stack, {**(overrides or {}), **(secrets or {})})
+    config = stack_config(stack, {**(overrides or {}), **(secrets or {})}, repo)
     rendered = into or Rendered(stack)
     mocks = _Mocks(rendered)
     set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_Monitor(mocks, rendered))

@@ -2,9 +2,11 @@
 
 import json
 import re
+from pathlib import Path
 
 from components.settings import PROJECT
-from render import Rendered, render, stack_values
+from components.stack_files import stack_values
+from render import Rendered, render
 
 REQUIRED_LABELS = (
     "app.kubernetes.io/name",
@@ -93,12 +95,11 @@ def test_configured_credential_is_used_and_not_generated() -> None:
             assert value not in json.dumps(obj.inputs), f"{obj.label} contains the configured credential"
 
 
-def test_a_third_stack_needs_only_its_stack_file(tmp_path, monkeypatch) -> None:
+def test_a_third_stack_needs_only_its_stack_file(tmp_path: Path) -> None:
     config = stack_values("dev")
-    monkeypatch.setattr("render.REPO", tmp_path)
     config[f"{PROJECT}:namespace"] = "query-engine-staging"
     (tmp_path / "Pulumi.staging.yaml").write_text(json.dumps({"config": config}))
-    rendered = render("staging")
+    rendered = render("staging", repo=tmp_path)
     assert rendered.outputs["namespace"] == "query-engine-staging"
     assert {o.inputs["metadata"]["labels"]["app.kubernetes.io/instance"] for o in rendered.kubernetes_objects()} == {
         "staging"

@@ -3,7 +3,8 @@
 from components import names
 from components.settings import Settings
 from components.stack_config import parse_settings
-from render import Rendered, render, stack_config
+from components.stack_files import stack_config
+from render import Rendered, render
 
 
 def settings_of(stack: Rendered) -> Settings:

@@ -9,7 +9,8 @@ from components.budget import budget, planned_workloads
 from components.quantities import quantity_value
 from components.settings import PROJECT
 from components.stack_config import SettingsError, parse_settings
-from render import Rendered, render, stack_config
+from components.stack_files import stack_config
+from render import Rendered, render
 
 
 def problems(stack: str, secret_keys: tuple[str, ...] = (), **overrides: Any) -> SettingsError:

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from render import REPO
+from components.stack_files import REPO
 from verify.exit_codes import MEANING, ExitCode
 
 

@@ -1,0 +1,151 @@
+"""The README's generated sections: settings reference, credentials and exit codes."""
+
+import sys
+import types
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
+
+from components.credential_catalog import CREDENTIALS
+from components.settings import TYPE_NAMES, Amounts, Settings, Storage
+from components.stack_config import parse_settings
+from components.stack_files import stack_config
+from verify.exit_codes import MEANING, ExitCode
+
+STACKS = ("dev", "prod")
+SHARED_BLOCKS = (Amounts, Storage)
+"""Models used in many places, whose rows read better prefixed with their parent's meaning."""
+HEADER = "| key | type | default | dev | prod | meaning |\n|---|---|---|---|---|---|"
+
+
+def reference_table() -> str:
+    """Render one row per setting: key, type, default, dev value, prod value, meaning."""
+    effective = {stack: parse_settings(stack, stack_config(stack)) for stack in STACKS}
+    rows = []
+    for key, path, kind, default, meaning in _rows(Settings(), Settings, [], ""):
+        values = [default, *(_value_at(effective[stack], path) for stack in STACKS)]
+        shown = ["generated" if kind == "secret" and v is None else _show(v) for v in values]
+        rows.append(f"| `{key}` | {kind} | {' | '.join(shown)} | {meaning} |")
+    return "\n".join([HEADER, *rows])
+
+
+def credentials_rows() -> str:
+    """A table of the credentials: name, where it is stored, what it is for."""
+    rows = [f"| `{c.name}` | `{c.secret}` / `{c.key}` | {c.purpose} |" for c in CREDENTIALS]
+    return "\n".join(["| credential | Kubernetes Secret / key | for |", "|---|---|---|", *rows])
+
+
+def exit_code_rows() -> str:
+    """A table of verify's exit codes."""
+    rows = [f"| {code.value} | {MEANING[code]} |" for code in ExitCode]
+    return "\n".join(["| exit code | meaning |", "|---|---|", *rows])
+
+
+SECTIONS = {"settings-reference": reference_table, "credentials": credentials_rows, "exit-codes": exit_code_rows}
+"""Generated README sections, by marker name."""
+
+
+def updated_readme(text: str) -> str:
+    """Return the README text with every generated section replaced by its current content."""
+    for marker, generate in SECTIONS.items():
+        start_mark, end_mark = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+        start, end = text.index(start_mark) + len(start_mark), text.index(end_mark)
+        text = f"{text[:start]}\n{generate()}\n{text[end:]}"
+    return text
+
+
+def main(argv: list[str]) -> int:
+    """Print the settings table, or with --write README.md, refresh every generated section in place."""
+    if argv[:1] == ["--write"] and len(argv) == 2:
+        path = Path(argv[1])
+        path.write_text(updated_readme(path.read_text()))
+    else:
+        print(reference_table())
+    return 0
+
+
+def _rows(
+    defaults: Any, model: type[BaseModel], path: list[str], context: str
+) -> Iterator[tuple[str, list[str], str, Any, str]]:
+    """Walk a model depth-first, yielding (key, attribute path, type, default, meaning) per leaf."""
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        inner = _nested_model(field.annotation)
+        default = getattr(defaults, name) if defaults is not None else None
+        if inner is not None:
+            yield from _rows(default, inner, [*path, name], field.description or "")
+            continue
+        key = ".".join([*(_alias_path(path)), alias])
+        meaning = field.description or ""
+        if model in SHARED_BLOCKS:
+            meaning = f"{context}: {meaning}"
+        yield key, [*path, name], _type_name(field), default, meaning
+
+
+def _alias_path(path: list[str]) -> list[str]:
+    """Turn a path of attribute names into the camelCase keys of the config."""
+    aliases, model = [], Settings
+    for name in path:
+        field = model.model_fields[name]
+        aliases.append(field.alias or name)
+        model = _nested_model(field.annotation) or model
+    return aliases
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings model inside an annotation (Optional unwrapped), if any."""
+    for candidate in typing.get_args(annotation) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _type_name(field: FieldInfo) -> str:
+    """A readable type with its constraints."""
+    annotation = field.annotation
+    for item in field.metadata:
+        if item in TYPE_NAMES:
+            return TYPE_NAMES[item]
+    if typing.get_origin(annotation) is typing.Literal:
+        return " \\| ".join(f"`{v}`" for v in typing.get_args(annotation))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if any(SecretStr in (a, *typing.get_args(a)) for a in inner):
+            return "secret"
+        return "text or unset"
+    if typing.get_origin(annotation) is dict:
+        return "map of text"
+    name = {str: "text"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    bounds = [f">= {m.ge}" for m in field.metadata if isinstance(m, annotated_types.Ge)]
+    bounds += [f"<= {m.le}" for m in field.metadata if isinstance(m, annotated_types.Le)]
+    return f"{name} ({', '.join(bounds)})" if bounds else name
+
+
+def _value_at(settings: Settings, path: list[str]) -> Any:
+    """The effective value of a setting in a stack."""
+    value: Any = settings
+    for name in path:
+        value = getattr(value, name, None) if value is not None else None
+    return value
+
+
+def _show(value: Any) -> str:
+    """Render a value for the table."""
+    if isinstance(value, SecretStr):
+        return "set (secret)"
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, dict):
+        return ", ".join(f"`{k}={v}`" for k, v in value.items())
+    return f"`{value}`"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
