@@ -9,6 +9,9 @@ from components import names
 from components.quantities import format_bytes, format_cores, quantity_value
 from components.settings import Amounts, Resources, Settings, total
 
+JOB_RESOURCES = Resources(requests=Amounts(cpu="50m", memory="128Mi"), limits=Amounts(cpu="500m", memory="256Mi"))
+"""Every one-shot bootstrap Job (topic creation, schema): a small JVM or client at most."""
+
 
 @dataclass(frozen=True)
 class PlannedWorkload:
@@ -35,6 +38,7 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
             names.CLICKHOUSE, "clickhouse", 1, settings.clickhouse.resources, settings.clickhouse.storage.size
         ),
         PlannedWorkload(names.KAFKA, "kafka", kafka.brokers, kafka.resources, kafka.storage.size),
+        PlannedWorkload(names.KAFKA_TOPIC_JOB, "kafka", 1, JOB_RESOURCES),
         PlannedWorkload(
             names.PROMETHEUS, "monitoring.prometheus", 1, monitoring.prometheus.resources, prometheus_volume
         ),

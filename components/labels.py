@@ -22,3 +22,11 @@ def common_labels(name: str, component: str, instance: str, version: str | None 
     if version:
         labels["app.kubernetes.io/version"] = version
     return labels
+
+
+def image_version(image: str) -> str:
+    """The app.kubernetes.io/version of a pinned image: its tag, or the start of its digest."""
+    name, _, digest = image.partition("@")
+    if digest:
+        return digest.removeprefix("sha256:")[:12]
+    return name.rsplit("/", 1)[-1].partition(":")[2]

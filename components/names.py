@@ -20,3 +20,11 @@ KUBE_STATE_METRICS = "kube-state-metrics"
 def service_host(service: str, namespace: str) -> str:
     """Return the in-cluster DNS name of a Service."""
     return f"{service}.{namespace}.svc.cluster.local"
+
+
+# Kafka.
+KAFKA_HEADLESS = "kafka-headless"
+KAFKA_CONFIG = "kafka-config"
+KAFKA_TOPIC_JOB = "kafka-topic-bootstrap"
+KAFKA_CLIENT_PORT = 9092
+KAFKA_CONTROLLER_PORT = 9093

@@ -4,6 +4,7 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
 from components.credentials import Credentials, CredentialsArgs
+from components.kafka import Kafka, KafkaArgs
 from components.platform import Platform, PlatformArgs
 from components.settings import Settings
 from components.stack_config import SettingsError, parse_settings
@@ -36,7 +37,12 @@ def run() -> None:
         CredentialsArgs(namespace=platform.namespace_name, overrides=settings.credentials, instance=stack),
         opts=in_cluster,
     )
+    kafka = Kafka(
+        "kafka", KafkaArgs(settings=settings, namespace=platform.namespace_name, instance=stack), opts=in_cluster
+    )
     pulumi.export("namespace", platform.namespace_name)
+    pulumi.export("kafkaBootstrap", kafka.bootstrap)
+    pulumi.export("kafkaTopic", settings.kafka.topic.name)
     pulumi.export("highAvailability", settings.high_availability)
     pulumi.export("secretNames", sorted(credentials.secrets))
     pulumi.export("credentials", pulumi.Output.secret(credentials.values))

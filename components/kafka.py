@@ -1,0 +1,272 @@
+"""Kafka in KRaft mode: a StatefulSet of combined broker+controller nodes, and the events topic."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgs
+from pulumi_kubernetes.batch.v1 import JobSpecArgs
+from pulumi_kubernetes.core.v1 import (
+    ConfigMapVolumeSourceArgs,
+    ContainerArgs,
+    ContainerPortArgs,
+    EmptyDirVolumeSourceArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    ObjectFieldSelectorArgs,
+    PersistentVolumeClaimSpecArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ProbeArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    TCPSocketActionArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+    VolumeResourceRequirementsArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+
+from components import names
+from components.budget import JOB_RESOURCES
+from components.jvm import heap_megabytes
+from components.kafka_config import (
+    NODE_ID_TOKEN,
+    POD_NAME_TOKEN,
+    server_properties,
+    start_script,
+    topic_bootstrap_command,
+)
+from components.labels import common_labels, image_version, selector_labels
+from components.settings import Settings
+from components.workloads import (
+    container_resources,
+    container_security,
+    disruption_budget,
+    placement,
+    pod_security,
+)
+
+KAFKA_HOME = "/opt/kafka"
+KAFKA_USER = 1000
+"""uid of `appuser`, the user the apache/kafka image runs as."""
+DATA_DIR = "/var/lib/kafka/data"
+TEMPLATE_DIR = "/etc/kafka/template"
+# Kafka leans on the page cache for its log segments: give the heap half the container, not more.
+HEAP_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class KafkaArgs:
+    """Inputs of the Kafka component."""
+
+    settings: Settings
+    """The validated stack settings."""
+    namespace: pulumi.Input[str]
+    """Namespace to deploy into (an Output, so objects wait for the namespace)."""
+    instance: str
+    """The stack name, for app.kubernetes.io/instance."""
+
+
+def kafka_host(ordinal: int | str, namespace: str) -> str:
+    """Stable DNS name of one Kafka node, through the headless Service."""
+    return f"{names.KAFKA}-{ordinal}.{names.KAFKA_HEADLESS}.{namespace}.svc.cluster.local"
+
+
+def bootstrap_address(namespace: str) -> str:
+    """The address clients bootstrap from: the client Service."""
+    return f"{names.service_host(names.KAFKA, namespace)}:{names.KAFKA_CLIENT_PORT}"
+
+
+class Kafka(pulumi.ComponentResource):
+    """KRaft Kafka with persistent logs, a PDB in HA stacks and an idempotent topic bootstrap Job."""
+
+    bootstrap: str
+    """host:port clients bootstrap from."""
+    statefulset: k8s.apps.v1.StatefulSet
+
+    def __init__(self, name: str, args: KafkaArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("qestack:data:Kafka", name, None, opts)
+        self._inputs = args
+        settings = args.settings
+        self._selector = selector_labels(names.KAFKA, "broker", args.instance)
+        self._labels = common_labels(names.KAFKA, "broker", args.instance, image_version(settings.kafka.image))
+        self.bootstrap = bootstrap_address(settings.namespace)
+        config = self._declare_config(name)
+        self._declare_services(name)
+        # The KRaft cluster id: 16 random bytes, base64url without padding, fixed for the stack's life.
+        cluster_id = random.RandomId(f"{name}-cluster-id", byte_length=16, opts=pulumi.ResourceOptions(parent=self))
+        self.statefulset = self._declare_statefulset(name, config, cluster_id.b64_url)
+        if settings.high_availability:
+            disruption_budget(names.KAFKA, args.namespace, self._labels, self._selector, self._opts())
+        self._declare_topic_job(name)
+        self.register_outputs({"bootstrap": self.bootstrap, "topic": settings.kafka.topic.name})
+
+    def _opts(self, **extra: object) -> pulumi.ResourceOptions:
+        """Options for a child object."""
+        return pulumi.ResourceOptions(parent=self, **extra)  # type: ignore[arg-type]
+
+    def _metadata(self, object_name: str, labels: dict[str, str] | None = None) -> ObjectMetaArgs:
+        """Metadata of a namespaced child object."""
+        return ObjectMetaArgs(name=object_name, namespace=self._inputs.namespace, labels=labels or self._labels)
+
+    def _declare_config(self, name: str) -> k8s.core.v1.ConfigMap:
+        """server.properties (a template the start script completes) and the start script."""
+        settings = self._inputs.settings
+        namespace = settings.namespace
+        properties = server_properties(
+            settings.kafka,
+            node_id=NODE_ID_TOKEN,
+            advertised_host=f"{POD_NAME_TOKEN}.{names.KAFKA_HEADLESS}.{namespace}.svc.cluster.local",
+            voters=[(ordinal, kafka_host(ordinal, namespace)) for ordinal in range(settings.kafka.brokers)],
+            log_dir=DATA_DIR,
+            client_port=names.KAFKA_CLIENT_PORT,
+            controller_port=names.KAFKA_CONTROLLER_PORT,
+        )
+        return k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=self._metadata(names.KAFKA_CONFIG),
+            data={"server.properties": properties, "start.sh": start_script()},
+            opts=self._opts(),
+        )
+
+    def _declare_services(self, name: str) -> None:
+        """A headless Service for stable node names, and a client Service to bootstrap from."""
+        ports = [
+            ServicePortArgs(name="client", port=names.KAFKA_CLIENT_PORT, target_port="client"),
+            ServicePortArgs(name="controller", port=names.KAFKA_CONTROLLER_PORT, target_port="controller"),
+        ]
+        k8s.core.v1.Service(
+            f"{name}-headless",
+            metadata=self._metadata(names.KAFKA_HEADLESS),
+            # Nodes must resolve each other before they are ready: the quorum forms only then.
+            spec=ServiceSpecArgs(
+                cluster_ip="None", publish_not_ready_addresses=True, selector=self._selector, ports=ports
+            ),
+            opts=self._opts(),
+        )
+        k8s.core.v1.Service(
+            f"{name}-client",
+            metadata=self._metadata(names.KAFKA),
+            spec=ServiceSpecArgs(type="ClusterIP", selector=self._selector, ports=ports[:1]),
+            opts=self._opts(),
+        )
+
+    def _declare_statefulset(
+        self, name: str, config: k8s.core.v1.ConfigMap, cluster_id: pulumi.Output[str]
+    ) -> k8s.apps.v1.StatefulSet:
+        """The nodes, each with its own PersistentVolumeClaim."""
+        settings = self._inputs.settings
+        kafka = settings.kafka
+        heap = heap_megabytes(kafka.resources.limits.memory, HEAP_FRACTION)
+        container = ContainerArgs(
+            name="kafka",
+            image=kafka.image,
+            command=["/bin/sh", f"{TEMPLATE_DIR}/start.sh"],
+            env=[
+                EnvVarArgs(
+                    name="POD_NAME",
+                    value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path="metadata.name")),
+                ),
+                EnvVarArgs(name="CLUSTER_ID", value=cluster_id),
+                EnvVarArgs(name="KAFKA_HOME", value=KAFKA_HOME),
+                EnvVarArgs(name="TEMPLATE", value=f"{TEMPLATE_DIR}/server.properties"),
+                EnvVarArgs(name="RUNTIME_DIR", value="/tmp"),
+                EnvVarArgs(name="LOG_DIR", value="/tmp/logs"),
+                EnvVarArgs(name="KAFKA_HEAP_OPTS", value=f"-Xms{heap}m -Xmx{heap}m"),
+            ],
+            ports=[
+                ContainerPortArgs(name="client", container_port=names.KAFKA_CLIENT_PORT),
+                ContainerPortArgs(name="controller", container_port=names.KAFKA_CONTROLLER_PORT),
+            ],
+            resources=container_resources(kafka.resources),
+            security_context=container_security(),
+            # TCP probes: the client listener opens once the node has joined the quorum and loaded its
+            # logs; an exec probe would start a JVM every period. Log recovery after an unclean stop can
+            # take minutes, so startup allows 5.
+            startup_probe=ProbeArgs(
+                tcp_socket=TCPSocketActionArgs(port="client"), period_seconds=5, failure_threshold=60
+            ),
+            readiness_probe=ProbeArgs(tcp_socket=TCPSocketActionArgs(port="client"), period_seconds=10),
+            liveness_probe=ProbeArgs(
+                tcp_socket=TCPSocketActionArgs(port="controller"), period_seconds=20, failure_threshold=3
+            ),
+            volume_mounts=[
+                VolumeMountArgs(name="data", mount_path=DATA_DIR),
+                VolumeMountArgs(name="config", mount_path=TEMPLATE_DIR, read_only=True),
+                VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            ],
+        )
+        claim = k8s.core.v1.PersistentVolumeClaimArgs(
+            metadata=ObjectMetaArgs(name="data", labels=self._labels),
+            spec=PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=settings.storage_class,
+                resources=VolumeResourceRequirementsArgs(requests={"storage": kafka.storage.size}),
+            ),
+        )
+        return k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata=self._metadata(names.KAFKA),
+            spec=StatefulSetSpecArgs(
+                service_name=names.KAFKA_HEADLESS,
+                replicas=kafka.brokers,
+                # All voters start together: a KRaft quorum cannot form one node at a time.
+                pod_management_policy="Parallel",
+                selector=LabelSelectorArgs(match_labels=self._selector),
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=self._labels),
+                    spec=PodSpecArgs(
+                        automount_service_account_token=False,
+                        security_context=pod_security(KAFKA_USER),
+                        # Room for a controlled shutdown: leadership moves away before the process exits.
+                        termination_grace_period_seconds=60,
+                        containers=[container],
+                        volumes=[
+                            VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
+                            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="512Mi")),
+                        ],
+                        **placement(settings, self._selector, one_per_host=True),
+                    ),
+                ),
+                volume_claim_templates=[claim],
+            ),
+            opts=self._opts(),
+        )
+
+    def _declare_topic_job(self, name: str) -> k8s.batch.v1.Job:
+        """Create the events topic once the nodes are up; re-running it changes nothing."""
+        kafka = self._inputs.settings.kafka
+        labels = common_labels(names.KAFKA, "topic-bootstrap", self._inputs.instance)
+        container = ContainerArgs(
+            name="create-topic",
+            image=kafka.image,
+            command=topic_bootstrap_command(kafka, KAFKA_HOME, self.bootstrap),
+            env=[
+                EnvVarArgs(name="KAFKA_HEAP_OPTS", value="-Xmx96m"),
+                EnvVarArgs(name="LOG_DIR", value="/tmp/logs"),
+            ],
+            resources=container_resources(JOB_RESOURCES),
+            security_context=container_security(),
+            volume_mounts=[VolumeMountArgs(name="tmp", mount_path="/tmp")],
+        )
+        return k8s.batch.v1.Job(
+            f"{name}-topic-bootstrap",
+            metadata=self._metadata(names.KAFKA_TOPIC_JOB, labels),
+            spec=JobSpecArgs(
+                backoff_limit=10,
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=labels),
+                    spec=PodSpecArgs(
+                        restart_policy="OnFailure",
+                        automount_service_account_token=False,
+                        security_context=pod_security(KAFKA_USER),
+                        containers=[container],
+                        volumes=[VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi"))],
+                    ),
+                ),
+            ),
+            # A Job's pod template is immutable: a changed topic setting replaces the Job, which runs again.
+            opts=self._opts(depends_on=[self.statefulset], replace_on_changes=["spec"], delete_before_replace=True),
+        )

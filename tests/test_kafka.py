@@ -1,0 +1,103 @@
+"""The Kafka component in both stacks: replicas, HA placement, storage, config and topic bootstrap."""
+
+from workloads import pod_spec
+
+from components import names
+from components.kafka import KAFKA_HOME, bootstrap_address, kafka_host
+from components.kafka_config import NODE_ID_TOKEN, POD_NAME_TOKEN, server_properties, topic_bootstrap_command
+from components.stack_config import parse_settings
+from components.stack_files import stack_config
+from render import Rendered, render
+
+
+def settings_of(stack: Rendered):
+    """The validated settings of a rendered stack."""
+    return parse_settings(stack.stack, stack_config(stack.stack))
+
+
+def env_of(container: dict) -> dict[str, str]:
+    """A container's literal env values by name."""
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def test_nodes_match_the_settings(stack: Rendered) -> None:
+    kafka = settings_of(stack).kafka
+    statefulset = stack.named("StatefulSet", names.KAFKA)
+    assert statefulset.inputs["spec"]["replicas"] == kafka.brokers
+    assert statefulset.inputs["spec"]["serviceName"] == names.KAFKA_HEADLESS
+    assert statefulset.inputs["spec"]["podManagementPolicy"] == "Parallel"
+    (claim,) = statefulset.inputs["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == kafka.storage.size
+
+
+def test_headless_service_publishes_unready_nodes(stack: Rendered) -> None:
+    spec = stack.named("Service", names.KAFKA_HEADLESS).inputs["spec"]
+    assert spec["clusterIP"] == "None" and spec["publishNotReadyAddresses"] is True
+    assert {p["port"] for p in spec["ports"]} == {names.KAFKA_CLIENT_PORT, names.KAFKA_CONTROLLER_PORT}
+
+
+def test_dev_has_no_disruption_budget_or_spread() -> None:
+    dev = render("dev")
+    assert not dev.of_kind("PodDisruptionBudget")
+    spec = pod_spec(dev.named("StatefulSet", names.KAFKA))
+    assert "affinity" not in spec and "topologySpreadConstraints" not in spec
+
+
+def test_prod_spreads_nodes_and_budgets_disruptions() -> None:
+    prod = render("prod")
+    statefulset = prod.named("StatefulSet", names.KAFKA)
+    selector = statefulset.inputs["spec"]["selector"]["matchLabels"]
+    budget = prod.named("PodDisruptionBudget", names.KAFKA).inputs["spec"]
+    assert budget == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    spec = pod_spec(statefulset)
+    (term,) = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term == {"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"}
+    (zones,) = spec["topologySpreadConstraints"]
+    assert zones["topologyKey"] == "topology.kubernetes.io/zone" and zones["maxSkew"] == 1
+
+
+def test_storage_class_comes_from_settings() -> None:
+    dev_claim = render("dev").named("StatefulSet", names.KAFKA).inputs["spec"]["volumeClaimTemplates"][0]
+    assert dev_claim["spec"]["storageClassName"] == "standard"
+    prod = render("prod", overrides={"storageClass": "fast-ssd"})
+    claim = prod.named("StatefulSet", names.KAFKA).inputs["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    default_claim = render("prod").named("StatefulSet", names.KAFKA).inputs["spec"]["volumeClaimTemplates"][0]
+    assert "storageClassName" not in default_claim["spec"], "unset storageClass must mean the cluster default"
+
+
+def test_config_map_holds_the_pure_function_output(stack: Rendered) -> None:
+    settings = settings_of(stack)
+    namespace = settings.namespace
+    expected = server_properties(
+        settings.kafka,
+        node_id=NODE_ID_TOKEN,
+        advertised_host=f"{POD_NAME_TOKEN}.{names.KAFKA_HEADLESS}.{namespace}.svc.cluster.local",
+        voters=[(i, kafka_host(i, namespace)) for i in range(settings.kafka.brokers)],
+        log_dir="/var/lib/kafka/data",
+        client_port=names.KAFKA_CLIENT_PORT,
+        controller_port=names.KAFKA_CONTROLLER_PORT,
+    )
+    data = stack.named("ConfigMap", names.KAFKA_CONFIG).inputs["data"]
+    assert data["server.properties"] == expected
+    properties = dict(line.split("=", 1) for line in expected.splitlines())
+    assert properties["min.insync.replicas"] == str(settings.kafka.min_insync_replicas)
+    assert properties["default.replication.factor"] == str(settings.kafka.replication_factor)
+    assert len(properties["controller.quorum.voters"].split(",")) == settings.kafka.brokers
+    assert properties["unclean.leader.election.enable"] == "false"
+
+
+def test_heap_is_half_the_memory_limit() -> None:
+    container = pod_spec(render("prod").named("StatefulSet", names.KAFKA))["containers"][0]
+    assert env_of(container)["KAFKA_HEAP_OPTS"] == "-Xms2048m -Xmx2048m"
+
+
+def test_topic_bootstrap_job_is_idempotent_and_waits_for_the_nodes(stack: Rendered) -> None:
+    settings = settings_of(stack)
+    job = stack.named("Job", names.KAFKA_TOPIC_JOB)
+    (container,) = pod_spec(job)["containers"]
+    assert container["command"] == topic_bootstrap_command(
+        settings.kafka, KAFKA_HOME, bootstrap_address(settings.namespace)
+    )
+    assert "--if-not-exists" in container["command"]
+    assert pod_spec(job)["restartPolicy"] == "OnFailure"
