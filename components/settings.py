@@ -246,7 +246,7 @@ class PrestoCoordinator(Model):
     """The Presto coordinator (always one replica)."""
 
     resources: Resources = Field(
-        default_factory=resources("250m", "768Mi", "1", "1Gi"), description="container resources"
+        default_factory=resources("250m", "640Mi", "1", "1Gi"), description="container resources"
     )
     schedules_work: bool = Field(
         True, description="the coordinator also runs tasks (node-scheduler.include-coordinator)"
@@ -385,7 +385,7 @@ class PrometheusSettings(Model):
 
     image: Image = Field("prom/prometheus:v2.53.4", description="Prometheus image")
     resources: Resources = Field(
-        default_factory=resources("100m", "192Mi", "500m", "512Mi"), description="container resources"
+        default_factory=resources("100m", "160Mi", "500m", "512Mi"), description="container resources"
     )
     retention: Duration = Field("2d", description="TSDB retention time")
     scrape_interval: Duration = Field("15s", description="global scrape interval")
@@ -406,7 +406,7 @@ class GrafanaSettings(Model):
 
     image: Image = Field("grafana/grafana:11.3.1", description="Grafana image")
     resources: Resources = Field(
-        default_factory=resources("50m", "96Mi", "500m", "256Mi"), description="container resources"
+        default_factory=resources("50m", "64Mi", "500m", "256Mi"), description="container resources"
     )
 
 
