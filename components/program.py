@@ -5,6 +5,7 @@ from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys
 
 from components.credentials import Credentials, CredentialsArgs
 from components.kafka import Kafka, KafkaArgs
+from components.network import NetworkArgs, NetworkPolicies
 from components.platform import Platform, PlatformArgs
 from components.settings import Settings
 from components.stack_config import SettingsError, parse_settings
@@ -37,6 +38,7 @@ def run() -> None:
         CredentialsArgs(namespace=platform.namespace_name, overrides=settings.credentials, instance=stack),
         opts=in_cluster,
     )
+    NetworkPolicies("network", NetworkArgs(namespace=platform.namespace_name, instance=stack), opts=in_cluster)
     kafka = Kafka(
         "kafka", KafkaArgs(settings=settings, namespace=platform.namespace_name, instance=stack), opts=in_cluster
     )

@@ -1,0 +1,122 @@
+"""Allowed network flows: one table, turned into NetworkPolicies on top of default-deny."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    NetworkPolicyEgressRuleArgs,
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicyPeerArgs,
+    NetworkPolicyPortArgs,
+    NetworkPolicySpecArgs,
+)
+
+from components import names
+from components.labels import common_labels, selector_labels
+from components.settings import PROJECT
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The pods of one workload, by their app.kubernetes.io/name and /component labels."""
+
+    name: str
+    component: str
+
+    def slug(self) -> str:
+        """A DNS-safe name for policies about this peer."""
+        return self.name if self.name == self.component else f"{self.name}-{self.component}"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One allowed connection: who opens it, to whom, on which TCP ports, and why."""
+
+    source: Peer
+    target: Peer
+    ports: tuple[int, ...]
+    reason: str
+
+
+KAFKA_BROKER = Peer(names.KAFKA, "broker")
+KAFKA_TOPIC_JOB = Peer(names.KAFKA, "topic-bootstrap")
+
+FLOWS: tuple[Flow, ...] = (
+    Flow(
+        KAFKA_BROKER,
+        KAFKA_BROKER,
+        (names.KAFKA_CLIENT_PORT, names.KAFKA_CONTROLLER_PORT),
+        "replication between brokers and the KRaft controller quorum",
+    ),
+    Flow(KAFKA_TOPIC_JOB, KAFKA_BROKER, (names.KAFKA_CLIENT_PORT,), "the bootstrap Job creates the events topic"),
+)
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """Inputs of the network policy component."""
+
+    namespace: pulumi.Input[str]
+    """Namespace the policies live in (and the only one they admit traffic from, for now)."""
+    instance: str
+    """The stack name, for app.kubernetes.io/instance and the pod selectors."""
+    flows: tuple[Flow, ...] = FLOWS
+    """The allowed flows."""
+
+
+class NetworkPolicies(pulumi.ComponentResource):
+    """One ingress policy per receiving workload and one egress policy per sending workload."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("qestack:security:NetworkPolicies", name, None, opts)
+        inbound: dict[Peer, list[Flow]] = defaultdict(list)
+        outbound: dict[Peer, list[Flow]] = defaultdict(list)
+        for flow in args.flows:
+            inbound[flow.target].append(flow)
+            outbound[flow.source].append(flow)
+        labels = common_labels(PROJECT, "network-policy", args.instance)
+
+        def selector(peer: Peer) -> LabelSelectorArgs:
+            return LabelSelectorArgs(match_labels=selector_labels(peer.name, peer.component, args.instance))
+
+        def ports(flow: Flow) -> list[NetworkPolicyPortArgs]:
+            return [NetworkPolicyPortArgs(protocol="TCP", port=port) for port in flow.ports]
+
+        for target, flows in inbound.items():
+            policy = f"allow-ingress-{target.slug()}"
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata=ObjectMetaArgs(name=policy, namespace=args.namespace, labels=labels),
+                spec=NetworkPolicySpecArgs(
+                    pod_selector=selector(target),
+                    policy_types=["Ingress"],
+                    ingress=[
+                        NetworkPolicyIngressRuleArgs(
+                            from_=[NetworkPolicyPeerArgs(pod_selector=selector(f.source))], ports=ports(f)
+                        )
+                        for f in flows
+                    ],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        for source, flows in outbound.items():
+            policy = f"allow-egress-{source.slug()}"
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata=ObjectMetaArgs(name=policy, namespace=args.namespace, labels=labels),
+                spec=NetworkPolicySpecArgs(
+                    pod_selector=selector(source),
+                    policy_types=["Egress"],
+                    egress=[
+                        NetworkPolicyEgressRuleArgs(
+                            to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f)
+                        )
+                        for f in flows
+                    ],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({"flows": len(args.flows)})
