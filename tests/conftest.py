@@ -1,7 +1,16 @@
-"""Shared fixtures: the dev and prod stacks rendered once per session under Pulumi's mocks."""
+"""Shared fixtures: stacks rendered under Pulumi's mocks, and real servers started from their configs."""
+
+import os
+import subprocess
+from collections.abc import Iterator
 
 import pytest
+from kafka_server import KafkaNode, start_kafka
 
+from components.kafka_config import topic_bootstrap_command
+from components.settings import Settings
+from components.stack_config import parse_settings
+from components.stack_files import stack_config
 from render import Rendered, render
 
 STACKS = ("dev", "prod")
@@ -17,3 +26,38 @@ def rendered_stacks() -> dict[str, Rendered]:
 def stack(request: pytest.FixtureRequest, rendered_stacks: dict[str, Rendered]) -> Rendered:
     """Each shipped stack in turn."""
     return rendered_stacks[request.param]
+
+
+@pytest.fixture(scope="session")
+def dev_settings() -> Settings:
+    """The dev stack's settings: the sizes the real servers are started with."""
+    return parse_settings("dev", stack_config("dev"))
+
+
+@pytest.fixture(scope="session")
+def kafka_node(tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings) -> Iterator[KafkaNode]:
+    """A real Kafka node running the dev stack's config, for the whole session."""
+    node = start_kafka(dev_settings.kafka, tmp_path_factory.mktemp("kafka"))
+    yield node
+    node.server.stop()
+
+
+@pytest.fixture(scope="session")
+def events_topic(kafka_node: KafkaNode, dev_settings: Settings) -> str:
+    """The events topic, created by the stack's own bootstrap command."""
+    run_topic_bootstrap(kafka_node, dev_settings)
+    return dev_settings.kafka.topic.name
+
+
+def run_topic_bootstrap(node: KafkaNode, settings: Settings) -> subprocess.CompletedProcess[str]:
+    """Run the topic bootstrap Job's command against a node; fail with its output if it fails."""
+    result = subprocess.run(
+        topic_bootstrap_command(settings.kafka, str(node.home), node.bootstrap),
+        env={**os.environ, "KAFKA_HEAP_OPTS": "-Xmx128m"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"topic bootstrap failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result

@@ -1,0 +1,117 @@
+"""Real server processes for the integration tests: start with a deadline, stop, kill, pause.
+
+A server that does not come up is a test failure carrying the tail of its log, never a skip.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.stack_files import REPO
+
+CACHE = REPO / ".cache"
+
+
+class ServerError(AssertionError):
+    """A server did not start (or stop) as expected; the message carries its log tail."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on the port."""
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def installed(path: Path, what: str) -> Path:
+    """The path of an installed server, or a failure telling how to install it."""
+    if not path.exists():
+        raise ServerError(f"{what} is not installed at {path}: run scripts/test, which installs it")
+    return path
+
+
+@dataclass
+class ServerProcess:
+    """One server process with its log file."""
+
+    name: str
+    argv: list[str]
+    port: int
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    process: subprocess.Popen | None = None
+    started_in: float = 0.0
+    """Seconds from launch to an open port, for the figures."""
+
+    def start(self, deadline: float = 120.0) -> "ServerProcess":
+        """Launch and wait until the port accepts connections, or fail with the log tail."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                self.argv,
+                env={**os.environ, **self.env},
+                cwd=self.cwd,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        while time.monotonic() - began < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+            if port_open(self.port):
+                self.started_in = time.monotonic() - began
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise ServerError(f"{self.name} did not open port {self.port} within {deadline:.0f} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        """The last lines of the log."""
+        if not self.log.exists():
+            return "(no log)"
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        """Send a signal to the server and everything it started."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop gracefully (SIGTERM), then SIGKILL after the grace period."""
+        if not self.process or self.process.poll() is not None:
+            return
+        self._signal_group(signal.SIGCONT)
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """Kill -9, as a crashed pod would die."""
+        self._signal_group(signal.SIGKILL)
+        if self.process:
+            self.process.wait(30)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process hangs with its port still open."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after pause."""
+        self._signal_group(signal.SIGCONT)
