@@ -5,8 +5,10 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from clickhouse_server import INGEST, ClickHouseNode, query, start_clickhouse
 from kafka_server import KafkaNode, start_kafka
 
+from components.clickhouse_config import legacy_form, schema_sql, statements
 from components.kafka_config import topic_bootstrap_command
 from components.settings import Settings
 from components.stack_config import parse_settings
@@ -61,3 +63,19 @@ def run_topic_bootstrap(node: KafkaNode, settings: Settings) -> subprocess.Compl
     )
     assert result.returncode == 0, f"topic bootstrap failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     return result
+
+
+@pytest.fixture(scope="session")
+def clickhouse_node(tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings) -> Iterator[ClickHouseNode]:
+    """A real ClickHouse running the dev stack's config and users, for the whole session."""
+    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse"))
+    yield node
+    node.server.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline(clickhouse_node: ClickHouseNode, kafka_node: KafkaNode, events_topic: str, dev_settings: Settings) -> str:
+    """The stack's schema applied to ClickHouse, consuming the real Kafka's events topic."""
+    for statement in statements(legacy_form(schema_sql(dev_settings, kafka_node.bootstrap))):
+        query(clickhouse_node, statement, user=INGEST)
+    return events_topic
