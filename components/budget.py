@@ -37,6 +37,7 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
         PlannedWorkload(
             names.CLICKHOUSE, "clickhouse", 1, settings.clickhouse.resources, settings.clickhouse.storage.size
         ),
+        PlannedWorkload(names.CLICKHOUSE_SCHEMA_JOB, "clickhouse", 1, JOB_RESOURCES),
         PlannedWorkload(names.KAFKA, "kafka", kafka.brokers, kafka.resources, kafka.storage.size),
         PlannedWorkload(names.KAFKA_TOPIC_JOB, "kafka", 1, JOB_RESOURCES),
         PlannedWorkload(

@@ -9,6 +9,7 @@ import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from components import names
 from components.quantities import quantity_value
 from components.settings import Settings
 
@@ -25,9 +26,9 @@ ADMIN, INGEST, PRESTO = "admin", "ingest", "presto"
 class Ports:
     """Where the server listens."""
 
-    http: int = 8123
-    native: int = 9000
-    metrics: int = 9363
+    http: int = names.CLICKHOUSE_HTTP_PORT
+    native: int = names.CLICKHOUSE_NATIVE_PORT
+    metrics: int = names.CLICKHOUSE_METRICS_PORT
 
 
 def _xml(root: ET.Element) -> str:

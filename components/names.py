@@ -28,3 +28,12 @@ KAFKA_CONFIG = "kafka-config"
 KAFKA_TOPIC_JOB = "kafka-topic-bootstrap"
 KAFKA_CLIENT_PORT = 9092
 KAFKA_CONTROLLER_PORT = 9093
+
+# ClickHouse.
+CLICKHOUSE_HEADLESS = "clickhouse-headless"
+CLICKHOUSE_CONFIG = "clickhouse-config"
+CLICKHOUSE_USERS_CONFIG = "clickhouse-users-config"
+CLICKHOUSE_SCHEMA_JOB = "clickhouse-schema-bootstrap"
+CLICKHOUSE_HTTP_PORT = 8123
+CLICKHOUSE_NATIVE_PORT = 9000
+CLICKHOUSE_METRICS_PORT = 9363

@@ -43,6 +43,8 @@ class Flow:
 
 KAFKA_BROKER = Peer(names.KAFKA, "broker")
 KAFKA_TOPIC_JOB = Peer(names.KAFKA, "topic-bootstrap")
+CLICKHOUSE_SERVER = Peer(names.CLICKHOUSE, "server")
+CLICKHOUSE_SCHEMA_JOB = Peer(names.CLICKHOUSE, "schema-bootstrap")
 
 FLOWS: tuple[Flow, ...] = (
     Flow(
@@ -52,6 +54,13 @@ FLOWS: tuple[Flow, ...] = (
         "replication between brokers and the KRaft controller quorum",
     ),
     Flow(KAFKA_TOPIC_JOB, KAFKA_BROKER, (names.KAFKA_CLIENT_PORT,), "the bootstrap Job creates the events topic"),
+    Flow(CLICKHOUSE_SERVER, KAFKA_BROKER, (names.KAFKA_CLIENT_PORT,), "the Kafka engine consumes the events topic"),
+    Flow(
+        CLICKHOUSE_SCHEMA_JOB,
+        CLICKHOUSE_SERVER,
+        (names.CLICKHOUSE_NATIVE_PORT,),
+        "the bootstrap Job applies the schema",
+    ),
 )
 
 

@@ -3,6 +3,8 @@
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
+from components.clickhouse import ClickHouse, ClickHouseArgs
+from components.clickhouse_config import ADMIN, INGEST, PRESTO
 from components.credentials import Credentials, CredentialsArgs
 from components.kafka import Kafka, KafkaArgs
 from components.network import NetworkArgs, NetworkPolicies
@@ -42,7 +44,23 @@ def run() -> None:
     kafka = Kafka(
         "kafka", KafkaArgs(settings=settings, namespace=platform.namespace_name, instance=stack), opts=in_cluster
     )
+    clickhouse = ClickHouse(
+        "clickhouse",
+        ClickHouseArgs(
+            settings=settings,
+            namespace=platform.namespace_name,
+            instance=stack,
+            passwords={
+                ADMIN: credentials.values["clickhouseAdminPassword"],
+                INGEST: credentials.values["clickhouseIngestPassword"],
+                PRESTO: credentials.values["clickhousePrestoPassword"],
+            },
+            kafka_bootstrap=kafka.bootstrap,
+        ),
+        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
+    )
     pulumi.export("namespace", platform.namespace_name)
+    pulumi.export("clickhouseUrl", clickhouse.http_url)
     pulumi.export("kafkaBootstrap", kafka.bootstrap)
     pulumi.export("kafkaTopic", settings.kafka.topic.name)
     pulumi.export("highAvailability", settings.high_availability)

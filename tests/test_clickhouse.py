@@ -1,0 +1,61 @@
+"""The ClickHouse component in both stacks: storage, config, users Secret, schema Job."""
+
+from workloads import pod_spec
+
+from components import names
+from components.clickhouse import PORTS
+from components.clickhouse_config import password_hash, schema_sql, server_config
+from components.kafka import bootstrap_address
+from components.stack_config import parse_settings
+from components.stack_files import stack_config
+from render import Rendered, fake_password
+
+
+def settings_of(stack: Rendered):
+    """The validated settings of a rendered stack."""
+    return parse_settings(stack.stack, stack_config(stack.stack))
+
+
+def test_one_persistent_server(stack: Rendered) -> None:
+    settings = settings_of(stack)
+    statefulset = stack.named("StatefulSet", names.CLICKHOUSE).inputs["spec"]
+    assert statefulset["replicas"] == 1
+    (claim,) = statefulset["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == settings.clickhouse.storage.size
+    assert claim["spec"].get("storageClassName") == settings.storage_class
+
+
+def test_probes_ping_the_http_interface(stack: Rendered) -> None:
+    (container,) = pod_spec(stack.named("StatefulSet", names.CLICKHOUSE))["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/ping", "port": "http"}
+
+
+def test_config_map_holds_the_pure_function_output(stack: Rendered) -> None:
+    settings = settings_of(stack)
+    data = stack.named("ConfigMap", names.CLICKHOUSE_CONFIG).inputs["data"]
+    assert data["qestack.xml"] == server_config(
+        settings, ports=PORTS, listen_host="0.0.0.0", data_path="/var/lib/clickhouse/", tmp_path="/tmp/"
+    )
+    assert data["schema.sql"] == schema_sql(settings, bootstrap_address(settings.namespace))
+    assert "<prometheus>" in data["qestack.xml"], "the native metrics endpoint is on"
+
+
+def test_users_file_is_a_secret_with_hashes_of_the_generated_passwords(stack: Rendered) -> None:
+    users = stack.named("Secret", names.CLICKHOUSE_USERS_CONFIG)
+    document = users.inputs["stringData"]["qestack-users.xml"]
+    assert "stringData" in users.secret_paths or "stringData.qestack-users.xml" in users.secret_paths
+    for credential in ("clickhouseAdminPassword", "clickhouseIngestPassword", "clickhousePrestoPassword"):
+        password = fake_password(f"credentials-{credential}")
+        assert password_hash(password) in document
+        assert password not in document
+    assert "<ip>127.0.0.1</ip>" in document, "the default user is locked to localhost"
+
+
+def test_schema_job_reads_its_password_from_the_secret(stack: Rendered) -> None:
+    job = stack.named("Job", names.CLICKHOUSE_SCHEMA_JOB)
+    (container,) = pod_spec(job)["containers"]
+    (env,) = container["env"]
+    assert env["valueFrom"]["secretKeyRef"] == {"name": "clickhouse-users", "key": "ingest"}
+    assert "--multiquery" in container["command"][-1]
+    assert '"$CLICKHOUSE_PASSWORD"' in container["command"][-1]
