@@ -8,6 +8,7 @@ from pathlib import Path
 
 from servers import CACHE, ServerProcess, free_port, installed
 
+from components.stack_files import REPO
 from components.kafka_config import NODE_ID_TOKEN, server_properties, start_script
 from components.settings import KafkaSettings
 

@@ -11,9 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.stack_files import REPO
-
-CACHE = REPO / ".cache"
+CACHE = Path(os.environ.get("QUERY_ENGINE_STACK_CACHE", Path.home() / ".cache" / "query-engine-stack"))
+"""Where scripts/servers/* install the servers: outside the clone, shared by every run on the machine."""
 
 
 class ServerError(AssertionError):
