@@ -8,13 +8,13 @@ from pathlib import Path
 
 from servers import CACHE, ServerProcess, free_port, installed
 
-from components.stack_files import REPO
 from components.kafka_config import NODE_ID_TOKEN, server_properties, start_script
 from components.settings import KafkaSettings
+from components.stack_files import REPO
 
-KAFKA_VERSION = re.search(
-    r"<kafka.version>(.+)</kafka.version>", (CACHE.parent / "scripts/servers/kafka-pom.xml").read_text()
-)[1]
+KAFKA_VERSION = re.search(r"<kafka.version>(.+)</kafka.version>", (REPO / "scripts/servers/kafka-pom.xml").read_text())[
+    1
+]
 KAFKA_HOME = CACHE / f"kafka-{KAFKA_VERSION}"
 
 
