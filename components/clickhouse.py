@@ -5,7 +5,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgs
-from pulumi_kubernetes.batch.v1 import JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     ConfigMapVolumeSourceArgs,
     ContainerArgs,
@@ -14,7 +13,6 @@ from pulumi_kubernetes.core.v1 import (
     EnvVarArgs,
     EnvVarSourceArgs,
     HTTPGetActionArgs,
-    PersistentVolumeClaimSpecArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
     ProbeArgs,
@@ -24,7 +22,6 @@ from pulumi_kubernetes.core.v1 import (
     ServiceSpecArgs,
     VolumeArgs,
     VolumeMountArgs,
-    VolumeResourceRequirementsArgs,
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
@@ -43,7 +40,14 @@ from components.clickhouse_config import (
 from components.credential_catalog import CLICKHOUSE_USERS_SECRET
 from components.labels import common_labels, image_version, selector_labels
 from components.settings import Settings
-from components.workloads import container_resources, container_security, pod_security
+from components.workloads import (
+    NamespacedComponent,
+    container_resources,
+    container_security,
+    data_claim,
+    one_shot_job,
+    pod_security,
+)
 
 CLICKHOUSE_USER = 101
 """uid of `clickhouse`, the user the clickhouse/clickhouse-server image's server runs as."""
@@ -68,7 +72,7 @@ class ClickHouseArgs:
     """host:port the Kafka engine consumes from."""
 
 
-class ClickHouse(pulumi.ComponentResource):
+class ClickHouse(NamespacedComponent):
     """One ClickHouse server with a PersistentVolumeClaim, fed by a Kafka engine table."""
 
     http_url: str
@@ -76,13 +80,11 @@ class ClickHouse(pulumi.ComponentResource):
     statefulset: k8s.apps.v1.StatefulSet
 
     def __init__(self, name: str, args: ClickHouseArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("qestack:data:ClickHouse", name, None, opts)
-        self._inputs = args
         settings = args.settings
+        labels = common_labels(names.CLICKHOUSE, "server", args.instance, image_version(settings.clickhouse.image))
+        super().__init__("qestack:data:ClickHouse", name, args.namespace, labels, opts)
+        self._inputs = args
         self._selector = selector_labels(names.CLICKHOUSE, "server", args.instance)
-        self._labels = common_labels(
-            names.CLICKHOUSE, "server", args.instance, image_version(settings.clickhouse.image)
-        )
         self.http_url = f"http://{names.service_host(names.CLICKHOUSE, settings.namespace)}:{PORTS.http}"
         config = self._declare_config(name)
         users = self._declare_users(name)
@@ -90,14 +92,6 @@ class ClickHouse(pulumi.ComponentResource):
         self.statefulset = self._declare_statefulset(name, config, users)
         self._declare_schema_job(name, config)
         self.register_outputs({"httpUrl": self.http_url})
-
-    def _opts(self, **extra: object) -> pulumi.ResourceOptions:
-        """Options for a child object."""
-        return pulumi.ResourceOptions(parent=self, **extra)  # type: ignore[arg-type]
-
-    def _metadata(self, object_name: str, labels: dict[str, str] | None = None) -> ObjectMetaArgs:
-        """Metadata of a namespaced child object."""
-        return ObjectMetaArgs(name=object_name, namespace=self._inputs.namespace, labels=labels or self._labels)
 
     def _declare_config(self, name: str) -> k8s.core.v1.ConfigMap:
         """Server settings (a config.d override of the image's defaults) and the schema SQL."""
@@ -184,14 +178,7 @@ class ClickHouse(pulumi.ComponentResource):
                 VolumeMountArgs(name="logs", mount_path="/var/log/clickhouse-server"),
             ],
         )
-        claim = k8s.core.v1.PersistentVolumeClaimArgs(
-            metadata=ObjectMetaArgs(name="data", labels=self._labels),
-            spec=PersistentVolumeClaimSpecArgs(
-                access_modes=["ReadWriteOnce"],
-                storage_class_name=settings.storage_class,
-                resources=VolumeResourceRequirementsArgs(requests={"storage": clickhouse.storage.size}),
-            ),
-        )
+        claim = data_claim(settings, self._labels, clickhouse.storage.size)
         return k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=self._metadata(names.CLICKHOUSE),
@@ -249,24 +236,16 @@ class ClickHouse(pulumi.ComponentResource):
                 VolumeMountArgs(name="tmp", mount_path="/tmp"),
             ],
         )
-        return k8s.batch.v1.Job(
+        volumes = [
+            VolumeArgs(name="schema", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
+            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+        ]
+        metadata = self._metadata(names.CLICKHOUSE_SCHEMA_JOB, labels)
+        return one_shot_job(
             f"{name}-schema-bootstrap",
-            metadata=self._metadata(names.CLICKHOUSE_SCHEMA_JOB, labels),
-            spec=JobSpecArgs(
-                backoff_limit=10,
-                template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=labels),
-                    spec=PodSpecArgs(
-                        restart_policy="OnFailure",
-                        automount_service_account_token=False,
-                        security_context=pod_security(CLICKHOUSE_USER),
-                        containers=[container],
-                        volumes=[
-                            VolumeArgs(name="schema", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
-                            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
-                        ],
-                    ),
-                ),
-            ),
-            opts=self._opts(depends_on=[self.statefulset], replace_on_changes=["spec"], delete_before_replace=True),
+            metadata,
+            CLICKHOUSE_USER,
+            container,
+            volumes,
+            self._opts(depends_on=[self.statefulset]),
         )

@@ -6,7 +6,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgs
-from pulumi_kubernetes.batch.v1 import JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     ConfigMapVolumeSourceArgs,
     ContainerArgs,
@@ -15,7 +14,6 @@ from pulumi_kubernetes.core.v1 import (
     EnvVarArgs,
     EnvVarSourceArgs,
     ObjectFieldSelectorArgs,
-    PersistentVolumeClaimSpecArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
     ProbeArgs,
@@ -24,7 +22,6 @@ from pulumi_kubernetes.core.v1 import (
     TCPSocketActionArgs,
     VolumeArgs,
     VolumeMountArgs,
-    VolumeResourceRequirementsArgs,
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
@@ -41,9 +38,12 @@ from components.kafka_config import (
 from components.labels import common_labels, image_version, selector_labels
 from components.settings import Settings
 from components.workloads import (
+    NamespacedComponent,
     container_resources,
     container_security,
+    data_claim,
     disruption_budget,
+    one_shot_job,
     placement,
     pod_security,
 )
@@ -79,7 +79,7 @@ def bootstrap_address(namespace: str) -> str:
     return f"{names.service_host(names.KAFKA, namespace)}:{names.KAFKA_CLIENT_PORT}"
 
 
-class Kafka(pulumi.ComponentResource):
+class Kafka(NamespacedComponent):
     """KRaft Kafka with persistent logs, a PDB in HA stacks and an idempotent topic bootstrap Job."""
 
     bootstrap: str
@@ -87,11 +87,11 @@ class Kafka(pulumi.ComponentResource):
     statefulset: k8s.apps.v1.StatefulSet
 
     def __init__(self, name: str, args: KafkaArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("qestack:data:Kafka", name, None, opts)
-        self._inputs = args
         settings = args.settings
+        labels = common_labels(names.KAFKA, "broker", args.instance, image_version(settings.kafka.image))
+        super().__init__("qestack:data:Kafka", name, args.namespace, labels, opts)
+        self._inputs = args
         self._selector = selector_labels(names.KAFKA, "broker", args.instance)
-        self._labels = common_labels(names.KAFKA, "broker", args.instance, image_version(settings.kafka.image))
         self.bootstrap = bootstrap_address(settings.namespace)
         config = self._declare_config(name)
         self._declare_services(name)
@@ -102,14 +102,6 @@ class Kafka(pulumi.ComponentResource):
             disruption_budget(names.KAFKA, args.namespace, self._labels, self._selector, self._opts())
         self._declare_topic_job(name)
         self.register_outputs({"bootstrap": self.bootstrap, "topic": settings.kafka.topic.name})
-
-    def _opts(self, **extra: object) -> pulumi.ResourceOptions:
-        """Options for a child object."""
-        return pulumi.ResourceOptions(parent=self, **extra)  # type: ignore[arg-type]
-
-    def _metadata(self, object_name: str, labels: dict[str, str] | None = None) -> ObjectMetaArgs:
-        """Metadata of a namespaced child object."""
-        return ObjectMetaArgs(name=object_name, namespace=self._inputs.namespace, labels=labels or self._labels)
 
     def _declare_config(self, name: str) -> k8s.core.v1.ConfigMap:
         """server.properties (a template the start script completes) and the start script."""
@@ -198,14 +190,7 @@ class Kafka(pulumi.ComponentResource):
                 VolumeMountArgs(name="tmp", mount_path="/tmp"),
             ],
         )
-        claim = k8s.core.v1.PersistentVolumeClaimArgs(
-            metadata=ObjectMetaArgs(name="data", labels=self._labels),
-            spec=PersistentVolumeClaimSpecArgs(
-                access_modes=["ReadWriteOnce"],
-                storage_class_name=settings.storage_class,
-                resources=VolumeResourceRequirementsArgs(requests={"storage": kafka.storage.size}),
-            ),
-        )
+        claim = data_claim(settings, self._labels, kafka.storage.size)
         return k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=self._metadata(names.KAFKA),
@@ -251,22 +236,13 @@ class Kafka(pulumi.ComponentResource):
             security_context=container_security(),
             volume_mounts=[VolumeMountArgs(name="tmp", mount_path="/tmp")],
         )
-        return k8s.batch.v1.Job(
+        volumes = [VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi"))]
+        metadata = self._metadata(names.KAFKA_TOPIC_JOB, labels)
+        return one_shot_job(
             f"{name}-topic-bootstrap",
-            metadata=self._metadata(names.KAFKA_TOPIC_JOB, labels),
-            spec=JobSpecArgs(
-                backoff_limit=10,
-                template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=labels),
-                    spec=PodSpecArgs(
-                        restart_policy="OnFailure",
-                        automount_service_account_token=False,
-                        security_context=pod_security(KAFKA_USER),
-                        containers=[container],
-                        volumes=[VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi"))],
-                    ),
-                ),
-            ),
-            # A Job's pod template is immutable: a changed topic setting replaces the Job, which runs again.
-            opts=self._opts(depends_on=[self.statefulset], replace_on_changes=["spec"], delete_before_replace=True),
+            metadata,
+            KAFKA_USER,
+            container,
+            volumes,
+            self._opts(depends_on=[self.statefulset]),
         )

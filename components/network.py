@@ -94,38 +94,33 @@ class NetworkPolicies(pulumi.ComponentResource):
         def ports(flow: Flow) -> list[NetworkPolicyPortArgs]:
             return [NetworkPolicyPortArgs(protocol="TCP", port=port) for port in flow.ports]
 
-        for target, flows in inbound.items():
-            policy = f"allow-ingress-{target.slug()}"
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{policy}",
-                metadata=ObjectMetaArgs(name=policy, namespace=args.namespace, labels=labels),
-                spec=NetworkPolicySpecArgs(
-                    pod_selector=selector(target),
-                    policy_types=["Ingress"],
-                    ingress=[
-                        NetworkPolicyIngressRuleArgs(
-                            from_=[NetworkPolicyPeerArgs(pod_selector=selector(f.source))], ports=ports(f)
-                        )
-                        for f in flows
-                    ],
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        for source, flows in outbound.items():
-            policy = f"allow-egress-{source.slug()}"
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{policy}",
-                metadata=ObjectMetaArgs(name=policy, namespace=args.namespace, labels=labels),
-                spec=NetworkPolicySpecArgs(
-                    pod_selector=selector(source),
-                    policy_types=["Egress"],
-                    egress=[
-                        NetworkPolicyEgressRuleArgs(
-                            to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f)
-                        )
-                        for f in flows
-                    ],
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+        for direction, grouped in (("ingress", inbound), ("egress", outbound)):
+            for peer, flows in grouped.items():
+                policy = f"allow-{direction}-{peer.slug()}"
+                if direction == "ingress":
+                    rules: dict = {
+                        "ingress": [
+                            NetworkPolicyIngressRuleArgs(
+                                from_=[NetworkPolicyPeerArgs(pod_selector=selector(f.source))], ports=ports(f)
+                            )
+                            for f in flows
+                        ]
+                    }
+                else:
+                    rules = {
+                        "egress": [
+                            NetworkPolicyEgressRuleArgs(
+                                to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f)
+                            )
+                            for f in flows
+                        ]
+                    }
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-{policy}",
+                    metadata=ObjectMetaArgs(name=policy, namespace=args.namespace, labels=labels),
+                    spec=NetworkPolicySpecArgs(
+                        pod_selector=selector(peer), policy_types=[direction.capitalize()], **rules
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
         self.register_outputs({"flows": len(args.flows)})

@@ -1,17 +1,24 @@
-"""Pieces every workload shares: restricted security, resources, HA placement and disruption budgets."""
+"""Pieces every workload shares: security, resources, HA placement, budgets, claims, bootstrap Jobs."""
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.batch.v1 import JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     AffinityArgs,
     CapabilitiesArgs,
+    ContainerArgs,
+    PersistentVolumeClaimSpecArgs,
     PodAffinityTermArgs,
     PodAntiAffinityArgs,
     PodSecurityContextArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
     ResourceRequirementsArgs,
     SeccompProfileArgs,
     SecurityContextArgs,
     TopologySpreadConstraintArgs,
+    VolumeArgs,
+    VolumeResourceRequirementsArgs,
     WeightedPodAffinityTermArgs,
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
@@ -98,3 +105,71 @@ def disruption_budget(
         spec=PodDisruptionBudgetSpecArgs(max_unavailable=1, selector=LabelSelectorArgs(match_labels=selector)),
         opts=opts,
     )
+
+
+def data_claim(settings: Settings, labels: dict[str, str], size: str) -> k8s.core.v1.PersistentVolumeClaimArgs:
+    """The `data` volume claim template of a StatefulSet, in the stack's storage class."""
+    return k8s.core.v1.PersistentVolumeClaimArgs(
+        metadata=ObjectMetaArgs(name="data", labels=labels),
+        spec=PersistentVolumeClaimSpecArgs(
+            access_modes=["ReadWriteOnce"],
+            storage_class_name=settings.storage_class,
+            resources=VolumeResourceRequirementsArgs(requests={"storage": size}),
+        ),
+    )
+
+
+def one_shot_job(
+    resource_name: str,
+    metadata: ObjectMetaArgs,
+    user: int,
+    container: ContainerArgs,
+    volumes: list[VolumeArgs],
+    opts: pulumi.ResourceOptions,
+) -> k8s.batch.v1.Job:
+    """A bootstrap Job: retried until it succeeds, and replaced (so run again) when its spec changes."""
+    return k8s.batch.v1.Job(
+        resource_name,
+        metadata=metadata,
+        spec=JobSpecArgs(
+            backoff_limit=10,
+            template=PodTemplateSpecArgs(
+                metadata=ObjectMetaArgs(labels=metadata.labels),
+                spec=PodSpecArgs(
+                    restart_policy="OnFailure",
+                    automount_service_account_token=False,
+                    security_context=pod_security(user),
+                    containers=[container],
+                    volumes=volumes,
+                ),
+            ),
+        ),
+        # A Job's pod template is immutable: a changed spec replaces the Job, which then runs again.
+        opts=pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(replace_on_changes=["spec"], delete_before_replace=True)
+        ),
+    )
+
+
+class NamespacedComponent(pulumi.ComponentResource):
+    """A component whose Kubernetes objects share one namespace and one set of labels."""
+
+    def __init__(
+        self,
+        type_name: str,
+        name: str,
+        namespace: pulumi.Input[str],
+        labels: dict[str, str],
+        opts: pulumi.ResourceOptions | None,
+    ):
+        super().__init__(type_name, name, None, opts)
+        self._namespace = namespace
+        self._labels = labels
+
+    def _opts(self, **extra: object) -> pulumi.ResourceOptions:
+        """Options for a child object."""
+        return pulumi.ResourceOptions(parent=self, **extra)  # type: ignore[arg-type]
+
+    def _metadata(self, object_name: str, labels: dict[str, str] | None = None) -> ObjectMetaArgs:
+        """Metadata of a namespaced child object."""
+        return ObjectMetaArgs(name=object_name, namespace=self._namespace, labels=labels or self._labels)
