@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_server import INGEST, ClickHouseNode, query, start_clickhouse
 from kafka_server import KafkaNode, start_kafka
+from presto_server import PrestoCluster, start_cluster
 
 from components.clickhouse_config import legacy_form, schema_sql, statements
 from components.kafka_config import topic_bootstrap_command
@@ -79,3 +80,24 @@ def pipeline(clickhouse_node: ClickHouseNode, kafka_node: KafkaNode, events_topi
     for statement in statements(legacy_form(schema_sql(dev_settings, kafka_node.bootstrap))):
         query(clickhouse_node, statement, user=INGEST)
     return events_topic
+
+
+@pytest.fixture(scope="session")
+def presto(
+    tmp_path_factory: pytest.TempPathFactory,
+    dev_settings: Settings,
+    clickhouse_node: ClickHouseNode,
+    kafka_node: KafkaNode,
+    pipeline: str,
+) -> Iterator[PrestoCluster]:
+    """A real Presto coordinator and worker, with the tpch, clickhouse and kafka catalogs."""
+    cluster = start_cluster(
+        dev_settings,
+        tmp_path_factory.mktemp("presto"),
+        f"127.0.0.1:{clickhouse_node.ports.http}",
+        clickhouse_node.passwords["presto"],
+        kafka_node.bootstrap,
+    )
+    yield cluster
+    cluster.worker.stop()
+    cluster.coordinator.stop()

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,14 +53,21 @@ class ServerProcess:
     log: Path
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    ready: Callable[[], bool] = lambda: True
+    """Extra readiness check, once the port is open (e.g. an HTTP status)."""
     process: subprocess.Popen | None = None
     started_in: float = 0.0
-    """Seconds from launch to an open port, for the figures."""
+    """Seconds from launch to ready, for the figures."""
+    _began: float = 0.0
 
     def start(self, deadline: float = 120.0) -> "ServerProcess":
-        """Launch and wait until the port accepts connections, or fail with the log tail."""
+        """Launch and wait until ready, or fail with the log tail."""
+        return self.launch().wait_ready(deadline)
+
+    def launch(self) -> "ServerProcess":
+        """Start the process without waiting."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        began = time.monotonic()
+        self._began = time.monotonic()
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
                 self.argv,
@@ -69,11 +77,16 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        while time.monotonic() - began < deadline:
+        return self
+
+    def wait_ready(self, deadline: float = 120.0) -> "ServerProcess":
+        """Wait until the port accepts connections and the readiness check passes."""
+        assert self.process is not None, f"{self.name} was never launched"
+        while time.monotonic() - self._began < deadline:
             if self.process.poll() is not None:
                 raise ServerError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
-            if port_open(self.port):
-                self.started_in = time.monotonic() - began
+            if port_open(self.port) and self.ready():
+                self.started_in = time.monotonic() - self._began
                 return self
             time.sleep(0.1)
         self.stop()

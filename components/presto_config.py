@@ -1,0 +1,230 @@
+"""Presto's configuration as pure functions: node, JVM, server and catalog files.
+
+Credentials never appear here: the catalog and server files that need one get a line appended at
+pod start from a mounted Secret (see PrestoStartup), so the ConfigMap holds no secret.
+"""
+
+import json
+from dataclasses import dataclass
+
+from components.clickhouse_config import DATABASE
+from components.jvm import MEBIBYTE, heap_megabytes
+from components.settings import PrestoSettings, Resources
+
+# JVM overhead (metaspace, code cache, thread stacks, direct buffers) grows with the process, not
+# the heap: 70% of the container leaves room for it without the kernel's OOM killer stepping in.
+HEAP_FRACTION = 0.7
+EVENTS_SCHEMA = "default"
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Presto's memory limits, all derived from one container memory limit."""
+
+    heap_mb: int
+    per_node_user_mb: int
+    per_node_total_mb: int
+    headroom_mb: int
+
+
+def memory_plan(resources: Resources) -> MemoryPlan:
+    """Split the heap: 30% for one query's user memory, 40% in all, 30% headroom for everything else."""
+    heap = heap_megabytes(resources.limits.memory, HEAP_FRACTION)
+    return MemoryPlan(heap, heap * 3 // 10, heap * 4 // 10, heap * 3 // 10)
+
+
+def node_properties(environment: str, node_id: str, data_dir: str) -> str:
+    """node.properties: the cluster's environment name, this node's id and its data directory."""
+    return f"node.environment={environment}\nnode.id={node_id}\nnode.data-dir={data_dir}\n"
+
+
+def jvm_config(resources: Resources) -> str:
+    """jvm.config for a container with this memory limit."""
+    plan = memory_plan(resources)
+    options = [
+        "-server",
+        f"-Xmx{plan.heap_mb}m",
+        f"-Xms{plan.heap_mb}m",
+        "-XX:+UseG1GC",
+        "-XX:G1HeapRegionSize=32M",
+        "-XX:+ExplicitGCInvokesConcurrent",
+        # A JVM that ran out of memory is in an unknown state: exit, and let Kubernetes restart it.
+        "-XX:+ExitOnOutOfMemoryError",
+        "-XX:ReservedCodeCacheSize=256M",
+        "-Djdk.attach.allowAttachSelf=true",
+        "-Djdk.nio.maxCachedBufferSize=2000000",
+    ]
+    # Java 17 closes the JDK's internals that Presto's Guice and serialisation reach into; Java 11
+    # (the image's JVM) accepts the same flags, so one jvm.config serves both.
+    options += [f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in _OPENED_PACKAGES]
+    return "\n".join(options) + "\n"
+
+
+_OPENED_PACKAGES = (
+    "java.io",
+    "java.lang",
+    "java.lang.ref",
+    "java.lang.reflect",
+    "java.net",
+    "java.nio",
+    "java.security",
+    "java.text",
+    "java.util",
+    "java.util.concurrent",
+    "java.util.concurrent.atomic",
+    "java.util.regex",
+    "javax.security.auth",
+    "jdk.internal.loader",
+    "sun.nio.ch",
+    "sun.security.action",
+)
+
+
+def config_properties(
+    presto: PrestoSettings,
+    *,
+    coordinator: bool,
+    http_port: int,
+    discovery_uri: str,
+    max_workers: int,
+) -> str:
+    """config.properties of the coordinator or of a worker."""
+    resources = presto.coordinator.resources if coordinator else presto.workers.resources
+    plan = memory_plan(resources)
+    worker_plan = memory_plan(presto.workers.resources)
+    nodes = max_workers + (1 if presto.coordinator.schedules_work else 0)
+    properties = {
+        "coordinator": str(coordinator).lower(),
+        "http-server.http.port": str(http_port),
+        "discovery.uri": discovery_uri,
+        # A query may use one node's share on every node that runs its tasks.
+        "query.max-memory": f"{worker_plan.per_node_user_mb * nodes}MB",
+        "query.max-memory-per-node": f"{plan.per_node_user_mb}MB",
+        "query.max-total-memory-per-node": f"{plan.per_node_total_mb}MB",
+        "memory.heap-headroom-per-node": f"{plan.headroom_mb}MB",
+    }
+    if coordinator:
+        properties["discovery-server.enabled"] = "true"
+        properties["node-scheduler.include-coordinator"] = str(presto.coordinator.schedules_work).lower()
+    else:
+        # A worker told to shut down finishes its running tasks within this period, then exits.
+        properties["shutdown.grace-period"] = f"{presto.workers.shutdown_grace_period_seconds}s"
+    return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def tpch_catalog() -> str:
+    """The tpch catalog: generated TPC-H data at any scale factor."""
+    return "connector.name=tpch\n"
+
+
+def clickhouse_jdbc_url(host_port: str) -> str:
+    """JDBC URL of ClickHouse's HTTP interface, in the one database the presto user may read."""
+    return f"jdbc:clickhouse://{host_port}/{DATABASE}"
+
+
+def clickhouse_catalog(jdbc_url: str, user: str) -> str:
+    """The clickhouse catalog, without its password (appended at start from the Secret)."""
+    return (
+        "connector.name=clickhouse\n"
+        f"clickhouse.connection-url={jdbc_url}\n"
+        f"clickhouse.connection-user={user}\n"
+        # ClickHouse's String is text in this schema: expose it as varchar, not varbinary.
+        "clickhouse.map-string-as-varchar=true\n"
+    )
+
+
+def kafka_catalog(nodes: str, topic: str, description_dir: str) -> str:
+    """The kafka catalog: the events topic as table default.<topic>."""
+    return (
+        "connector.name=kafka\n"
+        f"kafka.nodes={nodes}\n"
+        f"kafka.table-names={EVENTS_SCHEMA}.{topic}\n"
+        f"kafka.default-schema={EVENTS_SCHEMA}\n"
+        f"kafka.table-description-dir={description_dir}\n"
+        "kafka.hide-internal-columns=false\n"
+    )
+
+
+def kafka_table_description(topic: str) -> str:
+    """The events topic described as a table: the JSON fields the producers write."""
+    fields = [
+        ("event_id", "VARCHAR"),
+        ("run_id", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("payload", "VARCHAR"),
+        ("produced_at_ms", "BIGINT"),
+    ]
+    description = {
+        "tableName": topic,
+        "schemaName": EVENTS_SCHEMA,
+        "topicName": topic,
+        "key": {"dataFormat": "raw", "fields": [{"name": "kafka_key", "type": "VARCHAR", "dataFormat": "BYTE"}]},
+        "message": {
+            "dataFormat": "json",
+            "fields": [{"name": name, "mapping": name, "type": kind} for name, kind in fields],
+        },
+    }
+    return json.dumps(description, indent=2) + "\n"
+
+
+def heap_bytes(resources: Resources) -> int:
+    """The heap in bytes, for checks against what a running JVM reports."""
+    return memory_plan(resources).heap_mb * MEBIBYTE
+
+
+NODE_ID_TOKEN = "@NODE_ID@"
+
+
+def template_files(
+    presto: PrestoSettings,
+    *,
+    coordinator: bool,
+    environment: str,
+    http_port: int,
+    discovery_uri: str,
+    data_dir: str,
+    clickhouse_jdbc_url: str,
+    clickhouse_user: str,
+    kafka_nodes: str,
+    topic: str,
+    etc_dir: str,
+) -> dict[str, str]:
+    """Every file of one node's etc directory, keyed flat (ConfigMap keys cannot hold '/')."""
+    resources = presto.coordinator.resources if coordinator else presto.workers.resources
+    return {
+        "config.properties": config_properties(
+            presto,
+            coordinator=coordinator,
+            http_port=http_port,
+            discovery_uri=discovery_uri,
+            max_workers=presto.workers.max_replicas,
+        ),
+        "jvm.config": jvm_config(resources),
+        "node.properties": node_properties(environment, NODE_ID_TOKEN, data_dir),
+        "catalog-tpch.properties": tpch_catalog(),
+        "catalog-clickhouse.properties": clickhouse_catalog(clickhouse_jdbc_url, clickhouse_user),
+        "catalog-kafka.properties": kafka_catalog(kafka_nodes, topic, f"{etc_dir}/kafka"),
+        f"kafka-{topic}.json": kafka_table_description(topic),
+    }
+
+
+def start_script() -> str:
+    """POSIX sh run as the container's command: assemble etc from the templates and Secrets, start.
+
+    Reads POD_NAME, PRESTO_HOME, TEMPLATE_DIR (the ConfigMap), SECRETS_DIR (files shared-secret and
+    clickhouse-password), ETC_DIR and DATA_DIR (writable directories).
+    """
+    return f"""#!/bin/sh
+set -eu
+mkdir -p "$ETC_DIR/catalog" "$ETC_DIR/kafka" "$DATA_DIR"
+cp "$TEMPLATE_DIR/config.properties" "$TEMPLATE_DIR/jvm.config" "$ETC_DIR/"
+sed "s/{NODE_ID_TOKEN}/$POD_NAME/" "$TEMPLATE_DIR/node.properties" > "$ETC_DIR/node.properties"
+for file in "$TEMPLATE_DIR"/catalog-*.properties; do cp "$file" "$ETC_DIR/catalog/${{file##*/catalog-}}"; done
+for file in "$TEMPLATE_DIR"/kafka-*.json; do cp "$file" "$ETC_DIR/kafka/${{file##*/kafka-}}"; done
+# Secrets reach the files here, at start, from the mounted Secrets: never through the ConfigMap.
+printf 'internal-communication.jwt.enabled=true\\ninternal-communication.shared-secret=%s\\n' \\
+  "$(cat "$SECRETS_DIR/shared-secret")" >> "$ETC_DIR/config.properties"
+printf 'clickhouse.connection-password=%s\\n' "$(cat "$SECRETS_DIR/clickhouse-password")" \\
+  >> "$ETC_DIR/catalog/clickhouse.properties"
+exec "$PRESTO_HOME/bin/launcher" run --etc-dir="$ETC_DIR" --data-dir="$DATA_DIR"
+"""

@@ -1,0 +1,134 @@
+"""A real Presto (coordinator and one worker) on 127.0.0.1, started with the stack's files and script.
+
+presto-server 0.287 runs on Java 11 here (scripts/servers/install-presto says why).
+"""
+
+import json
+import os
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import prestodb
+from servers import CACHE, ServerError, ServerProcess, free_port, installed
+
+from components.presto_config import clickhouse_jdbc_url, start_script, template_files
+from components.settings import Settings
+
+PRESTO_VERSION = "0.287"
+PRESTO_HOME = CACHE / f"presto-server-{PRESTO_VERSION}"
+JAVA_HOME = CACHE / "java-11"
+SHARED_SECRET = "test-shared-secret-for-internal-jwt-0000000000000000"
+
+
+@dataclass
+class PrestoCluster:
+    """A running coordinator and worker."""
+
+    coordinator: ServerProcess
+    worker: ServerProcess
+    port: int
+
+
+def start_node(
+    settings: Settings,
+    workdir: Path,
+    *,
+    coordinator: bool,
+    port: int,
+    discovery_port: int,
+    clickhouse_http: str,
+    clickhouse_password: str,
+    kafka_bootstrap: str,
+) -> ServerProcess:
+    """Start one node through the stack's start script."""
+    installed(PRESTO_HOME / ".installed", "Presto")
+    installed(JAVA_HOME / "bin" / "java", "Java 11 for Presto")
+    templates, secrets = workdir / "templates", workdir / "secrets"
+    templates.mkdir(parents=True, exist_ok=True)
+    secrets.mkdir(exist_ok=True)
+    files = template_files(
+        settings.presto,
+        coordinator=coordinator,
+        environment="test",
+        http_port=port,
+        discovery_uri=f"http://127.0.0.1:{discovery_port}",
+        data_dir=str(workdir / "data"),
+        # Test-only: ClickHouse 18.16 fails an internal assertion (Poco HTTPServerResponseImpl, "!_pStream")
+        # writing the driver's compressed responses and sends an empty body; 24.8 does not.
+        clickhouse_jdbc_url=clickhouse_jdbc_url(clickhouse_http) + "?compress=0",
+        clickhouse_user="presto",
+        kafka_nodes=kafka_bootstrap,
+        topic=settings.kafka.topic.name,
+        etc_dir=str(workdir / "etc"),
+    )
+    # Test-only: a node announces the address it detects, which here is not loopback; in a pod the
+    # detected address is the pod IP, which is right.
+    files["node.properties"] += "node.internal-address=127.0.0.1\n"
+    for key, text in files.items():
+        (templates / key).write_text(text)
+    (secrets / "shared-secret").write_text(SHARED_SECRET)
+    (secrets / "clickhouse-password").write_text(clickhouse_password)
+    script = workdir / "start.sh"
+    script.write_text(start_script())
+    env = {
+        "POD_NAME": f"{'coordinator' if coordinator else 'worker'}-{port}",
+        "PRESTO_HOME": str(PRESTO_HOME),
+        "TEMPLATE_DIR": str(templates),
+        "SECRETS_DIR": str(secrets),
+        "ETC_DIR": str(workdir / "etc"),
+        "DATA_DIR": str(workdir / "data"),
+        "PATH": f"{JAVA_HOME / 'bin'}:{os.environ['PATH']}",
+    }
+    name = "presto-coordinator" if coordinator else "presto-worker"
+    return ServerProcess(name, ["/bin/sh", str(script)], port, workdir / "server.log", env, ready=lambda: serving(port))
+
+
+def serving(port: int) -> bool:
+    """Whether the node at port has finished starting."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/info", timeout=2) as response:
+            return json.load(response).get("starting") is False
+    except (OSError, ValueError):
+        return False
+
+
+def start_cluster(
+    settings: Settings, workdir: Path, clickhouse_http: str, clickhouse_password: str, kafka_bootstrap: str
+) -> PrestoCluster:
+    """Start a coordinator and a worker in parallel, and wait until the worker has joined."""
+    port, worker_port = free_port(), free_port()
+    common = {
+        "discovery_port": port,
+        "clickhouse_http": clickhouse_http,
+        "clickhouse_password": clickhouse_password,
+        "kafka_bootstrap": kafka_bootstrap,
+    }
+    coordinator = start_node(settings, workdir / "coordinator", coordinator=True, port=port, **common).launch()
+    worker = start_node(settings, workdir / "worker", coordinator=False, port=worker_port, **common).launch()
+    coordinator.wait_ready(180)
+    worker.wait_ready(180)
+    deadline = time.monotonic() + 60
+    while active_nodes(port) < 2:
+        if time.monotonic() > deadline:
+            raise ServerError(f"the worker never joined the coordinator:\n{worker.tail()}")
+        time.sleep(0.5)
+    return PrestoCluster(coordinator, worker, port)
+
+
+def active_nodes(port: int) -> int:
+    """How many nodes the coordinator sees as active."""
+    return rows(port, "SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'")[0][0]
+
+
+def connect(port: int, user: str = "verify") -> prestodb.dbapi.Connection:
+    """A client connection to the coordinator."""
+    return prestodb.dbapi.connect(host="127.0.0.1", port=port, user=user, request_timeout=120)
+
+
+def rows(port: int, sql: str) -> list[list]:
+    """Run a query and fetch every row."""
+    cursor = connect(port).cursor()
+    cursor.execute(sql)
+    return cursor.fetchall()
