@@ -20,6 +20,8 @@ VIEW = "events_mv"
 CONSUMER_GROUP = "clickhouse-events"
 
 ADMIN, INGEST, PRESTO = "admin", "ingest", "presto"
+# A malformed event is skipped (up to this many per block) instead of stalling all ingestion behind it.
+SKIP_BROKEN_MESSAGES = "kafka_skip_broken_messages = 100"
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,8 @@ SETTINGS kafka_broker_list = '{kafka_bootstrap}',
          kafka_topic_list = '{kafka.topic.name}',
          kafka_group_name = '{CONSUMER_GROUP}',
          kafka_format = 'JSONEachRow',
-         kafka_num_consumers = {consumers};
+         kafka_num_consumers = {consumers},
+         {SKIP_BROKEN_MESSAGES};
 
 -- Every column is selected explicitly: a view does not fill DEFAULT columns on every server version.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}.{VIEW} TO {DATABASE}.{EVENTS_TABLE} AS
@@ -196,6 +199,11 @@ _LEGACY: tuple[tuple[str, str, str], ...] = (
     ("</clickhouse>", "</yandex>", "closing tag of the same"),
     ("DateTime64(3)", "DateTime", "DateTime64 arrived in 20.1: 18.16 keeps whole seconds"),
     ("now64(3)", "now()", "now64 arrived with DateTime64"),
+    (
+        f",\n         {SKIP_BROKEN_MESSAGES}",
+        "",
+        "kafka_skip_broken_messages arrived after 18.16, which stalls on a malformed event instead",
+    ),
 )
 
 

@@ -59,3 +59,14 @@ def test_schema_job_reads_its_password_from_the_secret(stack: Rendered) -> None:
     assert env["valueFrom"]["secretKeyRef"] == {"name": "clickhouse-users", "key": "ingest"}
     assert "--multiquery" in container["command"][-1]
     assert '"$CLICKHOUSE_PASSWORD"' in container["command"][-1]
+
+
+def test_the_legacy_form_drops_only_what_18_16_lacks(stack: Rendered) -> None:
+    from components.clickhouse_config import legacy_form
+
+    settings = settings_of(stack)
+    production = schema_sql(settings, bootstrap_address(settings.namespace))
+    legacy = legacy_form(production)
+    assert "kafka_skip_broken_messages" in production and "kafka_skip_broken_messages" not in legacy
+    assert "DateTime64(3)" in production and "DateTime64" not in legacy
+    assert legacy.count("CREATE") == production.count("CREATE")

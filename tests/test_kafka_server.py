@@ -1,5 +1,6 @@
 """The stack's Kafka config and scripts, run on a real Kafka node on 127.0.0.1."""
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -16,9 +17,20 @@ from components.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-def produce(
-    bootstrap: str, topic: str, keys: list[str], value: Callable[[int, str], str] = lambda i, key: key
-) -> set[str]:
+def event_json(index: int, key: str, run_id: str = "kafka-tests") -> str:
+    """An event in the JSON form the ClickHouse Kafka engine table reads."""
+    return json.dumps(
+        {
+            "event_id": key,
+            "run_id": run_id,
+            "kind": "test",
+            "payload": f"p{index}",
+            "produced_at_ms": time.time_ns() // 10**6,
+        }
+    )
+
+
+def produce(bootstrap: str, topic: str, keys: list[str], value: Callable[[int, str], str] = event_json) -> set[str]:
     """Send one event per key with an idempotent acks=all producer; return the acknowledged keys."""
     acked: set[str] = set()
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
