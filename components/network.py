@@ -28,7 +28,7 @@ class Peer:
 
     def slug(self) -> str:
         """A DNS-safe name for policies about this peer."""
-        return self.name if self.name == self.component else f"{self.name}-{self.component}"
+        return self.name if self.component in self.name else f"{self.name}-{self.component}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ KAFKA_BROKER = Peer(names.KAFKA, "broker")
 KAFKA_TOPIC_JOB = Peer(names.KAFKA, "topic-bootstrap")
 CLICKHOUSE_SERVER = Peer(names.CLICKHOUSE, "server")
 CLICKHOUSE_SCHEMA_JOB = Peer(names.CLICKHOUSE, "schema-bootstrap")
+PRESTO_COORDINATOR = Peer(names.PRESTO_COORDINATOR, "coordinator")
+PRESTO_WORKER = Peer(names.PRESTO_WORKER, "worker")
+PRESTO = (PRESTO_COORDINATOR, PRESTO_WORKER)
 
 FLOWS: tuple[Flow, ...] = (
     Flow(

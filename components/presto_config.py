@@ -228,3 +228,16 @@ printf 'clickhouse.connection-password=%s\\n' "$(cat "$SECRETS_DIR/clickhouse-pa
   >> "$ETC_DIR/catalog/clickhouse.properties"
 exec "$PRESTO_HOME/bin/launcher" run --etc-dir="$ETC_DIR" --data-dir="$DATA_DIR"
 """
+
+
+def graceful_shutdown_command(http_port: int, grace_seconds: int) -> list[str]:
+    """PreStop of a worker: ask Presto to drain (SHUTTING_DOWN), then wait while it finishes its tasks.
+
+    Presto waits one grace period before and one after draining its tasks, then exits by itself.
+    """
+    return [
+        "/bin/sh",
+        "-c",
+        f"curl -sf -X PUT -H 'Content-Type: application/json' -H 'X-Presto-User: shutdown' "
+        f"-d '\"SHUTTING_DOWN\"' http://127.0.0.1:{http_port}/v1/info/state && sleep {2 * grace_seconds + 15}",
+    ]

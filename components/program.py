@@ -3,12 +3,14 @@
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
+from components import names
 from components.clickhouse import ClickHouse, ClickHouseArgs
 from components.clickhouse_config import ADMIN, INGEST, PRESTO
 from components.credentials import Credentials, CredentialsArgs
 from components.kafka import Kafka, KafkaArgs
 from components.network import NetworkArgs, NetworkPolicies
 from components.platform import Platform, PlatformArgs
+from components.presto import Presto, PrestoArgs
 from components.settings import Settings
 from components.stack_config import SettingsError, parse_settings
 
@@ -59,7 +61,20 @@ def run() -> None:
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
     )
+    clickhouse_host = names.service_host(names.CLICKHOUSE, settings.namespace)
+    presto = Presto(
+        "presto",
+        PrestoArgs(
+            settings=settings,
+            namespace=platform.namespace_name,
+            instance=stack,
+            clickhouse_host_port=f"{clickhouse_host}:{names.CLICKHOUSE_HTTP_PORT}",
+            kafka_bootstrap=kafka.bootstrap,
+        ),
+        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
+    )
     pulumi.export("namespace", platform.namespace_name)
+    pulumi.export("prestoUrl", presto.url)
     pulumi.export("clickhouseUrl", clickhouse.http_url)
     pulumi.export("kafkaBootstrap", kafka.bootstrap)
     pulumi.export("kafkaTopic", settings.kafka.topic.name)
