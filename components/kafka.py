@@ -12,8 +12,6 @@ from pulumi_kubernetes.core.v1 import (
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
-    EnvVarSourceArgs,
-    ObjectFieldSelectorArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
     ProbeArgs,
@@ -45,6 +43,7 @@ from components.workloads import (
     disruption_budget,
     one_shot_job,
     placement,
+    pod_name_env,
     pod_security,
 )
 
@@ -157,10 +156,7 @@ class Kafka(NamespacedComponent):
             image=kafka.image,
             command=["/bin/sh", f"{TEMPLATE_DIR}/start.sh"],
             env=[
-                EnvVarArgs(
-                    name="POD_NAME",
-                    value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path="metadata.name")),
-                ),
+                pod_name_env(),
                 EnvVarArgs(name="CLUSTER_ID", value=cluster_id),
                 EnvVarArgs(name="KAFKA_HOME", value=KAFKA_HOME),
                 EnvVarArgs(name="TEMPLATE", value=f"{TEMPLATE_DIR}/server.properties"),

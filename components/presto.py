@@ -21,13 +21,11 @@ from pulumi_kubernetes.core.v1 import (
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
-    EnvVarSourceArgs,
     ExecActionArgs,
     HTTPGetActionArgs,
     KeyToPathArgs,
     LifecycleArgs,
     LifecycleHandlerArgs,
-    ObjectFieldSelectorArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
     ProbeArgs,
@@ -53,6 +51,7 @@ from components.workloads import (
     container_security,
     disruption_budget,
     placement,
+    pod_name_env,
     pod_security,
 )
 
@@ -203,10 +202,7 @@ class Presto(NamespacedComponent):
             image=presto.image,
             command=["/bin/sh", f"{TEMPLATE_DIR}/start.sh"],
             env=[
-                EnvVarArgs(
-                    name="POD_NAME",
-                    value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path="metadata.name")),
-                ),
+                pod_name_env(),
                 EnvVarArgs(name="PRESTO_HOME", value=PRESTO_HOME),
                 EnvVarArgs(name="TEMPLATE_DIR", value=TEMPLATE_DIR),
                 EnvVarArgs(name="SECRETS_DIR", value=SECRETS_DIR),

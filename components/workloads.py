@@ -7,6 +7,9 @@ from pulumi_kubernetes.core.v1 import (
     AffinityArgs,
     CapabilitiesArgs,
     ContainerArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    ObjectFieldSelectorArgs,
     PersistentVolumeClaimSpecArgs,
     PodAffinityTermArgs,
     PodAntiAffinityArgs,
@@ -173,3 +176,10 @@ class NamespacedComponent(pulumi.ComponentResource):
     def _metadata(self, object_name: str, labels: dict[str, str] | None = None) -> ObjectMetaArgs:
         """Metadata of a namespaced child object."""
         return ObjectMetaArgs(name=object_name, namespace=self._namespace, labels=labels or self._labels)
+
+
+def pod_name_env() -> EnvVarArgs:
+    """POD_NAME from the downward API: start scripts derive node ids and names from it."""
+    return EnvVarArgs(
+        name="POD_NAME", value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path="metadata.name"))
+    )
