@@ -75,6 +75,8 @@ class ClickHouseArgs:
 class ClickHouse(NamespacedComponent):
     """One ClickHouse server with a PersistentVolumeClaim, fed by a Kafka engine table."""
 
+    http_host_port: str
+    """In-cluster host:port of the HTTP interface."""
     http_url: str
     """In-cluster URL of the HTTP interface."""
     statefulset: k8s.apps.v1.StatefulSet
@@ -85,7 +87,8 @@ class ClickHouse(NamespacedComponent):
         super().__init__("qestack:data:ClickHouse", name, args.namespace, labels, opts)
         self._inputs = args
         self._selector = selector_labels(names.CLICKHOUSE, "server", args.instance)
-        self.http_url = f"http://{names.service_host(names.CLICKHOUSE, settings.namespace)}:{PORTS.http}"
+        self.http_host_port = f"{names.service_host(names.CLICKHOUSE, settings.namespace)}:{PORTS.http}"
+        self.http_url = f"http://{self.http_host_port}"
         config = self._declare_config(name)
         users = self._declare_users(name)
         self._declare_services(name)

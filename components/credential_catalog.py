@@ -44,8 +44,3 @@ CREDENTIALS: tuple[Credential, ...] = (
 )
 
 MIN_OVERRIDE_LENGTH = 16
-
-
-def credential_names() -> list[str]:
-    """Return the names a stack may override under `credentials.`."""
-    return [c.name for c in CREDENTIALS]

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from components.clickhouse_config import DATABASE
-from components.jvm import MEBIBYTE, heap_megabytes
+from components.jvm import heap_megabytes
 from components.settings import PrestoSettings, Resources
 
 # JVM overhead (metaspace, code cache, thread stacks, direct buffers) grows with the process, not
@@ -165,11 +165,6 @@ def kafka_table_description(topic: str) -> str:
         },
     }
     return json.dumps(description, indent=2) + "\n"
-
-
-def heap_bytes(resources: Resources) -> int:
-    """The heap in bytes, for checks against what a running JVM reports."""
-    return memory_plan(resources).heap_mb * MEBIBYTE
 
 
 NODE_ID_TOKEN = "@NODE_ID@"

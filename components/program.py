@@ -3,7 +3,6 @@
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
-from components import names
 from components.clickhouse import ClickHouse, ClickHouseArgs
 from components.clickhouse_config import ADMIN, INGEST, PRESTO
 from components.credentials import Credentials, CredentialsArgs
@@ -61,14 +60,13 @@ def run() -> None:
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
     )
-    clickhouse_host = names.service_host(names.CLICKHOUSE, settings.namespace)
     presto = Presto(
         "presto",
         PrestoArgs(
             settings=settings,
             namespace=platform.namespace_name,
             instance=stack,
-            clickhouse_host_port=f"{clickhouse_host}:{names.CLICKHOUSE_HTTP_PORT}",
+            clickhouse_host_port=clickhouse.http_host_port,
             kafka_bootstrap=kafka.bootstrap,
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),

@@ -511,6 +511,14 @@ class Settings(Model):
     )
 
 
+def nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings model inside a field's annotation (Optional unwrapped), if any."""
+    for candidate in typing.get_args(annotation) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def total(amounts: list[Amounts], kind: Literal["cpu", "memory"]) -> Decimal:
     """Sum one kind of a list of amounts."""
     return sum((quantity_value(getattr(a, kind)) for a in amounts), Decimal(0))

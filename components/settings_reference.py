@@ -12,7 +12,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from components.credential_catalog import CREDENTIALS
-from components.settings import TYPE_NAMES, Amounts, Settings, Storage
+from components.settings import TYPE_NAMES, Amounts, Settings, Storage, nested_model
 from components.stack_config import parse_settings
 from components.stack_files import stack_config
 from verify.exit_codes import MEANING, ExitCode
@@ -75,7 +75,7 @@ def _rows(
     """Walk a model depth-first, yielding (key, attribute path, type, default, meaning) per leaf."""
     for name, field in model.model_fields.items():
         alias = field.alias or name
-        inner = _nested_model(field.annotation)
+        inner = nested_model(field.annotation)
         default = getattr(defaults, name) if defaults is not None else None
         if inner is not None:
             yield from _rows(default, inner, [*path, name], field.description or "")
@@ -93,16 +93,8 @@ def _alias_path(path: list[str]) -> list[str]:
     for name in path:
         field = model.model_fields[name]
         aliases.append(field.alias or name)
-        model = _nested_model(field.annotation) or model
+        model = nested_model(field.annotation) or model
     return aliases
-
-
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    """The settings model inside an annotation (Optional unwrapped), if any."""
-    for candidate in typing.get_args(annotation) or (annotation,):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
 
 
 def _type_name(field: FieldInfo) -> str:

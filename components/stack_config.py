@@ -11,7 +11,7 @@ import pydantic
 from pydantic import BaseModel
 
 from components.budget import budget_problems
-from components.settings import PROJECT, Settings
+from components.settings import PROJECT, Settings, nested_model
 
 _SECRET_KEYS = {"credentials"}
 
@@ -138,16 +138,7 @@ def _allowed_keys(loc: list[str]) -> list[str]:
         field = next((f for f in model.model_fields.values() if f.alias == part), None)
         if field is None:
             return []
-        model = _model_of(field.annotation)
+        model = nested_model(field.annotation)
         if model is None:
             return []
     return sorted(f.alias for f in model.model_fields.values() if f.alias)
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """Return the settings model inside an annotation (unwrapping Optional), if any."""
-    candidates = typing.get_args(annotation) or (annotation,)
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
