@@ -13,7 +13,8 @@ from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
 from components import program
-from components.settings import PROJECT
+from components.settings import PROJECT, Settings
+from components.stack_config import parse_settings
 from components.stack_files import REPO, stack_config
 
 _RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
@@ -68,6 +69,11 @@ class Rendered:
         matches = [r for r in self.of_kind(kind) if r.inputs["metadata"]["name"] == name]
         assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
         return matches[0]
+
+
+def settings_of(stack: Rendered) -> Settings:
+    """The validated settings of a shipped stack, as its stack file gives them."""
+    return parse_settings(stack.stack, stack_config(stack.stack))
 
 
 def fake_password(name: str) -> str:

@@ -6,14 +6,7 @@ from components import names
 from components.clickhouse import PORTS
 from components.clickhouse_config import password_hash, schema_sql, server_config
 from components.kafka import bootstrap_address
-from components.stack_config import parse_settings
-from components.stack_files import stack_config
-from render import Rendered, fake_password
-
-
-def settings_of(stack: Rendered):
-    """The validated settings of a rendered stack."""
-    return parse_settings(stack.stack, stack_config(stack.stack))
+from render import Rendered, fake_password, settings_of
 
 
 def test_one_persistent_server(stack: Rendered) -> None:

@@ -5,14 +5,7 @@ from workloads import pod_spec
 from components import names
 from components.kafka import KAFKA_HOME, bootstrap_address, kafka_host
 from components.kafka_config import NODE_ID_TOKEN, POD_NAME_TOKEN, server_properties, topic_bootstrap_command
-from components.stack_config import parse_settings
-from components.stack_files import stack_config
-from render import Rendered, render
-
-
-def settings_of(stack: Rendered):
-    """The validated settings of a rendered stack."""
-    return parse_settings(stack.stack, stack_config(stack.stack))
+from render import Rendered, render, settings_of
 
 
 def env_of(container: dict) -> dict[str, str]:

@@ -1,15 +1,7 @@
 """The platform baseline: provider, namespace, quota, limits and default-deny networking."""
 
 from components import names
-from components.settings import Settings
-from components.stack_config import parse_settings
-from components.stack_files import stack_config
-from render import Rendered, render
-
-
-def settings_of(stack: Rendered) -> Settings:
-    """The validated settings of a shipped stack."""
-    return parse_settings(stack.stack, stack_config(stack.stack))
+from render import Rendered, render, settings_of
 
 
 def test_namespace_enforces_the_restricted_pod_security_standard(stack: Rendered) -> None:

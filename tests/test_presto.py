@@ -4,14 +4,7 @@ from workloads import pod_spec
 
 from components import names
 from components.presto_config import graceful_shutdown_command, start_script
-from components.stack_config import parse_settings
-from components.stack_files import stack_config
-from render import Rendered, render
-
-
-def settings_of(stack: Rendered):
-    """The validated settings of a rendered stack."""
-    return parse_settings(stack.stack, stack_config(stack.stack))
+from render import Rendered, render, settings_of
 
 
 def test_exactly_one_coordinator_never_two_at_once(stack: Rendered) -> None:

@@ -6,9 +6,7 @@ from workloads import containers, pod_spec, workloads
 
 from components.budget import planned_workloads
 from components.quantities import quantity_value
-from components.stack_config import parse_settings
-from components.stack_files import stack_config
-from render import Rendered
+from render import Rendered, settings_of
 
 
 def test_stacks_declare_workloads(stack: Rendered) -> None:
@@ -61,7 +59,7 @@ def test_every_image_is_pinned(stack: Rendered) -> None:
 
 
 def test_rendered_workloads_are_the_budget_plan(stack: Rendered) -> None:
-    plan = {w.name: w for w in planned_workloads(parse_settings(stack.stack, stack_config(stack.stack)))}
+    plan = {w.name: w for w in planned_workloads(settings_of(stack))}
     for workload in workloads(stack):
         name = workload.inputs["metadata"]["name"]
         assert name in plan, f"{workload.label} is missing from the budget plan (components/budget.py)"
