@@ -14,14 +14,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from clickhouse_server import INGEST, query, start_clickhouse  # noqa: E402
-from conftest import run_topic_bootstrap  # noqa: E402
+from clickhouse_server import apply_schema, query, start_clickhouse  # noqa: E402
 from hdrh.histogram import HdrHistogram  # noqa: E402
-from kafka_server import start_kafka  # noqa: E402
+from kafka_server import run_topic_bootstrap, start_kafka  # noqa: E402
 from presto_server import start_cluster  # noqa: E402
 from test_kafka_server import event_json, produce  # noqa: E402
 
-from components.clickhouse_config import DATABASE, EVENTS_TABLE, legacy_form, schema_sql, statements  # noqa: E402
+from components.clickhouse_config import DATABASE, EVENTS_TABLE  # noqa: E402
 from components.stack_config import parse_settings  # noqa: E402
 from components.stack_files import stack_config  # noqa: E402
 
@@ -49,8 +48,7 @@ def main() -> None:
         for server in (kafka.server, clickhouse.server, presto.coordinator, presto.worker):
             print(f"  {server.name:20} {server.started_in:6.2f} s")
         run_topic_bootstrap(kafka, settings)
-        for statement in statements(legacy_form(schema_sql(settings, kafka.bootstrap))):
-            query(clickhouse, statement, INGEST)
+        apply_schema(clickhouse, settings, kafka.bootstrap)
 
         run_id = f"throughput-{time.time_ns()}"
         keys = [f"{run_id}-{i}" for i in range(options.events)]

@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers import ServerProcess, free_port, installed
+from servers import ServerProcess, free_ports, installed
 
 from components.clickhouse_config import (
     ADMIN,
@@ -20,7 +20,9 @@ from components.clickhouse_config import (
     Ports,
     legacy_form,
     password_hash,
+    schema_sql,
     server_config,
+    statements,
     users_config,
 )
 from components.settings import Settings
@@ -51,7 +53,8 @@ class ClickHouseNode:
 def start_clickhouse(settings: Settings, workdir: Path, ports: Ports | None = None) -> ClickHouseNode:
     """Start ClickHouse with the distribution's config and the stack's config.d and users.d files."""
     installed(CLICKHOUSE_SERVER, "ClickHouse (Debian package clickhouse-server)")
-    ports = ports or Ports(http=free_port(), native=free_port(), metrics=free_port())
+    http, native, metrics, interserver_port = free_ports(4)
+    ports = ports or Ports(http=http, native=native, metrics=metrics)
     etc = workdir / "etc"
     if not etc.exists():
         shutil.copytree(DISTRIBUTION_CONFIG, etc)
@@ -65,7 +68,7 @@ def start_clickhouse(settings: Settings, workdir: Path, ports: Ports | None = No
     (etc / "users.d" / "qestack-users.xml").write_text(legacy_form(users))
     # Test-only: the distribution's config takes a fixed interserver port (unused by a single server),
     # which would collide when tests run two servers at once.
-    interserver = f"<yandex><interserver_http_port>{free_port()}</interserver_http_port></yandex>\n"
+    interserver = f"<yandex><interserver_http_port>{interserver_port}</interserver_http_port></yandex>\n"
     (etc / "config.d" / "test-interserver-port.xml").write_text(interserver)
     argv = [str(CLICKHOUSE_SERVER), f"--config-file={etc / 'config.xml'}"]
     server = ServerProcess("clickhouse", argv, ports.http, workdir / "clickhouse.log", cwd=workdir).start()
@@ -86,3 +89,9 @@ def query(node: ClickHouseNode, sql: str, user: str = ADMIN, password: str | Non
 
 class ClickHouseRefusedError(Exception):
     """ClickHouse answered a statement with an error."""
+
+
+def apply_schema(node: ClickHouseNode, settings: Settings, kafka_bootstrap: str) -> None:
+    """Apply the stack's schema, in its 18.16 form, as the ingest user (as the schema Job does)."""
+    for statement in statements(legacy_form(schema_sql(settings, kafka_bootstrap))):
+        query(node, statement, INGEST)

@@ -1,16 +1,12 @@
 """Shared fixtures: stacks rendered under Pulumi's mocks, and real servers started from their configs."""
 
-import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
-from clickhouse_server import INGEST, ClickHouseNode, query, start_clickhouse
-from kafka_server import KafkaNode, start_kafka
+from clickhouse_server import ClickHouseNode, apply_schema, start_clickhouse
+from kafka_server import KafkaNode, run_topic_bootstrap, start_kafka
 from presto_server import PrestoCluster, start_cluster
 
-from components.clickhouse_config import legacy_form, schema_sql, statements
-from components.kafka_config import topic_bootstrap_command
 from components.settings import Settings
 from components.stack_config import parse_settings
 from components.stack_files import stack_config
@@ -52,20 +48,6 @@ def events_topic(kafka_node: KafkaNode, dev_settings: Settings) -> str:
     return dev_settings.kafka.topic.name
 
 
-def run_topic_bootstrap(node: KafkaNode, settings: Settings) -> subprocess.CompletedProcess[str]:
-    """Run the topic bootstrap Job's command against a node; fail with its output if it fails."""
-    result = subprocess.run(
-        topic_bootstrap_command(settings.kafka, str(node.home), node.bootstrap),
-        env={**os.environ, "KAFKA_HEAP_OPTS": "-Xmx128m"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"topic bootstrap failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-    return result
-
-
 @pytest.fixture(scope="session")
 def clickhouse_node(tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings) -> Iterator[ClickHouseNode]:
     """A real ClickHouse running the dev stack's config and users, for the whole session."""
@@ -77,8 +59,7 @@ def clickhouse_node(tmp_path_factory: pytest.TempPathFactory, dev_settings: Sett
 @pytest.fixture(scope="session")
 def pipeline(clickhouse_node: ClickHouseNode, kafka_node: KafkaNode, events_topic: str, dev_settings: Settings) -> str:
     """The stack's schema applied to ClickHouse, consuming the real Kafka's events topic."""
-    for statement in statements(legacy_form(schema_sql(dev_settings, kafka_node.bootstrap))):
-        query(clickhouse_node, statement, user=INGEST)
+    apply_schema(clickhouse_node, dev_settings, kafka_node.bootstrap)
     return events_topic
 
 

@@ -1,15 +1,17 @@
 """A real Kafka node on 127.0.0.1, started from the stack's own server.properties and start script."""
 
 import base64
+import os
 import re
+import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers import CACHE, ServerProcess, free_port, installed
+from servers import CACHE, ServerProcess, free_ports, installed
 
-from components.kafka_config import NODE_ID_TOKEN, server_properties, start_script
-from components.settings import KafkaSettings
+from components.kafka_config import NODE_ID_TOKEN, server_properties, start_script, topic_bootstrap_command
+from components.settings import KafkaSettings, Settings
 from components.stack_files import REPO
 
 KAFKA_VERSION = re.search(r"<kafka.version>(.+)</kafka.version>", (REPO / "scripts/servers/kafka-pom.xml").read_text())[
@@ -30,7 +32,7 @@ class KafkaNode:
 def start_kafka(kafka: KafkaSettings, workdir: Path, cluster_id: str | None = None) -> KafkaNode:
     """Render the stack's config for loopback and run the stack's start script on it."""
     home = installed(KAFKA_HOME / ".installed", "Kafka").parent
-    client, controller = free_port(), free_port()
+    client, controller = free_ports(2)
     workdir.mkdir(parents=True, exist_ok=True)
     template = workdir / "server.properties.template"
     template.write_text(
@@ -56,3 +58,17 @@ def start_kafka(kafka: KafkaSettings, workdir: Path, cluster_id: str | None = No
     }
     server = ServerProcess("kafka", ["/bin/sh", str(script)], client, workdir / "kafka.log", env).start()
     return KafkaNode(server, f"127.0.0.1:{client}", home)
+
+
+def run_topic_bootstrap(node: KafkaNode, settings: Settings) -> subprocess.CompletedProcess[str]:
+    """Run the topic bootstrap Job's command against a node; fail with its output if it fails."""
+    result = subprocess.run(
+        topic_bootstrap_command(settings.kafka, str(node.home), node.bootstrap),
+        env={**os.environ, "KAFKA_HEAP_OPTS": "-Xmx128m"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"topic bootstrap failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result

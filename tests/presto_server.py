@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import prestodb
-from servers import CACHE, ServerError, ServerProcess, free_port, installed
+from servers import CACHE, ServerError, ServerProcess, free_ports, installed
 
 from components.presto_config import clickhouse_jdbc_url, start_script, template_files
 from components.settings import Settings
@@ -98,7 +98,7 @@ def start_cluster(
     settings: Settings, workdir: Path, clickhouse_http: str, clickhouse_password: str, kafka_bootstrap: str
 ) -> PrestoCluster:
     """Start a coordinator and a worker in parallel, and wait until the worker has joined."""
-    port, worker_port = free_port(), free_port()
+    port, worker_port = free_ports(2)
     common = {
         "discovery_port": port,
         "clickhouse_http": clickhouse_http,

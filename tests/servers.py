@@ -20,11 +20,19 @@ class ServerError(AssertionError):
     """A server did not start (or stop) as expected; the message carries its log tail."""
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Distinct TCP ports nobody listens on right now.
+
+    Every probe socket stays open until all are bound: ports taken one at a time can repeat.
+    """
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -8,11 +8,11 @@ import json
 import time
 
 import pytest
-from clickhouse_server import ADMIN, INGEST, PRESTO, ClickHouseNode, ClickHouseRefusedError, query
+from clickhouse_server import ADMIN, INGEST, PRESTO, ClickHouseNode, ClickHouseRefusedError, apply_schema, query
 from kafka_server import KafkaNode
 from test_kafka_server import produce
 
-from components.clickhouse_config import DATABASE, EVENTS_TABLE, legacy_form, schema_sql, statements
+from components.clickhouse_config import DATABASE, EVENTS_TABLE
 from components.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -51,8 +51,7 @@ def test_queries_are_capped_to_the_container(clickhouse_node: ClickHouseNode, de
 def test_the_schema_is_idempotent(
     clickhouse_node: ClickHouseNode, kafka_node: KafkaNode, pipeline: str, dev_settings: Settings
 ) -> None:
-    for statement in statements(legacy_form(schema_sql(dev_settings, kafka_node.bootstrap))):
-        query(clickhouse_node, statement, INGEST)
+    apply_schema(clickhouse_node, dev_settings, kafka_node.bootstrap)
     tables = query(clickhouse_node, f"SELECT name FROM system.tables WHERE database = '{DATABASE}' ORDER BY name")
     assert tables.split() == ["events", "events_mv", "events_queue"]
 

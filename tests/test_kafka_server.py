@@ -8,8 +8,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
-from conftest import run_topic_bootstrap
-from kafka_server import KAFKA_VERSION, KafkaNode, start_kafka
+from kafka_server import KAFKA_VERSION, KafkaNode, run_topic_bootstrap, start_kafka
 
 from components.labels import image_version
 from components.settings import Settings
