@@ -64,6 +64,18 @@ FLOWS: tuple[Flow, ...] = (
         (names.CLICKHOUSE_NATIVE_PORT,),
         "the bootstrap Job applies the schema",
     ),
+    Flow(PRESTO_WORKER, PRESTO_COORDINATOR, (names.PRESTO_HTTP_PORT,), "workers announce themselves to discovery"),
+    Flow(PRESTO_COORDINATOR, PRESTO_WORKER, (names.PRESTO_HTTP_PORT,), "the coordinator schedules tasks"),
+    Flow(PRESTO_WORKER, PRESTO_WORKER, (names.PRESTO_HTTP_PORT,), "workers exchange intermediate data"),
+    Flow(PRESTO_COORDINATOR, PRESTO_COORDINATOR, (names.PRESTO_HTTP_PORT,), "the coordinator's own tasks"),
+    *(
+        Flow(node, target, (port,), reason)
+        for node in PRESTO
+        for target, port, reason in (
+            (CLICKHOUSE_SERVER, names.CLICKHOUSE_HTTP_PORT, "the clickhouse catalog (JDBC over HTTP)"),
+            (KAFKA_BROKER, names.KAFKA_CLIENT_PORT, "the kafka catalog reads the events topic"),
+        )
+    ),
 )
 
 

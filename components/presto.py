@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs, DeploymentStrategyArgs
 from pulumi_kubernetes.autoscaling.v2 import CrossVersionObjectReferenceArgs as ScaleTargetArgs
 from pulumi_kubernetes.autoscaling.v2 import (
@@ -43,7 +44,16 @@ from components import names
 from components.clickhouse_config import PRESTO
 from components.credential_catalog import CLICKHOUSE_USERS_SECRET, PRESTO_INTERNAL_SECRET
 from components.labels import common_labels, image_version, selector_labels
-from components.presto_config import clickhouse_jdbc_url, graceful_shutdown_command, start_script, template_files
+from components.presto_config import (
+    KEYSTORE_FILE,
+    PASSWORD_FILE,
+    ClientAccess,
+    clickhouse_jdbc_url,
+    graceful_shutdown_command,
+    password_entry,
+    start_script,
+    template_files,
+)
 from components.settings import Resources, Settings
 from components.workloads import (
     NamespacedComponent,
@@ -77,13 +87,15 @@ class PrestoArgs:
     """host:port of ClickHouse's HTTP interface."""
     kafka_bootstrap: str
     """host:port of Kafka's client Service."""
+    user_passwords: dict[str, pulumi.Output[str]]
+    """Secret passwords of the client users, by user name."""
 
 
 class Presto(NamespacedComponent):
     """A coordinator Deployment, a worker Deployment scaled by an HPA, and their Services."""
 
     url: str
-    """In-cluster URL of the coordinator."""
+    """In-cluster HTTPS URL of the coordinator, for clients."""
     coordinator: k8s.apps.v1.Deployment
     workers: k8s.apps.v1.Deployment
 
@@ -94,8 +106,10 @@ class Presto(NamespacedComponent):
         super().__init__("qestack:data:Presto", name, args.namespace, labels, opts)
         self._inputs = args
         host = names.service_host(names.PRESTO_COORDINATOR, settings.namespace)
-        self.url = f"http://{host}:{names.PRESTO_HTTP_PORT}"
+        self.url = f"https://{host}:{names.PRESTO_HTTPS_PORT}"
+        self._discovery_uri = f"http://{host}:{names.PRESTO_HTTP_PORT}"
         self._declare_service(name)
+        self._declare_password_file(name)
         self.coordinator = self._declare_node(name, coordinator=True)
         self.workers = self._declare_node(name, coordinator=False)
         self._declare_autoscaler(name)
@@ -111,7 +125,7 @@ class Presto(NamespacedComponent):
         return selector_labels(name, component, instance), common_labels(name, component, instance, self._version)
 
     def _declare_service(self, name: str) -> None:
-        """The coordinator's Service: clients, and the workers' discovery, go through it."""
+        """The coordinator's Service: clients (HTTPS), and the workers' discovery (HTTP), go through it."""
         selector, _ = self._role(coordinator=True)
         k8s.core.v1.Service(
             f"{name}-coordinator",
@@ -119,8 +133,30 @@ class Presto(NamespacedComponent):
             spec=ServiceSpecArgs(
                 type="ClusterIP",
                 selector=selector,
-                ports=[ServicePortArgs(name="http", port=names.PRESTO_HTTP_PORT, target_port="http")],
+                ports=[
+                    ServicePortArgs(name="http", port=names.PRESTO_HTTP_PORT, target_port="http"),
+                    ServicePortArgs(name="https", port=names.PRESTO_HTTPS_PORT, target_port="https"),
+                ],
             ),
+            opts=self._opts(),
+        )
+
+    def _declare_password_file(self, name: str) -> k8s.core.v1.Secret:
+        """The users' PBKDF2 hashes, each with a random salt kept in the stack's state."""
+        users = sorted(self._inputs.user_passwords)
+        salts = [random.RandomBytes(f"{name}-salt-{user}", length=16, opts=self._opts()).hex for user in users]
+        passwords = [self._inputs.user_passwords[user] for user in users]
+        text = pulumi.Output.all(*salts, *passwords).apply(
+            lambda values: "".join(
+                password_entry(user, password, bytes.fromhex(salt))
+                for user, salt, password in zip(users, values[: len(users)], values[len(users) :], strict=True)
+            )
+        )
+        return k8s.core.v1.Secret(
+            f"{name}-password-file",
+            metadata=self._metadata(names.PRESTO_PASSWORD_FILE_SECRET),
+            type="Opaque",
+            string_data={PASSWORD_FILE: pulumi.Output.secret(text)},
             opts=self._opts(),
         )
 
@@ -135,13 +171,20 @@ class Presto(NamespacedComponent):
             coordinator=coordinator,
             environment=self._inputs.instance,
             http_port=names.PRESTO_HTTP_PORT,
-            discovery_uri=self.url,
+            discovery_uri=self._discovery_uri,
             data_dir=f"{WORK_DIR}/data",
             clickhouse_jdbc_url=clickhouse_jdbc_url(self._inputs.clickhouse_host_port),
             clickhouse_user=PRESTO,
             kafka_nodes=self._inputs.kafka_bootstrap,
             topic=settings.kafka.topic.name,
             etc_dir=f"{WORK_DIR}/etc",
+            clients=ClientAccess(
+                port=names.PRESTO_HTTPS_PORT,
+                keystore=f"{WORK_DIR}/etc/{KEYSTORE_FILE}",
+                password_file=f"{SECRETS_DIR}/{PASSWORD_FILE}",
+            )
+            if coordinator
+            else None,
         )
         config = k8s.core.v1.ConfigMap(
             f"{name}-{'coordinator' if coordinator else 'worker'}-config",
@@ -161,7 +204,7 @@ class Presto(NamespacedComponent):
             containers=[self._container(resources, coordinator)],
             volumes=[
                 VolumeArgs(name="templates", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
-                VolumeArgs(name="secrets", projected=_secrets_volume()),
+                VolumeArgs(name="secrets", projected=_secrets_volume(coordinator)),
                 VolumeArgs(name="work", empty_dir=EmptyDirVolumeSourceArgs(size_limit="2Gi")),
                 VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="1Gi")),
             ],
@@ -209,7 +252,8 @@ class Presto(NamespacedComponent):
                 EnvVarArgs(name="ETC_DIR", value=f"{WORK_DIR}/etc"),
                 EnvVarArgs(name="DATA_DIR", value=f"{WORK_DIR}/data"),
             ],
-            ports=[ContainerPortArgs(name="http", container_port=names.PRESTO_HTTP_PORT)],
+            ports=[ContainerPortArgs(name="http", container_port=names.PRESTO_HTTP_PORT)]
+            + ([ContainerPortArgs(name="https", container_port=names.PRESTO_HTTPS_PORT)] if coordinator else []),
             resources=container_resources(resources),
             security_context=container_security(),
             # The JVM loads every plugin before it answers: allow 5 minutes to start.
@@ -264,20 +308,27 @@ class Presto(NamespacedComponent):
         )
 
 
-def _secrets_volume() -> ProjectedVolumeSourceArgs:
-    """The two secrets Presto's start script reads, as files: nothing else of those Secrets."""
+def _secrets_volume(coordinator: bool) -> ProjectedVolumeSourceArgs:
+    """The secrets a node reads, as files: nothing else of those Secrets.
+
+    Every node: the internal shared secret and ClickHouse's presto password. The coordinator also:
+    its TLS key and certificate, and the users' password hashes.
+    """
+    wanted = {
+        PRESTO_INTERNAL_SECRET: {"shared-secret": "shared-secret"},
+        CLICKHOUSE_USERS_SECRET: {PRESTO: "clickhouse-password"},
+    }
+    if coordinator:
+        wanted[names.PRESTO_TLS_SECRET] = {"tls.key": "tls.key", "tls.crt": "tls.crt"}
+        wanted[names.PRESTO_PASSWORD_FILE_SECRET] = {PASSWORD_FILE: PASSWORD_FILE}
     return ProjectedVolumeSourceArgs(
         default_mode=0o440,
         sources=[
             VolumeProjectionArgs(
                 secret=SecretProjectionArgs(
-                    name=PRESTO_INTERNAL_SECRET, items=[KeyToPathArgs(key="shared-secret", path="shared-secret")]
+                    name=secret, items=[KeyToPathArgs(key=key, path=path) for key, path in items.items()]
                 )
-            ),
-            VolumeProjectionArgs(
-                secret=SecretProjectionArgs(
-                    name=CLICKHOUSE_USERS_SECRET, items=[KeyToPathArgs(key=PRESTO, path="clickhouse-password")]
-                )
-            ),
+            )
+            for secret, items in wanted.items()
         ],
     )

@@ -1,9 +1,14 @@
 """Presto's configuration as pure functions: node, JVM, server and catalog files.
 
 Credentials never appear here: the catalog and server files that need one get a line appended at
-pod start from a mounted Secret (see PrestoStartup), so the ConfigMap holds no secret.
+pod start from a mounted Secret (see start_script), so the ConfigMap holds no secret.
+
+Clients reach the coordinator over HTTPS with a user and password (Presto authenticates only requests
+that arrive over TLS); plain HTTP stays open for the nodes' own traffic, which the internal shared
+secret signs and the NetworkPolicies confine to Presto's pods.
 """
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -15,6 +20,11 @@ from components.settings import PrestoSettings, Resources
 # the heap: 70% of the container leaves room for it without the kernel's OOM killer stepping in.
 HEAP_FRACTION = 0.7
 EVENTS_SCHEMA = "default"
+# PBKDF2-HMAC-SHA1 is the hash Presto's file authenticator verifies (it needs at least 1000 rounds).
+# Every login's result is cached, so the rounds cost once per user, not once per request.
+PBKDF2_ITERATIONS = 100_000
+KEYSTORE_FILE = "keystore.pem"
+PASSWORD_FILE = "password.db"
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,17 @@ _OPENED_PACKAGES = (
 )
 
 
+@dataclass(frozen=True)
+class ClientAccess:
+    """How the coordinator serves clients: HTTPS on a port, with password authentication."""
+
+    port: int
+    keystore: str
+    """Private key and certificate chain in one PEM file (assembled at start from the TLS Secret)."""
+    password_file: str
+    """The users' password hashes (mounted from a Secret)."""
+
+
 def config_properties(
     presto: PrestoSettings,
     *,
@@ -87,6 +108,7 @@ def config_properties(
     http_port: int,
     discovery_uri: str,
     max_workers: int,
+    clients: ClientAccess | None = None,
 ) -> str:
     """config.properties of the coordinator or of a worker."""
     resources = presto.coordinator.resources if coordinator else presto.workers.resources
@@ -106,10 +128,28 @@ def config_properties(
     if coordinator:
         properties["discovery-server.enabled"] = "true"
         properties["node-scheduler.include-coordinator"] = str(presto.coordinator.schedules_work).lower()
+        if clients is not None:
+            properties |= {
+                "http-server.https.enabled": "true",
+                "http-server.https.port": str(clients.port),
+                "http-server.https.keystore.path": clients.keystore,
+                "http-server.authentication.type": "PASSWORD",
+            }
     else:
         # A worker told to shut down finishes its running tasks within this period, then exits.
         properties["shutdown.grace-period"] = f"{presto.workers.shutdown_grace_period_seconds}s"
     return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def password_authenticator(password_file: str) -> str:
+    """password-authenticator.properties: users and hashes from a file that may change while running."""
+    return f"password-authenticator.name=file\nfile.password-file={password_file}\nfile.refresh-period=1m\n"
+
+
+def password_entry(user: str, password: str, salt: bytes) -> str:
+    """One line of the password file: user:iterations:salt:hash, the PBKDF2 form Presto verifies."""
+    digest = hashlib.pbkdf2_hmac("sha1", password.encode(), salt, PBKDF2_ITERATIONS)
+    return f"{user}:{PBKDF2_ITERATIONS}:{salt.hex()}:{digest.hex()}\n"
 
 
 def tpch_catalog() -> str:
@@ -183,16 +223,21 @@ def template_files(
     kafka_nodes: str,
     topic: str,
     etc_dir: str,
+    clients: ClientAccess | None = None,
 ) -> dict[str, str]:
-    """Every file of one node's etc directory, keyed flat (ConfigMap keys cannot hold '/')."""
+    """Every file of one node's etc directory, keyed flat (ConfigMap keys cannot hold '/').
+
+    The coordinator serves clients when given their access; workers never see a client.
+    """
     resources = presto.coordinator.resources if coordinator else presto.workers.resources
-    return {
+    files = {
         "config.properties": config_properties(
             presto,
             coordinator=coordinator,
             http_port=http_port,
             discovery_uri=discovery_uri,
             max_workers=presto.workers.max_replicas,
+            clients=clients,
         ),
         "jvm.config": jvm_config(resources),
         "node.properties": node_properties(environment, NODE_ID_TOKEN, data_dir),
@@ -201,18 +246,27 @@ def template_files(
         "catalog-kafka.properties": kafka_catalog(kafka_nodes, topic, f"{etc_dir}/kafka"),
         f"kafka-{topic}.json": kafka_table_description(topic),
     }
+    if clients is not None:
+        files["password-authenticator.properties"] = password_authenticator(clients.password_file)
+    return files
 
 
 def start_script() -> str:
     """POSIX sh run as the container's command: assemble etc from the templates and Secrets, start.
 
     Reads POD_NAME, PRESTO_HOME, TEMPLATE_DIR (the ConfigMap), SECRETS_DIR (files shared-secret and
-    clickhouse-password), ETC_DIR and DATA_DIR (writable directories).
+    clickhouse-password; on the coordinator also tls.key and tls.crt), ETC_DIR and DATA_DIR (writable
+    directories).
     """
     return f"""#!/bin/sh
 set -eu
+umask 077
 mkdir -p "$ETC_DIR/catalog" "$ETC_DIR/kafka" "$DATA_DIR"
 cp "$TEMPLATE_DIR/config.properties" "$TEMPLATE_DIR/jvm.config" "$ETC_DIR/"
+if [ -f "$TEMPLATE_DIR/password-authenticator.properties" ]; then
+  cp "$TEMPLATE_DIR/password-authenticator.properties" "$ETC_DIR/"
+  cat "$SECRETS_DIR/tls.key" "$SECRETS_DIR/tls.crt" > "$ETC_DIR/{KEYSTORE_FILE}"
+fi
 sed "s/{NODE_ID_TOKEN}/$POD_NAME/" "$TEMPLATE_DIR/node.properties" > "$ETC_DIR/node.properties"
 for file in "$TEMPLATE_DIR"/catalog-*.properties; do cp "$file" "$ETC_DIR/catalog/${{file##*/catalog-}}"; done
 for file in "$TEMPLATE_DIR"/kafka-*.json; do cp "$file" "$ETC_DIR/kafka/${{file##*/kafka-}}"; done

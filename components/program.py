@@ -3,8 +3,11 @@
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
+from components import names
+from components.certificates import Certificates, CertificatesArgs, ServingCertificate, service_dns_names
 from components.clickhouse import ClickHouse, ClickHouseArgs
 from components.clickhouse_config import ADMIN, INGEST, PRESTO
+from components.credential_catalog import CREDENTIALS, PRESTO_USERS_SECRET
 from components.credentials import Credentials, CredentialsArgs
 from components.kafka import Kafka, KafkaArgs
 from components.network import NetworkArgs, NetworkPolicies
@@ -41,6 +44,21 @@ def run() -> None:
         CredentialsArgs(namespace=platform.namespace_name, overrides=settings.credentials, instance=stack),
         opts=in_cluster,
     )
+    certificates = Certificates(
+        "certificates",
+        CertificatesArgs(
+            namespace=platform.namespace_name,
+            instance=stack,
+            serving=(
+                ServingCertificate(
+                    names.PRESTO_TLS_SECRET,
+                    names.PRESTO_COORDINATOR,
+                    service_dns_names(names.PRESTO_COORDINATOR, settings.namespace),
+                ),
+            ),
+        ),
+        opts=in_cluster,
+    )
     NetworkPolicies("network", NetworkArgs(namespace=platform.namespace_name, instance=stack), opts=in_cluster)
     kafka = Kafka(
         "kafka", KafkaArgs(settings=settings, namespace=platform.namespace_name, instance=stack), opts=in_cluster
@@ -68,11 +86,13 @@ def run() -> None:
             instance=stack,
             clickhouse_host_port=clickhouse.http_host_port,
             kafka_bootstrap=kafka.bootstrap,
+            user_passwords={c.key: credentials.values[c.name] for c in CREDENTIALS if c.secret == PRESTO_USERS_SECRET},
         ),
-        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
+        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials, certificates]),
     )
     pulumi.export("namespace", platform.namespace_name)
     pulumi.export("prestoUrl", presto.url)
+    pulumi.export("prestoCaCertificate", certificates.ca_certificate)
     pulumi.export("clickhouseUrl", clickhouse.http_url)
     pulumi.export("kafkaBootstrap", kafka.bootstrap)
     pulumi.export("kafkaTopic", settings.kafka.topic.name)

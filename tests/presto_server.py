@@ -11,15 +11,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import prestodb
+from certificates import ServingFiles, issue
 from servers import CACHE, ServerError, ServerProcess, free_ports, installed
 
-from components.presto_config import clickhouse_jdbc_url, start_script, template_files
+from components.presto_config import (
+    KEYSTORE_FILE,
+    PASSWORD_FILE,
+    ClientAccess,
+    clickhouse_jdbc_url,
+    password_entry,
+    start_script,
+    template_files,
+)
 from components.settings import Settings
 
 PRESTO_VERSION = "0.287"
 PRESTO_HOME = CACHE / f"presto-server-{PRESTO_VERSION}"
 JAVA_HOME = CACHE / "java-11"
 SHARED_SECRET = "test-shared-secret-for-internal-jwt-0000000000000000"
+USERS = {user: f"test-{user}-password-0123456789" for user in ("admin", "analyst", "ingest")}
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The coordinator's client side: its HTTPS port, its certificate files and its users."""
+
+    port: int
+    tls: ServingFiles
 
 
 @dataclass
@@ -29,6 +47,9 @@ class PrestoCluster:
     coordinator: ServerProcess
     worker: ServerProcess
     port: int
+    """The nodes' HTTP port on the coordinator (no client authentication)."""
+    clients: Clients
+    """Where clients connect: HTTPS with a password."""
 
 
 def start_node(
@@ -41,8 +62,9 @@ def start_node(
     clickhouse_http: str,
     clickhouse_password: str,
     kafka_bootstrap: str,
+    clients: Clients | None = None,
 ) -> ServerProcess:
-    """Start one node through the stack's start script."""
+    """Start one node through the stack's start script; the coordinator serves clients if given."""
     installed(PRESTO_HOME / ".installed", "Presto")
     installed(JAVA_HOME / "bin" / "java", "Java 11 for Presto")
     templates, secrets = workdir / "templates", workdir / "secrets"
@@ -62,6 +84,13 @@ def start_node(
         kafka_nodes=kafka_bootstrap,
         topic=settings.kafka.topic.name,
         etc_dir=str(workdir / "etc"),
+        clients=ClientAccess(
+            port=clients.port,
+            keystore=str(workdir / "etc" / KEYSTORE_FILE),
+            password_file=str(secrets / PASSWORD_FILE),
+        )
+        if clients
+        else None,
     )
     # Test-only: a node announces the address it detects, which here is not loopback; in a pod the
     # detected address is the pod IP, which is right.
@@ -70,6 +99,12 @@ def start_node(
         (templates / key).write_text(text)
     (secrets / "shared-secret").write_text(SHARED_SECRET)
     (secrets / "clickhouse-password").write_text(clickhouse_password)
+    if clients:
+        (secrets / "tls.key").write_bytes(clients.tls.tls_key.read_bytes())
+        (secrets / "tls.crt").write_bytes(clients.tls.tls_crt.read_bytes())
+        (secrets / PASSWORD_FILE).write_text(
+            "".join(password_entry(user, password, os.urandom(16)) for user, password in USERS.items())
+        )
     script = workdir / "start.sh"
     script.write_text(start_script())
     env = {
@@ -98,14 +133,17 @@ def start_cluster(
     settings: Settings, workdir: Path, clickhouse_http: str, clickhouse_password: str, kafka_bootstrap: str
 ) -> PrestoCluster:
     """Start a coordinator and a worker in parallel, and wait until the worker has joined."""
-    port, worker_port = free_ports(2)
+    port, worker_port, https_port = free_ports(3)
+    clients = Clients(https_port, issue(workdir / "tls", "presto-coordinator"))
     common = {
         "discovery_port": port,
         "clickhouse_http": clickhouse_http,
         "clickhouse_password": clickhouse_password,
         "kafka_bootstrap": kafka_bootstrap,
     }
-    coordinator = start_node(settings, workdir / "coordinator", coordinator=True, port=port, **common).launch()
+    coordinator = start_node(
+        settings, workdir / "coordinator", coordinator=True, port=port, clients=clients, **common
+    ).launch()
     worker = start_node(settings, workdir / "worker", coordinator=False, port=worker_port, **common).launch()
     coordinator.wait_ready(180)
     worker.wait_ready(180)
@@ -114,7 +152,7 @@ def start_cluster(
         if time.monotonic() > deadline:
             raise ServerError(f"the worker never joined the coordinator:\n{worker.tail()}")
         time.sleep(0.5)
-    return PrestoCluster(coordinator, worker, port)
+    return PrestoCluster(coordinator, worker, port, clients)
 
 
 def active_nodes(port: int) -> int:
@@ -123,8 +161,25 @@ def active_nodes(port: int) -> int:
 
 
 def connect(port: int, user: str = "verify") -> prestodb.dbapi.Connection:
-    """A client connection to the coordinator."""
+    """A connection to the coordinator's HTTP port, as the nodes use it."""
     return prestodb.dbapi.connect(host="127.0.0.1", port=port, user=user, request_timeout=120)
+
+
+def connect_as(clients: Clients, user: str, password: str) -> prestodb.dbapi.Connection:
+    """A client connection over HTTPS, trusting only the test CA, authenticated with a password."""
+    connection = prestodb.dbapi.connect(
+        host="localhost",
+        port=clients.port,
+        user=user,
+        http_scheme="https",
+        auth=prestodb.auth.BasicAuthentication(user, password),
+        request_timeout=120,
+    )
+    # The client has no option for a CA bundle: its requests session takes one directly, and must not
+    # let REQUESTS_CA_BUNDLE from the environment override it.
+    connection._http_session.verify = str(clients.tls.ca_crt)
+    connection._http_session.trust_env = False
+    return connection
 
 
 def rows(port: int, sql: str) -> list[list]:

@@ -18,6 +18,10 @@ from components.stack_config import parse_settings
 from components.stack_files import REPO, stack_config
 
 _RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+_RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
+_PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
+_CERTIFICATES = ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert")
+_CERT_REQUEST = "tls:index/certRequest:CertRequest"
 
 
 @dataclass
@@ -81,8 +85,13 @@ def fake_password(name: str) -> str:
     return "mockpw" + hashlib.sha256(name.encode()).hexdigest()[:26]
 
 
+def fake_pem(kind: str, name: str) -> str:
+    """A recognisable, unique stand-in for a generated PEM block."""
+    return f"-----BEGIN {kind}-----\n{fake_password(name)}\n-----END {kind}-----\n"
+
+
 class _Mocks(Mocks):
-    """Echo inputs back; give generated passwords a recognisable value."""
+    """Echo inputs back; give generated passwords, salts, keys and certificates recognisable values."""
 
     def __init__(self, rendered: Rendered):
         self._rendered = rendered
@@ -92,6 +101,16 @@ class _Mocks(Mocks):
         if args.typ == _RANDOM_PASSWORD:
             outputs["result"] = fake_password(args.name)
             self._rendered.generated_secrets.append(outputs["result"])
+        elif args.typ == _RANDOM_BYTES:
+            outputs["hex"] = hashlib.sha256(args.name.encode()).hexdigest()[: 2 * int(args.inputs["length"])]
+        elif args.typ == _PRIVATE_KEY:
+            outputs["private_key_pem"] = fake_pem("EC PRIVATE KEY", args.name)
+            outputs["private_key_pem_pkcs8"] = fake_pem("PRIVATE KEY", args.name)
+            self._rendered.generated_secrets += [outputs["private_key_pem"], outputs["private_key_pem_pkcs8"]]
+        elif args.typ in _CERTIFICATES:
+            outputs["cert_pem"] = fake_pem("CERTIFICATE", args.name)
+        elif args.typ == _CERT_REQUEST:
+            outputs["cert_request_pem"] = fake_pem("CERTIFICATE REQUEST", args.name)
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict, list | None]:

@@ -5,11 +5,12 @@ import itertools
 import pytest
 from netpol import Pod, allowed
 
+from components import names
 from components.labels import selector_labels
 from components.network import FLOWS, Peer
 from render import Rendered
 
-PORTS = sorted({port for flow in FLOWS for port in flow.ports} | {53, 8080, 8123})
+PORTS = sorted({port for flow in FLOWS for port in flow.ports} | {53, 8080, 8123, names.PRESTO_HTTPS_PORT})
 
 
 def pod(stack: Rendered, peer: Peer) -> Pod:

@@ -1,10 +1,13 @@
 """The Presto component in both stacks: coordinator, autoscaled draining workers, config and Secrets."""
 
+import hashlib
+
 from workloads import pod_spec
 
 from components import names
-from components.presto_config import graceful_shutdown_command, start_script
-from render import Rendered, render, settings_of
+from components.credential_catalog import CREDENTIALS, PRESTO_USERS_SECRET
+from components.presto_config import PASSWORD_FILE, graceful_shutdown_command, start_script
+from render import Rendered, fake_password, render, settings_of
 
 
 def test_exactly_one_coordinator_never_two_at_once(stack: Rendered) -> None:
@@ -36,13 +39,15 @@ def test_workers_drain_before_they_stop(stack: Rendered) -> None:
 
 
 def test_secrets_reach_presto_as_files_not_config(stack: Rendered) -> None:
-    for workload, config_name in (
-        (names.PRESTO_COORDINATOR, names.PRESTO_COORDINATOR_CONFIG),
-        (names.PRESTO_WORKER, names.PRESTO_WORKER_CONFIG),
+    every_node = {"presto-internal", "clickhouse-users"}
+    coordinator_only = {names.PRESTO_TLS_SECRET, names.PRESTO_PASSWORD_FILE_SECRET}
+    for workload, config_name, secrets in (
+        (names.PRESTO_COORDINATOR, names.PRESTO_COORDINATOR_CONFIG, every_node | coordinator_only),
+        (names.PRESTO_WORKER, names.PRESTO_WORKER_CONFIG, every_node),
     ):
         volumes = {v["name"]: v for v in pod_spec(stack.named("Deployment", workload))["volumes"]}
         sources = volumes["secrets"]["projected"]["sources"]
-        assert {s["secret"]["name"] for s in sources} == {"presto-internal", "clickhouse-users"}
+        assert {s["secret"]["name"] for s in sources} == secrets
         data = stack.named("ConfigMap", config_name).inputs["data"]
         assert data["start.sh"] == start_script()
         assert "password=" not in data["catalog-clickhouse.properties"]
@@ -64,3 +69,41 @@ def test_dev_coordinator_also_schedules_work() -> None:
     data = render("dev").named("ConfigMap", names.PRESTO_COORDINATOR_CONFIG).inputs["data"]
     assert "node-scheduler.include-coordinator=true" in data["config.properties"]
     assert "-Xmx716m" in data["jvm.config"], "70% of the 1Gi limit"
+
+
+def test_clients_reach_the_coordinator_only_over_https_with_a_password(stack: Rendered) -> None:
+    coordinator = stack.named("ConfigMap", names.PRESTO_COORDINATOR_CONFIG).inputs["data"]
+    assert "http-server.https.enabled=true" in coordinator["config.properties"]
+    assert f"http-server.https.port={names.PRESTO_HTTPS_PORT}" in coordinator["config.properties"]
+    assert "http-server.authentication.type=PASSWORD" in coordinator["config.properties"]
+    assert "password-authenticator.name=file" in coordinator["password-authenticator.properties"]
+    worker = stack.named("ConfigMap", names.PRESTO_WORKER_CONFIG).inputs["data"]
+    assert "password-authenticator.properties" not in worker and "https" not in worker["config.properties"]
+    ports = {p["name"]: p["port"] for p in stack.named("Service", names.PRESTO_COORDINATOR).inputs["spec"]["ports"]}
+    assert ports == {"http": names.PRESTO_HTTP_PORT, "https": names.PRESTO_HTTPS_PORT}
+    assert stack.outputs["prestoUrl"].startswith("https://") and stack.outputs["prestoUrl"].endswith(":8443")
+
+
+def test_the_password_file_holds_a_salted_pbkdf2_hash_of_each_user(stack: Rendered) -> None:
+    secret = stack.named("Secret", names.PRESTO_PASSWORD_FILE_SECRET)
+    assert secret.secret_paths in (["stringData"], [f"stringData.{PASSWORD_FILE}"])
+    lines = secret.inputs["stringData"][PASSWORD_FILE].splitlines()
+    users = {c.key: fake_password(f"credentials-{c.name}") for c in CREDENTIALS if c.secret == PRESTO_USERS_SECRET}
+    assert sorted(line.split(":")[0] for line in lines) == sorted(users)
+    for line in lines:
+        user, rounds, salt, digest = line.split(":")
+        expected = hashlib.pbkdf2_hmac("sha1", users[user].encode(), bytes.fromhex(salt), int(rounds)).hex()
+        assert digest == expected and int(rounds) >= 1000 and len(salt) == 32
+    assert len({line.split(":")[2] for line in lines}) == len(lines), "every user has a salt of its own"
+
+
+def test_the_coordinator_certificate_is_a_tls_secret_signed_by_the_exported_ca(stack: Rendered) -> None:
+    secret = stack.named("Secret", names.PRESTO_TLS_SECRET)
+    assert secret.inputs["type"] == "kubernetes.io/tls"
+    assert set(secret.inputs["stringData"]) == {"tls.crt", "tls.key", "ca.crt"}
+    assert secret.secret_paths in (["stringData"], ["stringData.tls.key"]), "the private key is a Pulumi secret"
+    (request,) = [r for r in stack.resources if r.type == "tls:index/certRequest:CertRequest"]
+    namespace = stack.outputs["namespace"]
+    assert f"{names.PRESTO_COORDINATOR}.{namespace}.svc.cluster.local" in request.inputs["dnsNames"]
+    assert stack.outputs["prestoCaCertificate"] == secret.inputs["stringData"]["ca.crt"]
+    assert "prestoCaCertificate" not in stack.secret_outputs, "clients need it; it is public"

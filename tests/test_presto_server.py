@@ -6,9 +6,10 @@ Their catalogs reach the real ClickHouse and Kafka of the other integration test
 import time
 
 import pytest
+import requests
 from clickhouse_server import ClickHouseNode, query
 from kafka_server import KafkaNode
-from presto_server import PrestoCluster, rows
+from presto_server import USERS, PrestoCluster, connect_as, rows
 from test_clickhouse_server import produce_events
 
 from components.clickhouse_config import DATABASE, EVENTS_TABLE
@@ -18,6 +19,36 @@ pytestmark = pytest.mark.integration
 
 def test_tpch_lineitem_has_60175_rows(presto: PrestoCluster) -> None:
     assert rows(presto.port, "SELECT count(*) FROM tpch.tiny.lineitem") == [[60175]]
+
+
+def statement(presto: PrestoCluster, auth: tuple[str, str] | None) -> requests.Response:
+    """Submit a query over HTTPS, trusting the test CA, with or without a user and password."""
+    return requests.post(
+        f"https://localhost:{presto.clients.port}/v1/statement",
+        data="SELECT 1",
+        headers={"X-Presto-User": "intruder"},
+        auth=auth,
+        verify=presto.clients.tls.ca_crt,
+        timeout=30,
+    )
+
+
+def test_a_client_without_a_password_is_refused(presto: PrestoCluster) -> None:
+    response = statement(presto, None)
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_a_client_with_a_wrong_password_is_refused(presto: PrestoCluster) -> None:
+    assert statement(presto, ("admin", "not-the-password")).status_code == 401
+    assert statement(presto, ("nobody", USERS["admin"])).status_code == 401
+
+
+def test_a_user_of_the_password_file_queries_over_https(presto: PrestoCluster) -> None:
+    for user, password in USERS.items():
+        cursor = connect_as(presto.clients, user, password).cursor()
+        cursor.execute("SELECT count(*) FROM tpch.tiny.nation")
+        assert cursor.fetchall() == [[25]], user
 
 
 def test_the_worker_joined_with_the_internal_shared_secret(presto: PrestoCluster) -> None:
