@@ -25,6 +25,7 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
 from components import names
 from components.budget import JOB_RESOURCES
+from components.jmx_exporter import AGENT_JAR, agent_option, kafka_exporter_config
 from components.jvm import heap_megabytes
 from components.kafka_config import (
     NODE_ID_TOKEN,
@@ -52,6 +53,9 @@ KAFKA_USER = 1000
 """uid of `appuser`, the user the apache/kafka image runs as."""
 DATA_DIR = "/var/lib/kafka/data"
 TEMPLATE_DIR = "/etc/kafka/template"
+AGENT_DIR = "/opt/metrics-agent"
+AGENT_FILE = "jmx_prometheus_javaagent.jar"
+JMX_EXPORTER_CONFIG = "jmx-exporter.yaml"
 # Kafka leans on the page cache for its log segments: give the heap half the container, not more.
 HEAP_FRACTION = 0.5
 
@@ -118,7 +122,11 @@ class Kafka(NamespacedComponent):
         return k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata=self._metadata(names.KAFKA_CONFIG),
-            data={"server.properties": properties, "start.sh": start_script()},
+            data={
+                "server.properties": properties,
+                "start.sh": start_script(),
+                JMX_EXPORTER_CONFIG: kafka_exporter_config(),
+            },
             opts=self._opts(),
         )
 
@@ -163,10 +171,17 @@ class Kafka(NamespacedComponent):
                 EnvVarArgs(name="RUNTIME_DIR", value="/tmp"),
                 EnvVarArgs(name="LOG_DIR", value="/tmp/logs"),
                 EnvVarArgs(name="KAFKA_HEAP_OPTS", value=f"-Xms{heap}m -Xmx{heap}m"),
+                EnvVarArgs(
+                    name="KAFKA_OPTS",
+                    value=agent_option(
+                        f"{AGENT_DIR}/{AGENT_FILE}", names.JMX_METRICS_PORT, f"{TEMPLATE_DIR}/{JMX_EXPORTER_CONFIG}"
+                    ),
+                ),
             ],
             ports=[
                 ContainerPortArgs(name="client", container_port=names.KAFKA_CLIENT_PORT),
                 ContainerPortArgs(name="controller", container_port=names.KAFKA_CONTROLLER_PORT),
+                ContainerPortArgs(name="metrics", container_port=names.JMX_METRICS_PORT),
             ],
             resources=container_resources(kafka.resources),
             security_context=container_security(),
@@ -184,7 +199,17 @@ class Kafka(NamespacedComponent):
                 VolumeMountArgs(name="data", mount_path=DATA_DIR),
                 VolumeMountArgs(name="config", mount_path=TEMPLATE_DIR, read_only=True),
                 VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                VolumeMountArgs(name="agent", mount_path=AGENT_DIR, read_only=True),
             ],
+        )
+        # The apache/kafka image has no metrics agent: copy the one the (pinned) Presto image ships.
+        agent = ContainerArgs(
+            name="metrics-agent",
+            image=settings.presto.image,
+            command=["cp", AGENT_JAR, f"{AGENT_DIR}/{AGENT_FILE}"],
+            resources=container_resources(JOB_RESOURCES),
+            security_context=container_security(),
+            volume_mounts=[VolumeMountArgs(name="agent", mount_path=AGENT_DIR)],
         )
         claim = data_claim(settings, self._labels, kafka.storage.size)
         return k8s.apps.v1.StatefulSet(
@@ -203,10 +228,12 @@ class Kafka(NamespacedComponent):
                         security_context=pod_security(KAFKA_USER),
                         # Room for a controlled shutdown: leadership moves away before the process exits.
                         termination_grace_period_seconds=60,
+                        init_containers=[agent],
                         containers=[container],
                         volumes=[
                             VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
                             VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="512Mi")),
+                            VolumeArgs(name="agent", empty_dir=EmptyDirVolumeSourceArgs(size_limit="16Mi")),
                         ],
                         **placement(settings, self._selector, one_per_host=True),
                     ),

@@ -22,6 +22,9 @@ def service_host(service: str, namespace: str) -> str:
     return f"{service}.{namespace}.svc.cluster.local"
 
 
+# Metrics: the JMX exporter agent in Presto's and Kafka's JVMs.
+JMX_METRICS_PORT = 9404
+
 # Kafka.
 KAFKA_HEADLESS = "kafka-headless"
 KAFKA_CONFIG = "kafka-config"

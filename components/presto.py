@@ -43,8 +43,10 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from components import names
 from components.clickhouse_config import PRESTO
 from components.credential_catalog import CLICKHOUSE_USERS_SECRET, PRESTO_INTERNAL_SECRET
+from components.jmx_exporter import AGENT_JAR, agent_option
 from components.labels import common_labels, image_version, selector_labels
 from components.presto_config import (
+    JMX_EXPORTER_CONFIG,
     KEYSTORE_FILE,
     PASSWORD_FILE,
     ClientAccess,
@@ -185,6 +187,7 @@ class Presto(NamespacedComponent):
             )
             if coordinator
             else None,
+            metrics_agent=agent_option(AGENT_JAR, names.JMX_METRICS_PORT, f"{TEMPLATE_DIR}/{JMX_EXPORTER_CONFIG}"),
         )
         config = k8s.core.v1.ConfigMap(
             f"{name}-{'coordinator' if coordinator else 'worker'}-config",
@@ -252,7 +255,10 @@ class Presto(NamespacedComponent):
                 EnvVarArgs(name="ETC_DIR", value=f"{WORK_DIR}/etc"),
                 EnvVarArgs(name="DATA_DIR", value=f"{WORK_DIR}/data"),
             ],
-            ports=[ContainerPortArgs(name="http", container_port=names.PRESTO_HTTP_PORT)]
+            ports=[
+                ContainerPortArgs(name="http", container_port=names.PRESTO_HTTP_PORT),
+                ContainerPortArgs(name="metrics", container_port=names.JMX_METRICS_PORT),
+            ]
             + ([ContainerPortArgs(name="https", container_port=names.PRESTO_HTTPS_PORT)] if coordinator else []),
             resources=container_resources(resources),
             security_context=container_security(),

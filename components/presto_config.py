@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from components.clickhouse_config import DATABASE
+from components.jmx_exporter import presto_exporter_config
 from components.jvm import heap_megabytes
 from components.settings import PrestoSettings, Resources
 
@@ -25,6 +26,7 @@ EVENTS_SCHEMA = "default"
 PBKDF2_ITERATIONS = 100_000
 KEYSTORE_FILE = "keystore.pem"
 PASSWORD_FILE = "password.db"
+JMX_EXPORTER_CONFIG = "jmx-exporter.yaml"
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ def node_properties(environment: str, node_id: str, data_dir: str) -> str:
     return f"node.environment={environment}\nnode.id={node_id}\nnode.data-dir={data_dir}\n"
 
 
-def jvm_config(resources: Resources) -> str:
-    """jvm.config for a container with this memory limit."""
+def jvm_config(resources: Resources, metrics_agent: str | None = None) -> str:
+    """jvm.config for a container with this memory limit, loading the metrics agent if given."""
     plan = memory_plan(resources)
     options = [
         "-server",
@@ -67,6 +69,8 @@ def jvm_config(resources: Resources) -> str:
     # Java 17 closes the JDK's internals that Presto's Guice and serialisation reach into; Java 11
     # (the image's JVM) accepts the same flags, so one jvm.config serves both.
     options += [f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in _OPENED_PACKAGES]
+    if metrics_agent:
+        options.append(metrics_agent)
     return "\n".join(options) + "\n"
 
 
@@ -224,6 +228,7 @@ def template_files(
     topic: str,
     etc_dir: str,
     clients: ClientAccess | None = None,
+    metrics_agent: str | None = None,
 ) -> dict[str, str]:
     """Every file of one node's etc directory, keyed flat (ConfigMap keys cannot hold '/').
 
@@ -239,7 +244,8 @@ def template_files(
             max_workers=presto.workers.max_replicas,
             clients=clients,
         ),
-        "jvm.config": jvm_config(resources),
+        "jvm.config": jvm_config(resources, metrics_agent),
+        JMX_EXPORTER_CONFIG: presto_exporter_config(),
         "node.properties": node_properties(environment, NODE_ID_TOKEN, data_dir),
         "catalog-tpch.properties": tpch_catalog(),
         "catalog-clickhouse.properties": clickhouse_catalog(clickhouse_jdbc_url, clickhouse_user),

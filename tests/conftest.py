@@ -80,5 +80,6 @@ def presto(
         kafka_node.bootstrap,
     )
     yield cluster
+    cluster.exporter.stop()
     cluster.worker.stop()
     cluster.coordinator.stop()

@@ -8,8 +8,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers import CACHE, ServerProcess, free_ports, installed
+from servers import CACHE, ServerProcess, free_ports, installed, jmx_exporter_jar
 
+from components.jmx_exporter import agent_option, kafka_exporter_config
 from components.kafka_config import NODE_ID_TOKEN, server_properties, start_script, topic_bootstrap_command
 from components.settings import KafkaSettings, Settings
 from components.stack_files import REPO
@@ -27,13 +28,17 @@ class KafkaNode:
     server: ServerProcess
     bootstrap: str
     home: Path
+    metrics_port: int
+    """Where the JMX exporter agent, with the stack's rules, serves /metrics."""
 
 
 def start_kafka(kafka: KafkaSettings, workdir: Path, cluster_id: str | None = None) -> KafkaNode:
     """Render the stack's config for loopback and run the stack's start script on it."""
     home = installed(KAFKA_HOME / ".installed", "Kafka").parent
-    client, controller = free_ports(2)
+    client, controller, metrics = free_ports(3)
     workdir.mkdir(parents=True, exist_ok=True)
+    exporter = workdir / "jmx-exporter.yaml"
+    exporter.write_text(kafka_exporter_config())
     template = workdir / "server.properties.template"
     template.write_text(
         server_properties(
@@ -55,9 +60,10 @@ def start_kafka(kafka: KafkaSettings, workdir: Path, cluster_id: str | None = No
         "TEMPLATE": str(template),
         "RUNTIME_DIR": str(workdir),
         "KAFKA_HEAP_OPTS": "-Xms256m -Xmx384m",
+        "KAFKA_OPTS": agent_option(str(jmx_exporter_jar("jmx_prometheus_javaagent")), metrics, str(exporter)),
     }
     server = ServerProcess("kafka", ["/bin/sh", str(script)], client, workdir / "kafka.log", env).start()
-    return KafkaNode(server, f"127.0.0.1:{client}", home)
+    return KafkaNode(server, f"127.0.0.1:{client}", home, metrics)
 
 
 def run_topic_bootstrap(node: KafkaNode, settings: Settings) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,8 @@
 """A real Presto (coordinator and one worker) on 127.0.0.1, started with the stack's files and script.
 
-presto-server 0.287 runs on Java 11 here (scripts/servers/install-presto says why).
+presto-server 0.287 runs on Java 11 here (scripts/servers/install-presto says why). That runtime lacks
+the jdk.httpserver module the JMX exporter's Java agent needs, so the coordinator's metrics come from
+the standalone exporter (same version, the stack's own rules) reading its JMX over RMI on loopback.
 """
 
 import json
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import prestodb
 from certificates import ServingFiles, issue
-from servers import CACHE, ServerError, ServerProcess, free_ports, installed
+from servers import CACHE, ServerError, ServerProcess, free_ports, installed, jmx_exporter_jar
 
+from components.jmx_exporter import presto_exporter_config
 from components.presto_config import (
     KEYSTORE_FILE,
     PASSWORD_FILE,
@@ -33,6 +36,14 @@ USERS = {user: f"test-{user}-password-0123456789" for user in ("admin", "analyst
 
 
 @dataclass(frozen=True)
+class Jmx:
+    """Test-only: the RMI ports through which the standalone exporter reads the coordinator's MBeans."""
+
+    registry_port: int
+    server_port: int
+
+
+@dataclass(frozen=True)
 class Clients:
     """The coordinator's client side: its HTTPS port, its certificate files and its users."""
 
@@ -46,6 +57,8 @@ class PrestoCluster:
 
     coordinator: ServerProcess
     worker: ServerProcess
+    exporter: ServerProcess
+    """The JMX exporter serving the coordinator's metrics."""
     port: int
     """The nodes' HTTP port on the coordinator (no client authentication)."""
     clients: Clients
@@ -63,6 +76,7 @@ def start_node(
     clickhouse_password: str,
     kafka_bootstrap: str,
     clients: Clients | None = None,
+    jmx: Jmx | None = None,
 ) -> ServerProcess:
     """Start one node through the stack's start script; the coordinator serves clients if given."""
     installed(PRESTO_HOME / ".installed", "Presto")
@@ -95,6 +109,14 @@ def start_node(
     # Test-only: a node announces the address it detects, which here is not loopback; in a pod the
     # detected address is the pod IP, which is right.
     files["node.properties"] += "node.internal-address=127.0.0.1\n"
+    if jmx:
+        # Test-only: remote JMX on loopback for the standalone exporter (the pod loads the agent instead).
+        files["config.properties"] += (
+            f"jmx.rmiregistry.port={jmx.registry_port}\njmx.rmiserver.port={jmx.server_port}\n"
+        )
+        files["jvm.config"] += (
+            f"-Djava.rmi.server.hostname=127.0.0.1\n-Dcom.sun.management.jmxremote.rmi.port={jmx.server_port}\n"
+        )
     for key, text in files.items():
         (templates / key).write_text(text)
     (secrets / "shared-secret").write_text(SHARED_SECRET)
@@ -133,8 +155,9 @@ def start_cluster(
     settings: Settings, workdir: Path, clickhouse_http: str, clickhouse_password: str, kafka_bootstrap: str
 ) -> PrestoCluster:
     """Start a coordinator and a worker in parallel, and wait until the worker has joined."""
-    port, worker_port, https_port = free_ports(3)
+    port, worker_port, https_port, registry, rmi, metrics = free_ports(6)
     clients = Clients(https_port, issue(workdir / "tls", "presto-coordinator"))
+    jmx = Jmx(registry, rmi)
     common = {
         "discovery_port": port,
         "clickhouse_http": clickhouse_http,
@@ -142,7 +165,7 @@ def start_cluster(
         "kafka_bootstrap": kafka_bootstrap,
     }
     coordinator = start_node(
-        settings, workdir / "coordinator", coordinator=True, port=port, clients=clients, **common
+        settings, workdir / "coordinator", coordinator=True, port=port, clients=clients, jmx=jmx, **common
     ).launch()
     worker = start_node(settings, workdir / "worker", coordinator=False, port=worker_port, **common).launch()
     coordinator.wait_ready(180)
@@ -152,7 +175,18 @@ def start_cluster(
         if time.monotonic() > deadline:
             raise ServerError(f"the worker never joined the coordinator:\n{worker.tail()}")
         time.sleep(0.5)
-    return PrestoCluster(coordinator, worker, port, clients)
+    exporter = start_exporter(workdir / "exporter", jmx, metrics)
+    return PrestoCluster(coordinator, worker, exporter, port, clients)
+
+
+def start_exporter(workdir: Path, jmx: Jmx, port: int) -> ServerProcess:
+    """The standalone JMX exporter with the stack's Presto rules, reading the coordinator over RMI."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "jmx-exporter.yaml"
+    config.write_text(f"hostPort: 127.0.0.1:{jmx.registry_port}\n" + presto_exporter_config())
+    jar = jmx_exporter_jar("jmx_prometheus_httpserver")
+    command = ["java", "-Xmx128m", "-jar", str(jar), f"127.0.0.1:{port}", str(config)]
+    return ServerProcess("jmx-exporter", command, port, workdir / "exporter.log", {}).start()
 
 
 def active_nodes(port: int) -> int:

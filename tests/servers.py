@@ -12,8 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.jmx_exporter import AGENT_VERSION
+
 CACHE = Path(os.environ.get("QUERY_ENGINE_STACK_CACHE", Path.home() / ".cache" / "query-engine-stack"))
 """Where scripts/servers/* install the servers: outside the clone, shared by every run on the machine."""
+
+
+JMX_EXPORTER_JARS = CACHE / "m2" / "io" / "prometheus" / "jmx"
+
+
+def jmx_exporter_jar(artifact: str) -> Path:
+    """The exporter jar scripts/servers/install-jmx-exporter fetched (jmx_prometheus_javaagent or _httpserver)."""
+    return installed(JMX_EXPORTER_JARS / artifact / AGENT_VERSION / f"{artifact}-{AGENT_VERSION}.jar", artifact)
 
 
 class ServerError(AssertionError):

@@ -6,7 +6,7 @@ from workloads import containers, pod_spec, workloads
 
 from components.budget import planned_workloads
 from components.quantities import quantity_value
-from render import Rendered, settings_of
+from render import Captured, Rendered, settings_of
 
 
 def test_stacks_declare_workloads(stack: Rendered) -> None:
@@ -58,6 +58,14 @@ def test_every_image_is_pinned(stack: Rendered) -> None:
             assert "@sha256:" in image or (tag and tag != "latest"), f"{workload.label}: image {image} not pinned"
 
 
+def pod_amount(workload: Captured, side: str, kind: str) -> Decimal:
+    """What the scheduler counts for a pod: its containers' sum, or its largest init container's if more."""
+    spec = pod_spec(workload)
+    running = sum((quantity_value(c["resources"][side][kind]) for c in spec["containers"]), Decimal(0))
+    init = [quantity_value(c["resources"][side][kind]) for c in spec.get("initContainers", [])]
+    return max([running, *init])
+
+
 def test_rendered_workloads_are_the_budget_plan(stack: Rendered) -> None:
     plan = {w.name: w for w in planned_workloads(settings_of(stack))}
     for workload in workloads(stack):
@@ -66,7 +74,7 @@ def test_rendered_workloads_are_the_budget_plan(stack: Rendered) -> None:
         planned = plan[name]
         for side in ("requests", "limits"):
             for kind in ("cpu", "memory"):
-                rendered = sum((quantity_value(c["resources"][side][kind]) for c in containers(workload)), Decimal(0))
+                rendered = pod_amount(workload, side, kind)
                 expected = quantity_value(getattr(getattr(planned.resources, side), kind))
                 assert rendered == expected, f"{workload.label}: {side}.{kind} {rendered} != planned {expected}"
         replicas = workload.inputs["spec"].get("replicas", 1)
