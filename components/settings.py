@@ -392,6 +392,16 @@ class PrometheusSettings(Model):
     storage: Storage | None = Field(None, description="TSDB volume; unset = emptyDir (data lost on restart)")
 
 
+WebhookUrl = Annotated[str, AfterValidator(_regex(r"https?://\S+", "an http:// or https:// URL"))]
+
+
+class AlertReceivers(Model):
+    """Where Alertmanager sends alerts, by severity; unset = kept in Alertmanager, sent nowhere."""
+
+    critical: WebhookUrl | None = Field(None, description="webhook receiving critical alerts (pages)")
+    warning: WebhookUrl | None = Field(None, description="webhook receiving warnings (tickets)")
+
+
 class AlertmanagerSettings(Model):
     """Alertmanager."""
 
@@ -399,6 +409,7 @@ class AlertmanagerSettings(Model):
     resources: Resources = Field(
         default_factory=resources("20m", "32Mi", "100m", "64Mi"), description="container resources"
     )
+    receivers: AlertReceivers = Field(default_factory=AlertReceivers, description="alert receivers by severity")
 
 
 class GrafanaSettings(Model):
@@ -429,6 +440,12 @@ class MonitoringSettings(Model):
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings, description="Grafana")
     kube_state_metrics: KubeStateMetricsSettings = Field(
         default_factory=KubeStateMetricsSettings, description="kube-state-metrics"
+    )
+    query_success_objective: float = Field(
+        0.99, gt=0, lt=1, description="SLO: share of Presto queries that must not fail (30 days)"
+    )
+    pipeline_lag_seconds: int = Field(
+        60, gt=0, description="alert when ClickHouse would need longer than this to catch up with Kafka"
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,74 @@
+"""Real Prometheus, promtool and Alertmanager (Debian's packages) on 127.0.0.1, with the stack's files."""
+
+import json
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers import ServerProcess, free_ports, installed
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+PROMTOOL = Path("/usr/bin/promtool")
+ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
+AMTOOL = Path("/usr/bin/amtool")
+
+
+def run_tool(tool: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run promtool or amtool; the caller asserts on the result."""
+    installed(tool, f"{tool.name} (scripts/servers/install-prometheus)")
+    return subprocess.run([str(tool), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def get_json(url: str) -> dict:
+    """GET a JSON API on loopback, with a deadline."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+@dataclass
+class Monitoring:
+    """A running Prometheus and the Alertmanager it sends to."""
+
+    prometheus: ServerProcess
+    alertmanager: ServerProcess
+
+    def api(self, path: str) -> dict:
+        """Prometheus HTTP API."""
+        return get_json(f"http://127.0.0.1:{self.prometheus.port}{path}")
+
+    def alerts_in_alertmanager(self) -> list[dict]:
+        """The alerts Alertmanager holds."""
+        return get_json(f"http://127.0.0.1:{self.alertmanager.port}/api/v2/alerts")  # type: ignore[return-value]
+
+
+def start_alertmanager(config: str, workdir: Path) -> ServerProcess:
+    """Alertmanager with the stack's config, alone (no cluster peers)."""
+    installed(ALERTMANAGER, "prometheus-alertmanager (scripts/servers/install-prometheus)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "alertmanager.yml").write_text(config)
+    (port,) = free_ports(1)
+    command = [
+        str(ALERTMANAGER),
+        f"--config.file={workdir / 'alertmanager.yml'}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    return ServerProcess("alertmanager", command, port, workdir / "alertmanager.log", {}).start()
+
+
+def start_prometheus(config: str, files: dict[str, str], workdir: Path) -> ServerProcess:
+    """Prometheus with a prometheus.yml and the files it names (rule files), in workdir."""
+    installed(PROMETHEUS, "prometheus (scripts/servers/install-prometheus)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, text in {"prometheus.yml": config, **files}.items():
+        (workdir / name).write_text(text)
+    (port,) = free_ports(1)
+    command = [
+        str(PROMETHEUS),
+        f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    return ServerProcess("prometheus", command, port, workdir / "prometheus.log", {}).start()
