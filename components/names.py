@@ -24,6 +24,9 @@ def service_host(service: str, namespace: str) -> str:
 
 # Metrics: the JMX exporter agent in Presto's and Kafka's JVMs.
 JMX_METRICS_PORT = 9404
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+KUBE_STATE_METRICS_PORT = 8080
 
 # Kafka.
 KAFKA_HEADLESS = "kafka-headless"

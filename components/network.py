@@ -7,6 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.networking.v1 import (
+    IPBlockArgs,
     NetworkPolicyEgressRuleArgs,
     NetworkPolicyIngressRuleArgs,
     NetworkPolicyPeerArgs,
@@ -48,6 +49,9 @@ CLICKHOUSE_SCHEMA_JOB = Peer(names.CLICKHOUSE, "schema-bootstrap")
 PRESTO_COORDINATOR = Peer(names.PRESTO_COORDINATOR, "coordinator")
 PRESTO_WORKER = Peer(names.PRESTO_WORKER, "worker")
 PRESTO = (PRESTO_COORDINATOR, PRESTO_WORKER)
+PROMETHEUS = Peer(names.PROMETHEUS, "server")
+ALERTMANAGER = Peer(names.ALERTMANAGER, "alerting")
+KUBE_STATE_METRICS = Peer(names.KUBE_STATE_METRICS, "exporter")
 
 FLOWS: tuple[Flow, ...] = (
     Flow(
@@ -69,6 +73,17 @@ FLOWS: tuple[Flow, ...] = (
     Flow(PRESTO_WORKER, PRESTO_WORKER, (names.PRESTO_HTTP_PORT,), "workers exchange intermediate data"),
     Flow(PRESTO_COORDINATOR, PRESTO_COORDINATOR, (names.PRESTO_HTTP_PORT,), "the coordinator's own tasks"),
     *(
+        Flow(PROMETHEUS, target, (port,), f"Prometheus scrapes {target.slug()}")
+        for target, port in (
+            (PRESTO_COORDINATOR, names.JMX_METRICS_PORT),
+            (PRESTO_WORKER, names.JMX_METRICS_PORT),
+            (KAFKA_BROKER, names.JMX_METRICS_PORT),
+            (CLICKHOUSE_SERVER, names.CLICKHOUSE_METRICS_PORT),
+            (KUBE_STATE_METRICS, names.KUBE_STATE_METRICS_PORT),
+        )
+    ),
+    Flow(PROMETHEUS, ALERTMANAGER, (names.ALERTMANAGER_PORT,), "Prometheus sends alerts and scrapes Alertmanager"),
+    *(
         Flow(node, target, (port,), reason)
         for node in PRESTO
         for target, port, reason in (
@@ -76,6 +91,23 @@ FLOWS: tuple[Flow, ...] = (
             (KAFKA_BROKER, names.KAFKA_CLIENT_PORT, "the kafka catalog reads the events topic"),
         )
     ),
+)
+
+
+@dataclass(frozen=True)
+class Egress:
+    """A connection out of the pod network (the API server, kubelets, webhooks): to any address."""
+
+    source: Peer
+    ports: tuple[int, ...]
+    reason: str
+
+
+EGRESS: tuple[Egress, ...] = (
+    Egress(PROMETHEUS, (443, 6443), "service discovery through the Kubernetes API"),
+    Egress(PROMETHEUS, (10250,), "kubelet and cAdvisor metrics of every node"),
+    Egress(KUBE_STATE_METRICS, (443, 6443), "object state through the Kubernetes API"),
+    Egress(ALERTMANAGER, (443,), "webhook receivers"),
 )
 
 
@@ -89,6 +121,8 @@ class NetworkArgs:
     """The stack name, for app.kubernetes.io/instance and the pod selectors."""
     flows: tuple[Flow, ...] = FLOWS
     """The allowed flows."""
+    egress: tuple[Egress, ...] = EGRESS
+    """The allowed connections out of the pod network."""
 
 
 class NetworkPolicies(pulumi.ComponentResource):
@@ -109,6 +143,27 @@ class NetworkPolicies(pulumi.ComponentResource):
         def ports(flow: Flow) -> list[NetworkPolicyPortArgs]:
             return [NetworkPolicyPortArgs(protocol="TCP", port=port) for port in flow.ports]
 
+        anywhere: dict[Peer, list[Egress]] = defaultdict(list)
+        for out in args.egress:
+            anywhere[out.source].append(out)
+        for peer, outs in anywhere.items():
+            policy = f"allow-egress-out-{peer.slug()}"
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata=ObjectMetaArgs(name=policy, namespace=args.namespace, labels=labels),
+                spec=NetworkPolicySpecArgs(
+                    pod_selector=selector(peer),
+                    policy_types=["Egress"],
+                    egress=[
+                        NetworkPolicyEgressRuleArgs(
+                            to=[NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr="0.0.0.0/0"))],
+                            ports=[NetworkPolicyPortArgs(protocol="TCP", port=port) for port in out.ports],
+                        )
+                        for out in outs
+                    ],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         for direction, grouped in (("ingress", inbound), ("egress", outbound)):
             for peer, flows in grouped.items():
                 policy = f"allow-{direction}-{peer.slug()}"

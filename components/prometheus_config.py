@@ -13,10 +13,9 @@ import yaml
 from components import names
 from components.settings import Settings
 
-PROMETHEUS_PORT = 9090
-ALERTMANAGER_PORT = 9093
-KUBE_STATE_METRICS_PORT = 8080
-GRAFANA_PORT = 3000
+PROMETHEUS_PORT = names.PROMETHEUS_PORT
+ALERTMANAGER_PORT = names.ALERTMANAGER_PORT
+KUBE_STATE_METRICS_PORT = names.KUBE_STATE_METRICS_PORT
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 # cAdvisor and kubelet series kept: the ones the dashboards and alerts use, for our namespace only.
@@ -47,7 +46,6 @@ POD_JOBS = (
     PodJob("clickhouse", (names.CLICKHOUSE,), "metrics"),
     PodJob("alertmanager", (names.ALERTMANAGER,), "http"),
     PodJob("kube-state-metrics", (names.KUBE_STATE_METRICS,), "http-metrics", honor_labels=True),
-    PodJob("grafana", (names.GRAFANA,), "http"),
 )
 
 
@@ -83,16 +81,16 @@ def _pod_job(job: PodJob, namespace: str, static: list[StaticTarget] | None) -> 
     return config
 
 
-def _node_job(job: str, path: str, keep: tuple[str, ...], namespace: str) -> dict:
+def _node_job(job: str, path: str, keep: tuple[str, ...], namespace: str, account: str) -> dict:
     """A kubelet endpoint of every node, with this service account's token, our namespace's series only."""
     return {
         "job_name": job,
         "scheme": "https",
         "metrics_path": path,
         "kubernetes_sd_configs": [{"role": "node"}],
-        "authorization": {"credentials_file": f"{SERVICE_ACCOUNT}/token"},
+        "authorization": {"credentials_file": f"{account}/token"},
         # Kubelets serve self-signed certificates on most clusters (minikube's included).
-        "tls_config": {"ca_file": f"{SERVICE_ACCOUNT}/ca.crt", "insecure_skip_verify": True},
+        "tls_config": {"ca_file": f"{account}/ca.crt", "insecure_skip_verify": True},
         "relabel_configs": [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"}],
         "metric_relabel_configs": [
             {"source_labels": ["__name__"], "regex": "|".join(keep), "action": "keep"},
@@ -108,6 +106,7 @@ def prometheus_config(
     alertmanagers: list[str],
     static: dict[str, list[StaticTarget]] | None = None,
     itself: str = f"localhost:{PROMETHEUS_PORT}",
+    service_account: str = SERVICE_ACCOUNT,
 ) -> str:
     """prometheus.yml. With static targets (by job), pod jobs scrape them and node jobs are left out."""
     prometheus = settings.monitoring.prometheus
@@ -116,8 +115,8 @@ def prometheus_config(
     jobs += [_pod_job(job, namespace, None if static is None else static.get(job.job, [])) for job in POD_JOBS]
     if static is None:
         jobs += [
-            _node_job("kubelet-cadvisor", "/metrics/cadvisor", CADVISOR_METRICS, namespace),
-            _node_job("kubelet", "/metrics", KUBELET_METRICS, namespace),
+            _node_job("kubelet-cadvisor", "/metrics/cadvisor", CADVISOR_METRICS, namespace, service_account),
+            _node_job("kubelet", "/metrics", KUBELET_METRICS, namespace, service_account),
         ]
     config = {
         "global": {

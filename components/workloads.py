@@ -9,6 +9,7 @@ from pulumi_kubernetes.core.v1 import (
     ContainerArgs,
     EnvVarArgs,
     EnvVarSourceArgs,
+    HTTPGetActionArgs,
     ObjectFieldSelectorArgs,
     PersistentVolumeClaimSpecArgs,
     PodAffinityTermArgs,
@@ -16,6 +17,7 @@ from pulumi_kubernetes.core.v1 import (
     PodSecurityContextArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
+    ProbeArgs,
     ResourceRequirementsArgs,
     SeccompProfileArgs,
     SecurityContextArgs,
@@ -183,3 +185,18 @@ def pod_name_env() -> EnvVarArgs:
     return EnvVarArgs(
         name="POD_NAME", value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path="metadata.name"))
     )
+
+
+def http_probes(
+    port: str, ready: str, live: str, startup_seconds: int = 120, live_port: str | None = None
+) -> dict[str, ProbeArgs]:
+    """Startup, readiness and liveness probes over HTTP on named ports (liveness on its own if given)."""
+
+    def probe(path: str, on: str, **timing: int) -> ProbeArgs:
+        return ProbeArgs(http_get=HTTPGetActionArgs(path=path, port=on), timeout_seconds=5, **timing)
+
+    return {
+        "startup_probe": probe(ready, port, period_seconds=5, failure_threshold=startup_seconds // 5),
+        "readiness_probe": probe(ready, port, period_seconds=10),
+        "liveness_probe": probe(live, live_port or port, period_seconds=20, failure_threshold=3),
+    }

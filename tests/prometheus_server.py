@@ -6,12 +6,14 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers import ServerProcess, free_ports, installed
+from servers import CACHE, ServerProcess, free_ports, installed
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
 ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
 AMTOOL = Path("/usr/bin/amtool")
+PROMTOOL_2_53 = CACHE / "prometheus-2.53.4" / "promtool"
+"""The image's promtool, with Kubernetes service discovery (scripts/servers/install-promtool)."""
 
 
 def run_tool(tool: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -3,9 +3,11 @@
 promtool, amtool, Prometheus and Alertmanager come from Debian's packages: Prometheus 2.42 and
 Alertmanager 0.25, where the images are 2.53 and 0.27.
 
-Debian builds Prometheus without Kubernetes service discovery, so promtool rejects the in-cluster
-prometheus.yml at its first kubernetes_sd_configs. Here it checks the same function's static form:
-the same jobs, relabelling, rule files and alerting, with fixed targets on loopback.
+Debian builds Prometheus without Kubernetes service discovery, so its promtool rejects the in-cluster
+prometheus.yml at its first kubernetes_sd_configs: the in-cluster form is checked by promtool 2.53.4,
+the image's version, built from the Go module proxy (scripts/servers/install-promtool), and Debian's
+promtool and Prometheus run the same function's static form (same jobs, relabelling, rules and
+alerting, fixed targets on loopback).
 """
 
 import time
@@ -14,7 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 from kafka_server import KafkaNode
-from prometheus_server import AMTOOL, PROMTOOL, Monitoring, run_tool, start_alertmanager, start_prometheus
+from prometheus_server import (
+    AMTOOL,
+    PROMTOOL,
+    PROMTOOL_2_53,
+    Monitoring,
+    run_tool,
+    start_alertmanager,
+    start_prometheus,
+)
 from servers import free_ports
 
 from components.alert_rules import RULE_FILE, alerts, rule_file, rule_tests
@@ -63,6 +73,22 @@ def test_promtool_checks_prometheus_yml(settings: Settings, tmp_path: Path) -> N
     (tmp_path / "prometheus.yml").write_text(config)
     checked = run_tool(PROMTOOL, "check", "config", "prometheus.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_images_promtool_checks_the_in_cluster_prometheus_yml(settings: Settings, tmp_path: Path) -> None:
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    # Stand-ins for the files Kubernetes mounts in the pod: promtool checks that they exist.
+    (account / "token").write_text("token")
+    (account / "ca.crt").write_text("ca")
+    (tmp_path / RULE_FILE).write_text(rule_file(settings))
+    config = prometheus_config(
+        settings, rule_files=[RULE_FILE], alertmanagers=["alertmanager:9093"], service_account=str(account)
+    )
+    (tmp_path / "prometheus.yml").write_text(config)
+    checked = run_tool(PROMTOOL_2_53, "check", "config", "prometheus.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "kubernetes_sd_configs" in config
 
 
 def test_amtool_checks_alertmanager_yml(stack: str, settings: Settings, tmp_path: Path) -> None:

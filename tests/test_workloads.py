@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from workloads import containers, pod_spec, workloads
 
+from components import names
 from components.budget import planned_workloads
 from components.quantities import quantity_value
 from render import Captured, Rendered, settings_of
@@ -21,7 +22,11 @@ def test_every_pod_meets_the_restricted_pod_security_standard(stack: Rendered) -
         assert security.get("seccompProfile") == {"type": "RuntimeDefault"}, (
             f"{workload.label}: no RuntimeDefault seccomp"
         )
-        assert pod.get("automountServiceAccountToken") is False, f"{workload.label}: API token mounted"
+        name = workload.inputs["metadata"]["name"]
+        if name in NEEDS_THE_API:
+            assert pod["serviceAccountName"] == name, f"{workload.label}: the API through a default account"
+        else:
+            assert pod.get("automountServiceAccountToken") is False, f"{workload.label}: API token mounted"
         for container in containers(workload):
             where = f"{workload.label} container {container['name']}"
             context = container.get("securityContext", {})
@@ -56,6 +61,10 @@ def test_every_image_is_pinned(stack: Rendered) -> None:
             image = container["image"]
             tag = image.split("@")[0].rsplit("/", 1)[-1].partition(":")[2]
             assert "@sha256:" in image or (tag and tag != "latest"), f"{workload.label}: image {image} not pinned"
+
+
+NEEDS_THE_API = {names.PROMETHEUS, names.KUBE_STATE_METRICS}
+"""Workloads that talk to the Kubernetes API, each through its own least-privilege account."""
 
 
 def pod_amount(workload: Captured, side: str, kind: str) -> Decimal:

@@ -1,0 +1,109 @@
+"""Alertmanager: one replica routing by severity; its config is a Secret (webhook URLs carry tokens)."""
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgs,
+    ContainerPortArgs,
+    EmptyDirVolumeSourceArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    SecretVolumeSourceArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+
+from components import names
+from components.alertmanager_config import alertmanager_config
+from components.labels import common_labels, image_version, selector_labels
+from components.prometheus import NOBODY
+from components.prometheus_config import ALERTMANAGER_PORT
+from components.settings import Settings
+from components.workloads import NamespacedComponent, container_resources, container_security, http_probes, pod_security
+
+CONFIG_DIR = "/etc/alertmanager"
+DATA_DIR = "/alertmanager"
+
+
+@dataclass(frozen=True)
+class AlertmanagerArgs:
+    """Inputs of the Alertmanager component."""
+
+    settings: Settings
+    namespace: pulumi.Input[str]
+    instance: str
+
+
+class Alertmanager(NamespacedComponent):
+    """A single Alertmanager (silences and notification state live in an emptyDir)."""
+
+    def __init__(self, name: str, args: AlertmanagerArgs, opts: pulumi.ResourceOptions | None = None):
+        alertmanager = args.settings.monitoring.alertmanager
+        labels = common_labels(names.ALERTMANAGER, "alerting", args.instance, image_version(alertmanager.image))
+        super().__init__("qestack:observability:Alertmanager", name, args.namespace, labels, opts)
+        selector = selector_labels(names.ALERTMANAGER, "alerting", args.instance)
+        config = alertmanager_config(args.settings)
+        secret = k8s.core.v1.Secret(
+            f"{name}-config",
+            metadata=self._metadata(names.ALERTMANAGER),
+            type="Opaque",
+            string_data={"alertmanager.yml": pulumi.Output.secret(config)},
+            opts=self._opts(),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=self._metadata(names.ALERTMANAGER),
+            spec=ServiceSpecArgs(
+                selector=selector, ports=[ServicePortArgs(name="http", port=ALERTMANAGER_PORT, target_port="http")]
+            ),
+            opts=self._opts(),
+        )
+        container = ContainerArgs(
+            name="alertmanager",
+            image=alertmanager.image,
+            args=[
+                f"--config.file={CONFIG_DIR}/alertmanager.yml",
+                f"--storage.path={DATA_DIR}",
+                f"--web.listen-address=:{ALERTMANAGER_PORT}",
+                # One replica: no gossip peers to find.
+                "--cluster.listen-address=",
+            ],
+            ports=[ContainerPortArgs(name="http", container_port=ALERTMANAGER_PORT)],
+            resources=container_resources(alertmanager.resources),
+            security_context=container_security(),
+            **http_probes("http", "/-/ready", "/-/healthy"),
+            volume_mounts=[
+                VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+                VolumeMountArgs(name="data", mount_path=DATA_DIR),
+            ],
+        )
+        digest = hashlib.sha256(config.encode()).hexdigest()[:16]
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=self._metadata(names.ALERTMANAGER),
+            spec=DeploymentSpecArgs(
+                replicas=1,
+                selector=LabelSelectorArgs(match_labels=selector),
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=labels, annotations={"qestack.io/config-sha256": digest}),
+                    spec=PodSpecArgs(
+                        automount_service_account_token=False,
+                        security_context=pod_security(NOBODY),
+                        containers=[container],
+                        volumes=[
+                            VolumeArgs(name="config", secret=SecretVolumeSourceArgs(secret_name=secret.metadata.name)),
+                            VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
+                        ],
+                    ),
+                ),
+            ),
+            opts=self._opts(),
+        )
+        self.register_outputs({})

@@ -1,0 +1,104 @@
+"""kube-state-metrics, limited to our namespace: replicas, restarts, HPAs, PVCs and budgets as metrics."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
+from pulumi_kubernetes.core.v1 import ContainerArgs, ContainerPortArgs, PodSpecArgs, PodTemplateSpecArgs
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
+
+from components import names
+from components.labels import common_labels, image_version, selector_labels
+from components.prometheus import NOBODY
+from components.prometheus_config import KUBE_STATE_METRICS_PORT
+from components.settings import Settings
+from components.workloads import NamespacedComponent, container_resources, container_security, http_probes, pod_security
+
+TELEMETRY_PORT = 8081
+WATCHED = {
+    "": ["pods", "persistentvolumeclaims", "services"],
+    "apps": ["deployments", "statefulsets"],
+    "autoscaling": ["horizontalpodautoscalers"],
+    "batch": ["jobs"],
+    "policy": ["poddisruptionbudgets"],
+}
+"""What it reports on, by API group; its --resources flag names the same kinds."""
+
+
+@dataclass(frozen=True)
+class KubeStateMetricsArgs:
+    """Inputs of the kube-state-metrics component."""
+
+    settings: Settings
+    namespace: pulumi.Input[str]
+    instance: str
+
+
+class KubeStateMetrics(NamespacedComponent):
+    """One kube-state-metrics that may list and watch our namespace only (a Role, not a ClusterRole)."""
+
+    def __init__(self, name: str, args: KubeStateMetricsArgs, opts: pulumi.ResourceOptions | None = None):
+        ksm = args.settings.monitoring.kube_state_metrics
+        labels = common_labels(names.KUBE_STATE_METRICS, "exporter", args.instance, image_version(ksm.image))
+        super().__init__("qestack:observability:KubeStateMetrics", name, args.namespace, labels, opts)
+        selector = selector_labels(names.KUBE_STATE_METRICS, "exporter", args.instance)
+        k8s.core.v1.ServiceAccount(
+            f"{name}-account",
+            metadata=self._metadata(names.KUBE_STATE_METRICS),
+            automount_service_account_token=False,
+            opts=self._opts(),
+        )
+        k8s.rbac.v1.Role(
+            f"{name}-reader",
+            metadata=self._metadata(names.KUBE_STATE_METRICS),
+            rules=[
+                PolicyRuleArgs(api_groups=[group], resources=resources, verbs=["list", "watch"])
+                for group, resources in WATCHED.items()
+            ],
+            opts=self._opts(),
+        )
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-reader",
+            metadata=self._metadata(names.KUBE_STATE_METRICS),
+            role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=names.KUBE_STATE_METRICS),
+            subjects=[SubjectArgs(kind="ServiceAccount", name=names.KUBE_STATE_METRICS, namespace=self._namespace)],
+            opts=self._opts(),
+        )
+        container = ContainerArgs(
+            name="kube-state-metrics",
+            image=ksm.image,
+            args=[
+                f"--namespaces={args.settings.namespace}",
+                f"--resources={','.join(kind for kinds in WATCHED.values() for kind in kinds)}",
+                f"--port={KUBE_STATE_METRICS_PORT}",
+                f"--telemetry-port={TELEMETRY_PORT}",
+            ],
+            ports=[
+                ContainerPortArgs(name="http-metrics", container_port=KUBE_STATE_METRICS_PORT),
+                ContainerPortArgs(name="telemetry", container_port=TELEMETRY_PORT),
+            ],
+            resources=container_resources(ksm.resources),
+            security_context=container_security(),
+            **http_probes("telemetry", "/readyz", "/livez", live_port="http-metrics"),
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=self._metadata(names.KUBE_STATE_METRICS),
+            spec=DeploymentSpecArgs(
+                replicas=1,
+                selector=LabelSelectorArgs(match_labels=selector),
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=labels),
+                    spec=PodSpecArgs(
+                        service_account_name=names.KUBE_STATE_METRICS,
+                        automount_service_account_token=True,
+                        security_context=pod_security(NOBODY),
+                        containers=[container],
+                    ),
+                ),
+            ),
+            opts=self._opts(),
+        )
+        self.register_outputs({})
