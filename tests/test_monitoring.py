@@ -1,5 +1,6 @@
-"""Prometheus, Alertmanager and kube-state-metrics in both stacks: their config is the pure functions'
-output, every scrape job finds a named port, and their API access is read-only.
+"""Prometheus, Alertmanager and kube-state-metrics in both stacks.
+
+Their config is the pure functions' output, every scrape job finds a named port, API access is read-only.
 """
 
 from workloads import pod_spec
