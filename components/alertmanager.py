@@ -1,7 +1,6 @@
 """Alertmanager: one replica routing by severity; its config is a Secret (webhook URLs carry tokens)."""
 
 import hashlib
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -25,26 +24,23 @@ from components.alertmanager_config import alertmanager_config
 from components.labels import common_labels, image_version, selector_labels
 from components.prometheus import NOBODY
 from components.prometheus_config import ALERTMANAGER_PORT
-from components.settings import Settings
-from components.workloads import NamespacedComponent, container_resources, container_security, http_probes, pod_security
+from components.workloads import (
+    NamespacedComponent,
+    StackArgs,
+    container_resources,
+    container_security,
+    http_probes,
+    pod_security,
+)
 
 CONFIG_DIR = "/etc/alertmanager"
 DATA_DIR = "/alertmanager"
 
 
-@dataclass(frozen=True)
-class AlertmanagerArgs:
-    """Inputs of the Alertmanager component."""
-
-    settings: Settings
-    namespace: pulumi.Input[str]
-    instance: str
-
-
 class Alertmanager(NamespacedComponent):
     """A single Alertmanager (silences and notification state live in an emptyDir)."""
 
-    def __init__(self, name: str, args: AlertmanagerArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None):
         alertmanager = args.settings.monitoring.alertmanager
         labels = common_labels(names.ALERTMANAGER, "alerting", args.instance, image_version(alertmanager.image))
         super().__init__("qestack:observability:Alertmanager", name, args.namespace, labels, opts)

@@ -1,7 +1,5 @@
 """kube-state-metrics, limited to our namespace: replicas, restarts, HPAs, PVCs and budgets as metrics."""
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
@@ -13,8 +11,14 @@ from components import names
 from components.labels import common_labels, image_version, selector_labels
 from components.prometheus import NOBODY
 from components.prometheus_config import KUBE_STATE_METRICS_PORT
-from components.settings import Settings
-from components.workloads import NamespacedComponent, container_resources, container_security, http_probes, pod_security
+from components.workloads import (
+    NamespacedComponent,
+    StackArgs,
+    container_resources,
+    container_security,
+    http_probes,
+    pod_security,
+)
 
 TELEMETRY_PORT = 8081
 WATCHED = {
@@ -27,19 +31,10 @@ WATCHED = {
 """What it reports on, by API group; its --resources flag names the same kinds."""
 
 
-@dataclass(frozen=True)
-class KubeStateMetricsArgs:
-    """Inputs of the kube-state-metrics component."""
-
-    settings: Settings
-    namespace: pulumi.Input[str]
-    instance: str
-
-
 class KubeStateMetrics(NamespacedComponent):
     """One kube-state-metrics that may list and watch our namespace only (a Role, not a ClusterRole)."""
 
-    def __init__(self, name: str, args: KubeStateMetricsArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None):
         ksm = args.settings.monitoring.kube_state_metrics
         labels = common_labels(names.KUBE_STATE_METRICS, "exporter", args.instance, image_version(ksm.image))
         super().__init__("qestack:observability:KubeStateMetrics", name, args.namespace, labels, opts)

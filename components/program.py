@@ -4,20 +4,21 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
 from components import names
-from components.alertmanager import Alertmanager, AlertmanagerArgs
+from components.alertmanager import Alertmanager
 from components.certificates import Certificates, CertificatesArgs, ServingCertificate, service_dns_names
 from components.clickhouse import ClickHouse, ClickHouseArgs
 from components.clickhouse_config import ADMIN, INGEST, PRESTO
 from components.credential_catalog import CREDENTIALS, PRESTO_USERS_SECRET
 from components.credentials import Credentials, CredentialsArgs
 from components.kafka import Kafka, KafkaArgs
-from components.kube_state_metrics import KubeStateMetrics, KubeStateMetricsArgs
+from components.kube_state_metrics import KubeStateMetrics
 from components.network import NetworkArgs, NetworkPolicies
 from components.platform import Platform, PlatformArgs
 from components.presto import Presto, PrestoArgs
-from components.prometheus import Prometheus, PrometheusArgs
+from components.prometheus import Prometheus
 from components.settings import Settings
 from components.stack_config import SettingsError, parse_settings
+from components.workloads import StackArgs
 
 
 def read_config() -> tuple[dict[str, str], set[str]]:
@@ -93,10 +94,10 @@ def run() -> None:
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials, certificates]),
     )
-    monitoring = {"settings": settings, "namespace": platform.namespace_name, "instance": stack}
-    prometheus = Prometheus("prometheus", PrometheusArgs(**monitoring), opts=in_cluster)
-    Alertmanager("alertmanager", AlertmanagerArgs(**monitoring), opts=in_cluster)
-    KubeStateMetrics("kube-state-metrics", KubeStateMetricsArgs(**monitoring), opts=in_cluster)
+    monitoring = StackArgs(settings=settings, namespace=platform.namespace_name, instance=stack)
+    prometheus = Prometheus("prometheus", monitoring, opts=in_cluster)
+    Alertmanager("alertmanager", monitoring, opts=in_cluster)
+    KubeStateMetrics("kube-state-metrics", monitoring, opts=in_cluster)
     pulumi.export("namespace", platform.namespace_name)
     pulumi.export("prometheusUrl", prometheus.url)
     pulumi.export("prestoUrl", presto.url)

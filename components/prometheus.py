@@ -1,7 +1,6 @@
 """Prometheus: a StatefulSet with the stack's scrape config and rules, and read-only discovery RBAC."""
 
 import hashlib
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -25,9 +24,9 @@ from components import names
 from components.alert_rules import RULE_FILE, rule_file
 from components.labels import common_labels, image_version, selector_labels
 from components.prometheus_config import ALERTMANAGER_PORT, PROMETHEUS_PORT, prometheus_config
-from components.settings import Settings
 from components.workloads import (
     NamespacedComponent,
+    StackArgs,
     container_resources,
     container_security,
     data_claim,
@@ -41,22 +40,13 @@ CONFIG_DIR = "/etc/prometheus"
 DATA_DIR = "/prometheus"
 
 
-@dataclass(frozen=True)
-class PrometheusArgs:
-    """Inputs of the Prometheus component."""
-
-    settings: Settings
-    namespace: pulumi.Input[str]
-    instance: str
-
-
 class Prometheus(NamespacedComponent):
     """Prometheus scraping the namespace's pods and the nodes' kubelets, alerting through Alertmanager."""
 
     url: str
     """In-cluster URL."""
 
-    def __init__(self, name: str, args: PrometheusArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None):
         settings = args.settings
         prometheus = settings.monitoring.prometheus
         labels = common_labels(names.PROMETHEUS, "server", args.instance, image_version(prometheus.image))

@@ -1,5 +1,7 @@
 """Pieces every workload shares: security, resources, HA placement, budgets, claims, bootstrap Jobs."""
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.batch.v1 import JobSpecArgs
@@ -154,6 +156,18 @@ def one_shot_job(
             opts, pulumi.ResourceOptions(replace_on_changes=["spec"], delete_before_replace=True)
         ),
     )
+
+
+@dataclass(frozen=True)
+class StackArgs:
+    """Inputs of a component that needs only the stack: its settings, namespace and name."""
+
+    settings: Settings
+    """The validated stack settings."""
+    namespace: pulumi.Input[str]
+    """Namespace to deploy into."""
+    instance: str
+    """The stack name, for app.kubernetes.io/instance."""
 
 
 class NamespacedComponent(pulumi.ComponentResource):
