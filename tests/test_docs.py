@@ -1,7 +1,9 @@
-"""The README stays true: generated sections are current, and its test command is what CI runs."""
+"""The README and docs stay true: generated sections current, CI runs the test command, runbook complete."""
 
+from components.alert_rules import alerts
 from components.settings_reference import updated_readme
-from components.stack_files import REPO
+from components.stack_config import parse_settings
+from components.stack_files import REPO, stack_config
 
 
 def test_generated_readme_sections_are_current() -> None:
@@ -18,3 +20,11 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert command == "scripts/test"
     ci = (REPO / ".ci" / "run").read_text()
     assert f"exec {command}\n" in ci
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    runbook = (REPO / "docs" / "runbook.md").read_text()
+    headings = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
+    for alert in alerts(parse_settings("dev", stack_config("dev"))):
+        assert alert.name.lower() in headings, f"docs/runbook.md has no section for {alert.name}"
+        assert alert.annotations()["runbook_url"].endswith(f"/docs/runbook.md#{alert.name.lower()}")
