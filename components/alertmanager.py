@@ -21,7 +21,6 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
 from components import names
 from components.alertmanager_config import alertmanager_config
-from components.labels import common_labels, image_version, selector_labels
 from components.prometheus import NOBODY
 from components.prometheus_config import ALERTMANAGER_PORT
 from components.workloads import (
@@ -42,9 +41,8 @@ class Alertmanager(NamespacedComponent):
 
     def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None):
         alertmanager = args.settings.monitoring.alertmanager
-        labels = common_labels(names.ALERTMANAGER, "alerting", args.instance, image_version(alertmanager.image))
-        super().__init__("qestack:observability:Alertmanager", name, args.namespace, labels, opts)
-        selector = selector_labels(names.ALERTMANAGER, "alerting", args.instance)
+        identity = (names.ALERTMANAGER, "alerting", args.instance, alertmanager.image)
+        super().__init__("qestack:observability:Alertmanager", name, args.namespace, identity, opts)
         config = alertmanager_config(args.settings)
         secret = k8s.core.v1.Secret(
             f"{name}-config",
@@ -57,7 +55,8 @@ class Alertmanager(NamespacedComponent):
             f"{name}-service",
             metadata=self._metadata(names.ALERTMANAGER),
             spec=ServiceSpecArgs(
-                selector=selector, ports=[ServicePortArgs(name="http", port=ALERTMANAGER_PORT, target_port="http")]
+                selector=self._selector,
+                ports=[ServicePortArgs(name="http", port=ALERTMANAGER_PORT, target_port="http")],
             ),
             opts=self._opts(),
         )
@@ -86,9 +85,9 @@ class Alertmanager(NamespacedComponent):
             metadata=self._metadata(names.ALERTMANAGER),
             spec=DeploymentSpecArgs(
                 replicas=1,
-                selector=LabelSelectorArgs(match_labels=selector),
+                selector=LabelSelectorArgs(match_labels=self._selector),
                 template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=labels, annotations={"qestack.io/config-sha256": digest}),
+                    metadata=ObjectMetaArgs(labels=self._labels, annotations={"qestack.io/config-sha256": digest}),
                     spec=PodSpecArgs(
                         automount_service_account_token=False,
                         security_context=pod_security(NOBODY),

@@ -7,7 +7,6 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components import names
-from components.labels import common_labels
 from components.settings import PROJECT
 from components.workloads import NamespacedComponent
 
@@ -49,8 +48,9 @@ class Certificates(NamespacedComponent):
     """The CA certificate (PEM): what clients such as verify trust. Public, not a secret."""
 
     def __init__(self, name: str, args: CertificatesArgs, opts: pulumi.ResourceOptions | None = None):
-        labels = common_labels(PROJECT, "certificates", args.instance)
-        super().__init__("qestack:security:Certificates", name, args.namespace, labels, opts)
+        super().__init__(
+            "qestack:security:Certificates", name, args.namespace, (PROJECT, "certificates", args.instance, None), opts
+        )
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
         ca = tls.SelfSignedCert(
             f"{name}-ca",

@@ -38,7 +38,7 @@ from components.clickhouse_config import (
     users_config,
 )
 from components.credential_catalog import CLICKHOUSE_USERS_SECRET
-from components.labels import common_labels, image_version, selector_labels
+from components.labels import common_labels
 from components.settings import Settings
 from components.workloads import (
     NamespacedComponent,
@@ -83,10 +83,9 @@ class ClickHouse(NamespacedComponent):
 
     def __init__(self, name: str, args: ClickHouseArgs, opts: pulumi.ResourceOptions | None = None):
         settings = args.settings
-        labels = common_labels(names.CLICKHOUSE, "server", args.instance, image_version(settings.clickhouse.image))
-        super().__init__("qestack:data:ClickHouse", name, args.namespace, labels, opts)
+        identity = (names.CLICKHOUSE, "server", args.instance, settings.clickhouse.image)
+        super().__init__("qestack:data:ClickHouse", name, args.namespace, identity, opts)
         self._inputs = args
-        self._selector = selector_labels(names.CLICKHOUSE, "server", args.instance)
         self.http_host_port = f"{names.service_host(names.CLICKHOUSE, settings.namespace)}:{PORTS.http}"
         self.http_url = f"http://{self.http_host_port}"
         config = self._declare_config(name)

@@ -34,7 +34,7 @@ from components.kafka_config import (
     start_script,
     topic_bootstrap_command,
 )
-from components.labels import common_labels, image_version, selector_labels
+from components.labels import common_labels
 from components.settings import Settings
 from components.workloads import (
     NamespacedComponent,
@@ -91,10 +91,14 @@ class Kafka(NamespacedComponent):
 
     def __init__(self, name: str, args: KafkaArgs, opts: pulumi.ResourceOptions | None = None):
         settings = args.settings
-        labels = common_labels(names.KAFKA, "broker", args.instance, image_version(settings.kafka.image))
-        super().__init__("qestack:data:Kafka", name, args.namespace, labels, opts)
+        super().__init__(
+            "qestack:data:Kafka",
+            name,
+            args.namespace,
+            (names.KAFKA, "broker", args.instance, settings.kafka.image),
+            opts,
+        )
         self._inputs = args
-        self._selector = selector_labels(names.KAFKA, "broker", args.instance)
         self.bootstrap = bootstrap_address(settings.namespace)
         config = self._declare_config(name)
         self._declare_services(name)

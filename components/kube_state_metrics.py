@@ -8,7 +8,6 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
 
 from components import names
-from components.labels import common_labels, image_version, selector_labels
 from components.prometheus import NOBODY
 from components.prometheus_config import KUBE_STATE_METRICS_PORT
 from components.workloads import (
@@ -36,9 +35,8 @@ class KubeStateMetrics(NamespacedComponent):
 
     def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None):
         ksm = args.settings.monitoring.kube_state_metrics
-        labels = common_labels(names.KUBE_STATE_METRICS, "exporter", args.instance, image_version(ksm.image))
-        super().__init__("qestack:observability:KubeStateMetrics", name, args.namespace, labels, opts)
-        selector = selector_labels(names.KUBE_STATE_METRICS, "exporter", args.instance)
+        identity = (names.KUBE_STATE_METRICS, "exporter", args.instance, ksm.image)
+        super().__init__("qestack:observability:KubeStateMetrics", name, args.namespace, identity, opts)
         k8s.core.v1.ServiceAccount(
             f"{name}-account",
             metadata=self._metadata(names.KUBE_STATE_METRICS),
@@ -83,9 +81,9 @@ class KubeStateMetrics(NamespacedComponent):
             metadata=self._metadata(names.KUBE_STATE_METRICS),
             spec=DeploymentSpecArgs(
                 replicas=1,
-                selector=LabelSelectorArgs(match_labels=selector),
+                selector=LabelSelectorArgs(match_labels=self._selector),
                 template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=labels),
+                    metadata=ObjectMetaArgs(labels=self._labels),
                     spec=PodSpecArgs(
                         service_account_name=names.KUBE_STATE_METRICS,
                         automount_service_account_token=True,

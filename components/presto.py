@@ -104,8 +104,8 @@ class Presto(NamespacedComponent):
     def __init__(self, name: str, args: PrestoArgs, opts: pulumi.ResourceOptions | None = None):
         settings = args.settings
         self._version = image_version(settings.presto.image)
-        labels = common_labels(names.PRESTO_COORDINATOR, "coordinator", args.instance, self._version)
-        super().__init__("qestack:data:Presto", name, args.namespace, labels, opts)
+        identity = (names.PRESTO_COORDINATOR, "coordinator", args.instance, settings.presto.image)
+        super().__init__("qestack:data:Presto", name, args.namespace, identity, opts)
         self._inputs = args
         host = names.service_host(names.PRESTO_COORDINATOR, settings.namespace)
         self.url = f"https://{host}:{names.PRESTO_HTTPS_PORT}"

@@ -22,7 +22,6 @@ from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
 
 from components import names
 from components.alert_rules import RULE_FILE, rule_file
-from components.labels import common_labels, image_version, selector_labels
 from components.prometheus_config import ALERTMANAGER_PORT, PROMETHEUS_PORT, prometheus_config
 from components.workloads import (
     NamespacedComponent,
@@ -49,9 +48,8 @@ class Prometheus(NamespacedComponent):
     def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None):
         settings = args.settings
         prometheus = settings.monitoring.prometheus
-        labels = common_labels(names.PROMETHEUS, "server", args.instance, image_version(prometheus.image))
-        super().__init__("qestack:observability:Prometheus", name, args.namespace, labels, opts)
-        selector = selector_labels(names.PROMETHEUS, "server", args.instance)
+        identity = (names.PROMETHEUS, "server", args.instance, prometheus.image)
+        super().__init__("qestack:observability:Prometheus", name, args.namespace, identity, opts)
         self.url = f"http://{names.service_host(names.PROMETHEUS, settings.namespace)}:{PROMETHEUS_PORT}"
         files = {
             "prometheus.yml": prometheus_config(
@@ -69,7 +67,7 @@ class Prometheus(NamespacedComponent):
             f"{name}-service",
             metadata=self._metadata(names.PROMETHEUS),
             spec=ServiceSpecArgs(
-                selector=selector, ports=[ServicePortArgs(name="http", port=PROMETHEUS_PORT, target_port="http")]
+                selector=self._selector, ports=[ServicePortArgs(name="http", port=PROMETHEUS_PORT, target_port="http")]
             ),
             opts=self._opts(),
         )
@@ -99,16 +97,16 @@ class Prometheus(NamespacedComponent):
         if prometheus.storage is None:
             volumes.append(VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="2Gi")))
         else:
-            claims.append(data_claim(settings, labels, prometheus.storage.size))
+            claims.append(data_claim(settings, self._labels, prometheus.storage.size))
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=self._metadata(names.PROMETHEUS),
             spec=StatefulSetSpecArgs(
                 service_name=names.PROMETHEUS,
                 replicas=1,
-                selector=LabelSelectorArgs(match_labels=selector),
+                selector=LabelSelectorArgs(match_labels=self._selector),
                 template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=labels, annotations={"qestack.io/config-sha256": digest}),
+                    metadata=ObjectMetaArgs(labels=self._labels, annotations={"qestack.io/config-sha256": digest}),
                     spec=PodSpecArgs(
                         service_account_name=names.PROMETHEUS,
                         automount_service_account_token=True,

@@ -31,6 +31,7 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
+from components.labels import common_labels, image_version, selector_labels
 from components.settings import Resources, Settings
 
 
@@ -178,12 +179,15 @@ class NamespacedComponent(pulumi.ComponentResource):
         type_name: str,
         name: str,
         namespace: pulumi.Input[str],
-        labels: dict[str, str],
+        identity: tuple[str, str, str, str | None],
         opts: pulumi.ResourceOptions | None,
     ):
+        """identity: app.kubernetes.io name, component and instance of its objects, and their image (if any)."""
         super().__init__(type_name, name, None, opts)
+        workload, component, instance, image = identity
         self._namespace = namespace
-        self._labels = labels
+        self._labels = common_labels(workload, component, instance, image_version(image) if image else None)
+        self._selector = selector_labels(workload, component, instance)
 
     def _opts(self, **extra: object) -> pulumi.ResourceOptions:
         """Options for a child object."""
