@@ -140,57 +140,43 @@ class NetworkPolicies(pulumi.ComponentResource):
         def selector(peer: Peer) -> LabelSelectorArgs:
             return LabelSelectorArgs(match_labels=selector_labels(peer.name, peer.component, args.instance))
 
-        def ports(flow: Flow) -> list[NetworkPolicyPortArgs]:
-            return [NetworkPolicyPortArgs(protocol="TCP", port=port) for port in flow.ports]
+        def ports(allowed: Flow | Egress) -> list[NetworkPolicyPortArgs]:
+            return [NetworkPolicyPortArgs(protocol="TCP", port=port) for port in allowed.ports]
 
-        anywhere: dict[Peer, list[Egress]] = defaultdict(list)
-        for out in args.egress:
-            anywhere[out.source].append(out)
-        for peer, outs in anywhere.items():
-            policy = f"allow-egress-out-{peer.slug()}"
+        def declare(policy: str, peer: Peer, direction: str, rules: list) -> None:
+            """One policy about the pods of a peer, in one direction."""
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy}",
                 metadata=ObjectMetaArgs(name=policy, namespace=args.namespace, labels=labels),
                 spec=NetworkPolicySpecArgs(
-                    pod_selector=selector(peer),
-                    policy_types=["Egress"],
-                    egress=[
-                        NetworkPolicyEgressRuleArgs(
-                            to=[NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr="0.0.0.0/0"))],
-                            ports=[NetworkPolicyPortArgs(protocol="TCP", port=port) for port in out.ports],
-                        )
-                        for out in outs
-                    ],
+                    pod_selector=selector(peer), policy_types=[direction.capitalize()], **{direction: rules}
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        for direction, grouped in (("ingress", inbound), ("egress", outbound)):
-            for peer, flows in grouped.items():
-                policy = f"allow-{direction}-{peer.slug()}"
-                if direction == "ingress":
-                    rules: dict = {
-                        "ingress": [
-                            NetworkPolicyIngressRuleArgs(
-                                from_=[NetworkPolicyPeerArgs(pod_selector=selector(f.source))], ports=ports(f)
-                            )
-                            for f in flows
-                        ]
-                    }
-                else:
-                    rules = {
-                        "egress": [
-                            NetworkPolicyEgressRuleArgs(
-                                to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f)
-                            )
-                            for f in flows
-                        ]
-                    }
-                k8s.networking.v1.NetworkPolicy(
-                    f"{name}-{policy}",
-                    metadata=ObjectMetaArgs(name=policy, namespace=args.namespace, labels=labels),
-                    spec=NetworkPolicySpecArgs(
-                        pod_selector=selector(peer), policy_types=[direction.capitalize()], **rules
-                    ),
-                    opts=pulumi.ResourceOptions(parent=self),
+
+        for peer, flows in inbound.items():
+            ingress = [
+                NetworkPolicyIngressRuleArgs(
+                    from_=[NetworkPolicyPeerArgs(pod_selector=selector(f.source))], ports=ports(f)
                 )
+                for f in flows
+            ]
+            declare(f"allow-ingress-{peer.slug()}", peer, "ingress", ingress)
+        for peer, flows in outbound.items():
+            egress = [
+                NetworkPolicyEgressRuleArgs(to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f))
+                for f in flows
+            ]
+            declare(f"allow-egress-{peer.slug()}", peer, "egress", egress)
+        anywhere: dict[Peer, list[Egress]] = defaultdict(list)
+        for out in args.egress:
+            anywhere[out.source].append(out)
+        for peer, outs in anywhere.items():
+            egress = [
+                NetworkPolicyEgressRuleArgs(
+                    to=[NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr="0.0.0.0/0"))], ports=ports(out)
+                )
+                for out in outs
+            ]
+            declare(f"allow-egress-out-{peer.slug()}", peer, "egress", egress)
         self.register_outputs({"flows": len(args.flows)})
