@@ -25,7 +25,7 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
 from components import names
 from components.budget import JOB_RESOURCES
-from components.jmx_exporter import AGENT_JAR, agent_option, kafka_exporter_config
+from components.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option, kafka_exporter_config
 from components.jvm import heap_megabytes
 from components.kafka_config import (
     NODE_ID_TOKEN,
@@ -55,7 +55,6 @@ DATA_DIR = "/var/lib/kafka/data"
 TEMPLATE_DIR = "/etc/kafka/template"
 AGENT_DIR = "/opt/metrics-agent"
 AGENT_FILE = "jmx_prometheus_javaagent.jar"
-JMX_EXPORTER_CONFIG = "jmx-exporter.yaml"
 # Kafka leans on the page cache for its log segments: give the heap half the container, not more.
 HEAP_FRACTION = 0.5
 
@@ -129,7 +128,7 @@ class Kafka(NamespacedComponent):
             data={
                 "server.properties": properties,
                 "start.sh": start_script(),
-                JMX_EXPORTER_CONFIG: kafka_exporter_config(),
+                CONFIG_FILE: kafka_exporter_config(),
             },
             opts=self._opts(),
         )
@@ -178,7 +177,7 @@ class Kafka(NamespacedComponent):
                 EnvVarArgs(
                     name="KAFKA_OPTS",
                     value=agent_option(
-                        f"{AGENT_DIR}/{AGENT_FILE}", names.JMX_METRICS_PORT, f"{TEMPLATE_DIR}/{JMX_EXPORTER_CONFIG}"
+                        f"{AGENT_DIR}/{AGENT_FILE}", names.JMX_METRICS_PORT, f"{TEMPLATE_DIR}/{CONFIG_FILE}"
                     ),
                 ),
             ],

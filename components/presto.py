@@ -43,10 +43,9 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from components import names
 from components.clickhouse_config import PRESTO
 from components.credential_catalog import CLICKHOUSE_USERS_SECRET, PRESTO_INTERNAL_SECRET
-from components.jmx_exporter import AGENT_JAR, agent_option
+from components.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option
 from components.labels import common_labels, image_version, selector_labels
 from components.presto_config import (
-    JMX_EXPORTER_CONFIG,
     KEYSTORE_FILE,
     PASSWORD_FILE,
     ClientAccess,
@@ -187,7 +186,7 @@ class Presto(NamespacedComponent):
             )
             if coordinator
             else None,
-            metrics_agent=agent_option(AGENT_JAR, names.JMX_METRICS_PORT, f"{TEMPLATE_DIR}/{JMX_EXPORTER_CONFIG}"),
+            metrics_agent=agent_option(AGENT_JAR, names.JMX_METRICS_PORT, f"{TEMPLATE_DIR}/{CONFIG_FILE}"),
         )
         config = k8s.core.v1.ConfigMap(
             f"{name}-{'coordinator' if coordinator else 'worker'}-config",

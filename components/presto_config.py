@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from components.clickhouse_config import DATABASE
-from components.jmx_exporter import presto_exporter_config
+from components.jmx_exporter import CONFIG_FILE, presto_exporter_config
 from components.jvm import heap_megabytes
 from components.settings import PrestoSettings, Resources
 
@@ -26,7 +26,6 @@ EVENTS_SCHEMA = "default"
 PBKDF2_ITERATIONS = 100_000
 KEYSTORE_FILE = "keystore.pem"
 PASSWORD_FILE = "password.db"
-JMX_EXPORTER_CONFIG = "jmx-exporter.yaml"
 
 
 @dataclass(frozen=True)
@@ -245,7 +244,7 @@ def template_files(
             clients=clients,
         ),
         "jvm.config": jvm_config(resources, metrics_agent),
-        JMX_EXPORTER_CONFIG: presto_exporter_config(),
+        CONFIG_FILE: presto_exporter_config(),
         "node.properties": node_properties(environment, NODE_ID_TOKEN, data_dir),
         "catalog-tpch.properties": tpch_catalog(),
         "catalog-clickhouse.properties": clickhouse_catalog(clickhouse_jdbc_url, clickhouse_user),

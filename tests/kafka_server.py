@@ -10,7 +10,7 @@ from pathlib import Path
 
 from servers import CACHE, ServerProcess, free_ports, installed, jmx_exporter_jar
 
-from components.jmx_exporter import agent_option, kafka_exporter_config
+from components.jmx_exporter import CONFIG_FILE, agent_option, kafka_exporter_config
 from components.kafka_config import NODE_ID_TOKEN, server_properties, start_script, topic_bootstrap_command
 from components.settings import KafkaSettings, Settings
 from components.stack_files import REPO
@@ -37,7 +37,7 @@ def start_kafka(kafka: KafkaSettings, workdir: Path, cluster_id: str | None = No
     home = installed(KAFKA_HOME / ".installed", "Kafka").parent
     client, controller, metrics = free_ports(3)
     workdir.mkdir(parents=True, exist_ok=True)
-    exporter = workdir / "jmx-exporter.yaml"
+    exporter = workdir / CONFIG_FILE
     exporter.write_text(kafka_exporter_config())
     template = workdir / "server.properties.template"
     template.write_text(

@@ -16,7 +16,7 @@ import prestodb
 from certificates import ServingFiles, issue
 from servers import CACHE, ServerError, ServerProcess, free_ports, installed, jmx_exporter_jar
 
-from components.jmx_exporter import presto_exporter_config
+from components.jmx_exporter import CONFIG_FILE, presto_exporter_config
 from components.presto_config import (
     KEYSTORE_FILE,
     PASSWORD_FILE,
@@ -182,7 +182,7 @@ def start_cluster(
 def start_exporter(workdir: Path, jmx: Jmx, port: int) -> ServerProcess:
     """The standalone JMX exporter with the stack's Presto rules, reading the coordinator over RMI."""
     workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "jmx-exporter.yaml"
+    config = workdir / CONFIG_FILE
     config.write_text(f"hostPort: 127.0.0.1:{jmx.registry_port}\n" + presto_exporter_config())
     jar = jmx_exporter_jar("jmx_prometheus_httpserver")
     command = ["java", "-Xmx128m", "-jar", str(jar), f"127.0.0.1:{port}", str(config)]
