@@ -44,33 +44,32 @@ class Monitoring:
         return get_json(f"http://127.0.0.1:{self.alertmanager.port}/api/v2/alerts")  # type: ignore[return-value]
 
 
-def start_alertmanager(config: str, workdir: Path) -> ServerProcess:
-    """Alertmanager with the stack's config, alone (no cluster peers)."""
-    installed(ALERTMANAGER, "prometheus-alertmanager (scripts/servers/install-prometheus)")
+def _serve(
+    binary: Path, config_name: str, files: dict[str, str], storage_flag: str, workdir: Path, *extra: str
+) -> ServerProcess:
+    """Write the files into workdir and serve them on a free loopback port: the two servers share flags."""
+    installed(binary, f"{binary.name} (scripts/servers/install-prometheus)")
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "alertmanager.yml").write_text(config)
+    for name, text in files.items():
+        (workdir / name).write_text(text)
     (port,) = free_ports(1)
     command = [
-        str(ALERTMANAGER),
-        f"--config.file={workdir / 'alertmanager.yml'}",
-        f"--storage.path={workdir / 'data'}",
+        str(binary),
+        f"--config.file={workdir / config_name}",
+        f"{storage_flag}={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
+        *extra,
     ]
-    return ServerProcess("alertmanager", command, port, workdir / "alertmanager.log", {}).start()
+    return ServerProcess(binary.name, command, port, workdir / f"{binary.name}.log", {}).start()
+
+
+def start_alertmanager(config: str, workdir: Path) -> ServerProcess:
+    """Alertmanager with the stack's config, alone (no cluster peers)."""
+    files = {"alertmanager.yml": config}
+    return _serve(ALERTMANAGER, "alertmanager.yml", files, "--storage.path", workdir, "--cluster.listen-address=")
 
 
 def start_prometheus(config: str, files: dict[str, str], workdir: Path) -> ServerProcess:
     """Prometheus with a prometheus.yml and the files it names (rule files), in workdir."""
-    installed(PROMETHEUS, "prometheus (scripts/servers/install-prometheus)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    for name, text in {"prometheus.yml": config, **files}.items():
-        (workdir / name).write_text(text)
-    (port,) = free_ports(1)
-    command = [
-        str(PROMETHEUS),
-        f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    return ServerProcess("prometheus", command, port, workdir / "prometheus.log", {}).start()
+    files = {"prometheus.yml": config, **files}
+    return _serve(PROMETHEUS, "prometheus.yml", files, "--storage.tsdb.path", workdir)
