@@ -38,15 +38,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=("dev", "prod"))
-def stack(request: pytest.FixtureRequest) -> str:
-    """Each shipped stack."""
+def stack_name(request: pytest.FixtureRequest) -> str:
+    """Each shipped stack's name (conftest's `stack` is the rendered stack)."""
     return request.param
 
 
 @pytest.fixture
-def settings(stack: str) -> Settings:
+def settings(stack_name: str) -> Settings:
     """The stack's settings."""
-    return parse_settings(stack, stack_config(stack))
+    return parse_settings(stack_name, stack_config(stack_name))
 
 
 def static_targets(port: int) -> dict:
@@ -91,9 +91,9 @@ def test_the_images_promtool_checks_the_in_cluster_prometheus_yml(settings: Sett
     assert "kubernetes_sd_configs" in config
 
 
-def test_amtool_checks_alertmanager_yml(stack: str, settings: Settings, tmp_path: Path) -> None:
+def test_amtool_checks_alertmanager_yml(stack_name: str, settings: Settings, tmp_path: Path) -> None:
     hook = {"monitoring": {"alertmanager": {"receivers": {"critical": "https://pager.example.com/hook"}}}}
-    routed = parse_settings(stack, stack_config(stack, hook))
+    routed = parse_settings(stack_name, stack_config(stack_name, hook))
     for name, config in (("default.yml", alertmanager_config(settings)), ("routed.yml", alertmanager_config(routed))):
         (tmp_path / name).write_text(config)
         checked = run_tool(AMTOOL, "check-config", name, cwd=tmp_path)
