@@ -22,6 +22,20 @@ def problems(stack: str, secret_keys: tuple[str, ...] = (), **overrides: Any) ->
 
 # (stack, overrides, key the message must name, text the message must contain)
 BAD_CONFIGS = [
+    ("dev", {"monitoring": {"querySuccessObjective": 1.5}}, "monitoring.querySuccessObjective", "less than 1"),
+    ("dev", {"monitoring": {"pipelineLagSeconds": 0}}, "monitoring.pipelineLagSeconds", "greater than 0"),
+    (
+        "dev",
+        {"monitoring": {"alertmanager": {"receivers": {"critical": "pager.example.com"}}}},
+        "monitoring.alertmanager.receivers.critical",
+        "http:// or https:// URL",
+    ),
+    (
+        "dev",
+        {"monitoring": {"alertmanager": {"receivers": {"page": "https://x"}}}},
+        "monitoring.alertmanager.receivers.page",
+        "unknown key",
+    ),
     ("dev", {"kafka": {"brokers": "three"}}, "kafka.brokers", "valid integer"),
     ("dev", {"highAvailability": "maybe"}, "highAvailability", "valid boolean"),
     ("dev", {"presto": {"workers": {"maxReplicas": 0}}}, "presto.workers.maxReplicas", "greater than or equal to 1"),
