@@ -52,6 +52,7 @@ PRESTO = (PRESTO_COORDINATOR, PRESTO_WORKER)
 PROMETHEUS = Peer(names.PROMETHEUS, "server")
 ALERTMANAGER = Peer(names.ALERTMANAGER, "alerting")
 KUBE_STATE_METRICS = Peer(names.KUBE_STATE_METRICS, "exporter")
+GRAFANA = Peer(names.GRAFANA, "dashboards")
 
 FLOWS: tuple[Flow, ...] = (
     Flow(
@@ -80,9 +81,11 @@ FLOWS: tuple[Flow, ...] = (
             (KAFKA_BROKER, names.JMX_METRICS_PORT),
             (CLICKHOUSE_SERVER, names.CLICKHOUSE_METRICS_PORT),
             (KUBE_STATE_METRICS, names.KUBE_STATE_METRICS_PORT),
+            (GRAFANA, names.GRAFANA_PORT),
         )
     ),
     Flow(PROMETHEUS, ALERTMANAGER, (names.ALERTMANAGER_PORT,), "Prometheus sends alerts and scrapes Alertmanager"),
+    Flow(GRAFANA, PROMETHEUS, (names.PROMETHEUS_PORT,), "dashboards query Prometheus"),
     *(
         Flow(node, target, (port,), reason)
         for node in PRESTO

@@ -10,6 +10,7 @@ from components.clickhouse import ClickHouse, ClickHouseArgs
 from components.clickhouse_config import ADMIN, INGEST, PRESTO
 from components.credential_catalog import CREDENTIALS, PRESTO_USERS_SECRET
 from components.credentials import Credentials, CredentialsArgs
+from components.grafana import Grafana, GrafanaArgs
 from components.kafka import Kafka, KafkaArgs
 from components.kube_state_metrics import KubeStateMetrics
 from components.network import NetworkArgs, NetworkPolicies
@@ -97,9 +98,17 @@ def run() -> None:
     monitoring = StackArgs(settings=settings, namespace=platform.namespace_name, instance=stack)
     prometheus = Prometheus("prometheus", monitoring, opts=in_cluster)
     Alertmanager("alertmanager", monitoring, opts=in_cluster)
+    grafana = Grafana(
+        "grafana",
+        GrafanaArgs(
+            settings=settings, namespace=platform.namespace_name, instance=stack, prometheus_url=prometheus.url
+        ),
+        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
+    )
     KubeStateMetrics("kube-state-metrics", monitoring, opts=in_cluster)
     pulumi.export("namespace", platform.namespace_name)
     pulumi.export("prometheusUrl", prometheus.url)
+    pulumi.export("grafanaUrl", grafana.url)
     pulumi.export("prestoUrl", presto.url)
     pulumi.export("prestoCaCertificate", certificates.ca_certificate)
     pulumi.export("clickhouseUrl", clickhouse.http_url)

@@ -45,6 +45,7 @@ POD_JOBS = (
     PodJob("kafka", (names.KAFKA,), "metrics"),
     PodJob("clickhouse", (names.CLICKHOUSE,), "metrics"),
     PodJob("alertmanager", (names.ALERTMANAGER,), "http"),
+    PodJob("grafana", (names.GRAFANA,), "http"),
     PodJob("kube-state-metrics", (names.KUBE_STATE_METRICS,), "http-metrics", honor_labels=True),
 )
 

@@ -1,0 +1,150 @@
+"""Grafana: one replica with the Prometheus datasource and the stack's dashboards provisioned from files."""
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
+from pulumi_kubernetes.core.v1 import (
+    ConfigMapVolumeSourceArgs,
+    ContainerArgs,
+    ContainerPortArgs,
+    EmptyDirVolumeSourceArgs,
+    KeyToPathArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    SecretVolumeSourceArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+
+from components import names
+from components.credential_catalog import CREDENTIALS, GRAFANA_ADMIN_SECRET
+from components.dashboards import dashboard_files
+from components.grafana_config import GRAFANA_PORT, Paths, dashboard_providers, datasources, grafana_ini
+from components.workloads import (
+    NamespacedComponent,
+    StackArgs,
+    container_resources,
+    container_security,
+    http_probes,
+    pod_security,
+)
+
+GRAFANA_USER = 472
+"""The grafana/grafana image's user."""
+CONFIG_DIR = "/etc/grafana"
+PATHS = Paths()
+ADMIN_PASSWORD_KEY = next(c.key for c in CREDENTIALS if c.secret == GRAFANA_ADMIN_SECRET)
+
+
+@dataclass(frozen=True)
+class GrafanaArgs(StackArgs):
+    """The stack, and the Prometheus its dashboards query."""
+
+    prometheus_url: str
+    """URL of the Prometheus Service."""
+
+
+class Grafana(NamespacedComponent):
+    """Grafana behind a password, its dashboards read-only and re-read from the ConfigMap when it changes."""
+
+    url: str
+    """In-cluster URL."""
+
+    def __init__(self, name: str, args: GrafanaArgs, opts: pulumi.ResourceOptions | None = None):
+        settings = args.settings
+        grafana = settings.monitoring.grafana
+        identity = (names.GRAFANA, "dashboards", args.instance, grafana.image)
+        super().__init__("qestack:observability:Grafana", name, args.namespace, identity, opts)
+        self.url = f"http://{names.service_host(names.GRAFANA, settings.namespace)}:{GRAFANA_PORT}"
+        config_files = {
+            "grafana.ini": grafana_ini(PATHS),
+            "datasources.yaml": datasources(settings, args.prometheus_url),
+            "dashboards.yaml": dashboard_providers(PATHS),
+        }
+        boards = dashboard_files(settings)
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=self._metadata(names.GRAFANA), data=config_files, opts=self._opts()
+        )
+        dashboards = k8s.core.v1.ConfigMap(
+            f"{name}-dashboards",
+            metadata=self._metadata(f"{names.GRAFANA}-dashboards"),
+            data=boards,
+            opts=self._opts(),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=self._metadata(names.GRAFANA),
+            spec=ServiceSpecArgs(
+                selector=self._selector, ports=[ServicePortArgs(name="http", port=GRAFANA_PORT, target_port="http")]
+            ),
+            opts=self._opts(),
+        )
+        provisioning = PATHS.provisioning.removeprefix(f"{CONFIG_DIR}/")
+        config_items = [
+            KeyToPathArgs(key="grafana.ini", path="grafana.ini"),
+            KeyToPathArgs(key="datasources.yaml", path=f"{provisioning}/datasources/datasources.yaml"),
+            KeyToPathArgs(key="dashboards.yaml", path=f"{provisioning}/dashboards/dashboards.yaml"),
+        ]
+        secret_dir, password_file = PATHS.admin_password_file.rsplit("/", 1)
+        container = ContainerArgs(
+            name="grafana",
+            image=grafana.image,
+            ports=[ContainerPortArgs(name="http", container_port=GRAFANA_PORT)],
+            resources=container_resources(grafana.resources),
+            security_context=container_security(),
+            # Database migrations at the first start of an empty database take a while.
+            **http_probes("http", "/api/health", "/api/health", startup_seconds=180),
+            volume_mounts=[
+                VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+                VolumeMountArgs(name="dashboards", mount_path=PATHS.dashboards, read_only=True),
+                VolumeMountArgs(name="admin", mount_path=secret_dir, read_only=True),
+                VolumeMountArgs(name="data", mount_path=PATHS.data),
+                VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            ],
+        )
+        # The config's hash rolls the pod; dashboards are re-read in place (updateIntervalSeconds).
+        digest = hashlib.sha256("".join(config_files.values()).encode()).hexdigest()[:16]
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=self._metadata(names.GRAFANA),
+            spec=DeploymentSpecArgs(
+                replicas=1,
+                selector=LabelSelectorArgs(match_labels=self._selector),
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=self._labels, annotations={"qestack.io/config-sha256": digest}),
+                    spec=PodSpecArgs(
+                        automount_service_account_token=False,
+                        security_context=pod_security(GRAFANA_USER),
+                        containers=[container],
+                        volumes=[
+                            VolumeArgs(
+                                name="config",
+                                config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name, items=config_items),
+                            ),
+                            VolumeArgs(
+                                name="dashboards",
+                                config_map=ConfigMapVolumeSourceArgs(name=dashboards.metadata.name),
+                            ),
+                            VolumeArgs(
+                                name="admin",
+                                secret=SecretVolumeSourceArgs(
+                                    secret_name=GRAFANA_ADMIN_SECRET,
+                                    items=[KeyToPathArgs(key=ADMIN_PASSWORD_KEY, path=password_file)],
+                                ),
+                            ),
+                            # Users, sessions and preferences: disposable, everything shared is provisioned.
+                            VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="1Gi")),
+                            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+                        ],
+                    ),
+                ),
+            ),
+            opts=self._opts(),
+        )
+        self.register_outputs({"url": self.url})
