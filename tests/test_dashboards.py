@@ -64,7 +64,7 @@ def test_every_panel_queries_the_provisioned_prometheus(boards: list[Dashboard])
 
 
 def test_every_expression_parses_with_promtool(stack: Rendered, tmp_path: Path) -> None:
-    """promtool (the image's version) parses an expression when it checks a rule that records it."""
+    """The image's promtool parses an expression when it checks a rule that records it."""
     found = expressions(settings_of(stack))
     rules = [{"record": f"qestack_expression_{i}", "expr": e.expr} for i, e in enumerate(found)]
     (tmp_path / "expressions.yml").write_text(yaml.safe_dump({"groups": [{"name": "all", "rules": rules}]}))

@@ -5,7 +5,7 @@ import time
 
 import pytest
 from kafka_server import KafkaNode
-from metrics import scrape
+from metrics import scrape, scrape_until
 from presto_server import PrestoCluster, rows
 from test_clickhouse_server import produce_events
 
@@ -20,14 +20,6 @@ def names(rule: Rule) -> set[str]:
         return {rule.name}
     alternatives = re.search(r"\(([^()]*)\)", rule.pattern)[1].split("|")
     return {rule.name.replace("$1", alternative).lower() for alternative in alternatives}
-
-
-def scrape_until(port: int, wanted: set[str], seconds: float = 60) -> dict[str, list]:
-    """Scrape until every wanted name is there (counters appear with their first event), or give up."""
-    deadline = time.monotonic() + seconds
-    while not wanted <= set(samples := scrape(port)) and time.monotonic() < deadline:
-        time.sleep(1)
-    return samples
 
 
 def test_every_kafka_rule_yields_its_metrics(kafka_node: KafkaNode, pipeline: str) -> None:

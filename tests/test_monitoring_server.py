@@ -11,6 +11,7 @@ alerting, fixed targets on loopback).
 """
 
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,12 @@ from prometheus_server import (
     start_alertmanager,
     start_prometheus,
 )
+from promql import expressions
 from servers import free_ports
 
 from components.alert_rules import RULE_FILE, alerts, rule_file, rule_tests
 from components.alertmanager_config import alertmanager_config
+from components.dashboards import dashboards
 from components.prometheus_config import POD_JOBS, StaticTarget, prometheus_config
 from components.settings import Settings
 from components.stack_config import parse_settings
@@ -164,3 +167,25 @@ def test_a_target_that_is_down_pages_through_alertmanager(monitoring: Monitoring
     assert alert["labels"]["severity"] == "critical"
     assert alert["annotations"]["runbook_url"].endswith("#clickhousedown")
     assert [r["name"] for r in alert["receivers"]] == ["critical"]
+
+
+def test_every_dashboard_and_rule_expression_runs_on_the_real_prometheus(monitoring: Monitoring) -> None:
+    for found in expressions(parse_settings("dev", stack_config("dev"))):
+        answer = monitoring.api(f"/api/v1/query?{urllib.parse.urlencode({'query': found.expr})}")
+        assert answer["status"] == "success", f"{found.where}: {answer}"
+
+
+def test_the_kafka_dashboard_shows_the_real_kafka(monitoring: Monitoring) -> None:
+    (board,) = [b for b in dashboards(parse_settings("dev", stack_config("dev"))) if b.uid == "qestack-kafka"]
+    stats = {panel.title: panel.targets[0].expr for panel in board.panels if panel.type_val == "stat"}
+    deadline = time.monotonic() + 30
+    while True:
+        values = {}
+        for title, expr in stats.items():
+            result = monitoring.api(f"/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
+            values[title] = [float(s["value"][1]) for s in result["data"]["result"]]
+        if all(values.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert values["Brokers up"] == [1.0] and values["Active controllers"] == [1.0]
+    assert values["Offline partitions"] == [0.0] and values["Under min ISR"] == [0.0]
