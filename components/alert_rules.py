@@ -392,8 +392,6 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
     )
 
 
-_KAFKA_UP = 'up{job="kafka",instance="kafka-0:9404"}'
-
 
 def _hpa(metric: str, namespace: str) -> str:
     return f'{metric}{{namespace="{namespace}",horizontalpodautoscaler="presto-worker"}}'

@@ -1,5 +1,6 @@
-"""The README's generated sections: settings reference, credentials and exit codes."""
+"""The README's generated sections: settings reference, credentials, alerts, dashboards and exit codes."""
 
+import re
 import sys
 import types
 import typing
@@ -11,7 +12,9 @@ import annotated_types
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
+from components.alert_rules import alerts
 from components.credential_catalog import CREDENTIALS
+from components.dashboards import dashboards
 from components.settings import TYPE_NAMES, Amounts, Settings, Storage, nested_model
 from components.stack_config import parse_settings
 from components.stack_files import stack_config
@@ -46,7 +49,30 @@ def exit_code_rows() -> str:
     return "\n".join(["| exit code | meaning |", "|---|---|", *rows])
 
 
-SECTIONS = {"settings-reference": reference_table, "credentials": credentials_rows, "exit-codes": exit_code_rows}
+def alert_rows() -> str:
+    """A table of the alerts as the dev stack renders them: severity, wait, meaning and runbook."""
+    rows = []
+    for a in alerts(parse_settings("dev", stack_config("dev"))):
+        meaning = re.sub(r"\{\{ \$labels\.(\w+) \}\}", r"`\1`", f"{a.summary}. {a.description}")
+        rows.append(f"| [{a.name}](docs/runbook.md#{a.name.lower()}) | {a.severity} | {a.for_} | {meaning} |")
+    return "\n".join(["| alert (runbook) | severity | after | what it means |", "|---|---|---|---|", *rows])
+
+
+def dashboard_rows() -> str:
+    """A table of the dashboards: title, uid and what each answers."""
+    rows = [
+        f"| {d.title} | `{d.uid}` | {d.description} |" for d in dashboards(parse_settings("dev", stack_config("dev")))
+    ]
+    return "\n".join(["| dashboard | uid | shows |", "|---|---|---|", *rows])
+
+
+SECTIONS = {
+    "settings-reference": reference_table,
+    "credentials": credentials_rows,
+    "dashboards": dashboard_rows,
+    "alerts": alert_rows,
+    "exit-codes": exit_code_rows,
+}
 """Generated README sections, by marker name."""
 
 
