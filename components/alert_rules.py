@@ -392,7 +392,6 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
     )
 
 
-
 def _hpa(metric: str, namespace: str) -> str:
     return f'{metric}{{namespace="{namespace}",horizontalpodautoscaler="presto-worker"}}'
 

@@ -85,11 +85,14 @@ class Grafana(NamespacedComponent):
             ),
             opts=self._opts(),
         )
-        provisioning = PATHS.provisioning.removeprefix(f"{CONFIG_DIR}/")
-        config_items = [
-            KeyToPathArgs(key="grafana.ini", path="grafana.ini"),
-            KeyToPathArgs(key="datasources.yaml", path=f"{provisioning}/datasources/datasources.yaml"),
-            KeyToPathArgs(key="dashboards.yaml", path=f"{provisioning}/dashboards/dashboards.yaml"),
+        # One file each (subPath): the image's other provisioning directories stay as they are.
+        config_mounts = [
+            VolumeMountArgs(name="config", mount_path=path, sub_path=key, read_only=True)
+            for key, path in (
+                ("grafana.ini", f"{CONFIG_DIR}/grafana.ini"),
+                ("datasources.yaml", f"{PATHS.provisioning}/datasources/datasources.yaml"),
+                ("dashboards.yaml", f"{PATHS.provisioning}/dashboards/dashboards.yaml"),
+            )
         ]
         secret_dir, password_file = PATHS.admin_password_file.rsplit("/", 1)
         container = ContainerArgs(
@@ -101,14 +104,15 @@ class Grafana(NamespacedComponent):
             # Database migrations at the first start of an empty database take a while.
             **http_probes("http", "/api/health", "/api/health", startup_seconds=180),
             volume_mounts=[
-                VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+                *config_mounts,
                 VolumeMountArgs(name="dashboards", mount_path=PATHS.dashboards, read_only=True),
                 VolumeMountArgs(name="admin", mount_path=secret_dir, read_only=True),
                 VolumeMountArgs(name="data", mount_path=PATHS.data),
                 VolumeMountArgs(name="tmp", mount_path="/tmp"),
             ],
         )
-        # The config's hash rolls the pod; dashboards are re-read in place (updateIntervalSeconds).
+        # subPath files never refresh: the config's hash rolls the pod. Dashboards are a whole
+        # directory, re-read in place (updateIntervalSeconds).
         digest = hashlib.sha256("".join(config_files.values()).encode()).hexdigest()[:16]
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -125,7 +129,7 @@ class Grafana(NamespacedComponent):
                         volumes=[
                             VolumeArgs(
                                 name="config",
-                                config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name, items=config_items),
+                                config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name),
                             ),
                             VolumeArgs(
                                 name="dashboards",

@@ -101,12 +101,9 @@ def grafana_files(stack: Rendered) -> tuple[dict, dict]:
     """The Grafana ConfigMap's files by the path the pod sees them at, and the Grafana pod spec."""
     spec = pod_spec(stack.named("Deployment", names.GRAFANA))
     (container,) = spec["containers"]
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in spec["volumes"]}
     data = stack.named("ConfigMap", names.GRAFANA).inputs["data"]
-    files = {
-        f"{mounts['config']}/{item['path']}": data[item["key"]] for item in volumes["config"]["configMap"]["items"]
-    }
+    files = {m["mountPath"]: data[m["subPath"]] for m in container["volumeMounts"] if m["name"] == "config"}
+    assert set(files.values()) == set(data.values()), "every file of the ConfigMap is mounted"
     return files, spec
 
 
