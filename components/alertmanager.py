@@ -1,23 +1,16 @@
 """Alertmanager: one replica routing by severity; its config is a Secret (webhook URLs carry tokens)."""
 
-import hashlib
-
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
 from pulumi_kubernetes.core.v1 import (
     ContainerArgs,
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     PodSpecArgs,
-    PodTemplateSpecArgs,
     SecretVolumeSourceArgs,
-    ServicePortArgs,
-    ServiceSpecArgs,
     VolumeArgs,
     VolumeMountArgs,
 )
-from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
 from components import names
 from components.alertmanager_config import alertmanager_config
@@ -51,15 +44,7 @@ class Alertmanager(NamespacedComponent):
             string_data={"alertmanager.yml": pulumi.Output.secret(config)},
             opts=self._opts(),
         )
-        k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=self._metadata(names.ALERTMANAGER),
-            spec=ServiceSpecArgs(
-                selector=self._selector,
-                ports=[ServicePortArgs(name="http", port=ALERTMANAGER_PORT, target_port="http")],
-            ),
-            opts=self._opts(),
-        )
+        self._http_service(name, names.ALERTMANAGER, ALERTMANAGER_PORT)
         container = ContainerArgs(
             name="alertmanager",
             image=alertmanager.image,
@@ -79,26 +64,18 @@ class Alertmanager(NamespacedComponent):
                 VolumeMountArgs(name="data", mount_path=DATA_DIR),
             ],
         )
-        digest = hashlib.sha256(config.encode()).hexdigest()[:16]
-        k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=self._metadata(names.ALERTMANAGER),
-            spec=DeploymentSpecArgs(
-                replicas=1,
-                selector=LabelSelectorArgs(match_labels=self._selector),
-                template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=self._labels, annotations={"qestack.io/config-sha256": digest}),
-                    spec=PodSpecArgs(
-                        automount_service_account_token=False,
-                        security_context=pod_security(NOBODY),
-                        containers=[container],
-                        volumes=[
-                            VolumeArgs(name="config", secret=SecretVolumeSourceArgs(secret_name=secret.metadata.name)),
-                            VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
-                        ],
-                    ),
-                ),
+        self._one_replica(
+            name,
+            names.ALERTMANAGER,
+            PodSpecArgs(
+                automount_service_account_token=False,
+                security_context=pod_security(NOBODY),
+                containers=[container],
+                volumes=[
+                    VolumeArgs(name="config", secret=SecretVolumeSourceArgs(secret_name=secret.metadata.name)),
+                    VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
+                ],
             ),
-            opts=self._opts(),
+            config=(config,),
         )
         self.register_outputs({})

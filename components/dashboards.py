@@ -102,6 +102,17 @@ def single(
     return panel
 
 
+def jvm_heap(job: str) -> timeseries.Panel:
+    """Heap in use by each pod of a JVM scrape job, against its limit."""
+    return graph(
+        "JVM heap",
+        "Heap in use by pod, against the JVM's limit (-Xmx): near it, garbage collection takes over.",
+        "bytes",
+        Query(f'jvm_memory_heap_used_bytes{{job="{job}"}}', "{{pod}} used"),
+        Query(f'jvm_memory_heap_max_bytes{{job="{job}"}}', "{{pod}} max"),
+    )
+
+
 def _dashboard(uid: str, title: str, description: str) -> board.Dashboard:
     """A dashboard of the stack: tagged, refreshing, over the last three hours."""
     return (
@@ -279,15 +290,7 @@ def presto_board(settings: Settings) -> board.Dashboard:
                 Query("sum by (pod, state) (presto_task_executor_splits)", "{{pod}} {{state}}"),
             )
         )
-        .with_panel(
-            graph(
-                "JVM heap",
-                "Heap in use by pod, against the JVM's limit.",
-                "bytes",
-                Query('jvm_memory_heap_used_bytes{job="presto"}', "{{pod}} used"),
-                Query('jvm_memory_heap_max_bytes{job="presto"}', "{{pod}} max"),
-            )
-        )
+        .with_panel(jvm_heap("presto"))
     )
 
 
@@ -468,15 +471,7 @@ def kafka_board(settings: Settings) -> board.Dashboard:
                 Query("sum by (pod) (kafka_server_replicamanager_leadercount)", "{{pod}} leaders"),
             )
         )
-        .with_panel(
-            graph(
-                "JVM heap",
-                "Heap in use by broker, against the JVM's limit.",
-                "bytes",
-                Query('jvm_memory_heap_used_bytes{job="kafka"}', "{{pod}} used"),
-                Query('jvm_memory_heap_max_bytes{job="kafka"}', "{{pod}} max"),
-            )
-        )
+        .with_panel(jvm_heap("kafka"))
     )
 
 

@@ -1,11 +1,9 @@
 """Grafana: one replica with the Prometheus datasource and the stack's dashboards provisioned from files."""
 
-import hashlib
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
 from pulumi_kubernetes.core.v1 import (
     ConfigMapVolumeSourceArgs,
     ContainerArgs,
@@ -13,14 +11,10 @@ from pulumi_kubernetes.core.v1 import (
     EmptyDirVolumeSourceArgs,
     KeyToPathArgs,
     PodSpecArgs,
-    PodTemplateSpecArgs,
     SecretVolumeSourceArgs,
-    ServicePortArgs,
-    ServiceSpecArgs,
     VolumeArgs,
     VolumeMountArgs,
 )
-from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
 from components import names
 from components.credential_catalog import CREDENTIALS, GRAFANA_ADMIN_SECRET
@@ -77,14 +71,7 @@ class Grafana(NamespacedComponent):
             data=boards,
             opts=self._opts(),
         )
-        k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=self._metadata(names.GRAFANA),
-            spec=ServiceSpecArgs(
-                selector=self._selector, ports=[ServicePortArgs(name="http", port=GRAFANA_PORT, target_port="http")]
-            ),
-            opts=self._opts(),
-        )
+        self._http_service(name, names.GRAFANA, GRAFANA_PORT)
         # One file each (subPath): the image's other provisioning directories stay as they are.
         config_mounts = [
             VolumeMountArgs(name="config", mount_path=path, sub_path=key, read_only=True)
@@ -113,42 +100,28 @@ class Grafana(NamespacedComponent):
         )
         # subPath files never refresh: the config's hash rolls the pod. Dashboards are a whole
         # directory, re-read in place (updateIntervalSeconds).
-        digest = hashlib.sha256("".join(config_files.values()).encode()).hexdigest()[:16]
-        k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=self._metadata(names.GRAFANA),
-            spec=DeploymentSpecArgs(
-                replicas=1,
-                selector=LabelSelectorArgs(match_labels=self._selector),
-                template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=self._labels, annotations={"qestack.io/config-sha256": digest}),
-                    spec=PodSpecArgs(
-                        automount_service_account_token=False,
-                        security_context=pod_security(GRAFANA_USER),
-                        containers=[container],
-                        volumes=[
-                            VolumeArgs(
-                                name="config",
-                                config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name),
-                            ),
-                            VolumeArgs(
-                                name="dashboards",
-                                config_map=ConfigMapVolumeSourceArgs(name=dashboards.metadata.name),
-                            ),
-                            VolumeArgs(
-                                name="admin",
-                                secret=SecretVolumeSourceArgs(
-                                    secret_name=GRAFANA_ADMIN_SECRET,
-                                    items=[KeyToPathArgs(key=ADMIN_PASSWORD_KEY, path=password_file)],
-                                ),
-                            ),
-                            # Users, sessions and preferences: disposable, everything shared is provisioned.
-                            VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="1Gi")),
-                            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
-                        ],
+        self._one_replica(
+            name,
+            names.GRAFANA,
+            PodSpecArgs(
+                automount_service_account_token=False,
+                security_context=pod_security(GRAFANA_USER),
+                containers=[container],
+                volumes=[
+                    VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
+                    VolumeArgs(name="dashboards", config_map=ConfigMapVolumeSourceArgs(name=dashboards.metadata.name)),
+                    VolumeArgs(
+                        name="admin",
+                        secret=SecretVolumeSourceArgs(
+                            secret_name=GRAFANA_ADMIN_SECRET,
+                            items=[KeyToPathArgs(key=ADMIN_PASSWORD_KEY, path=password_file)],
+                        ),
                     ),
-                ),
+                    # Users, sessions and preferences: disposable, everything shared is provisioned.
+                    VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="1Gi")),
+                    VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+                ],
             ),
-            opts=self._opts(),
+            config=tuple(config_files.values()),
         )
         self.register_outputs({"url": self.url})

@@ -2,9 +2,7 @@
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
-from pulumi_kubernetes.core.v1 import ContainerArgs, ContainerPortArgs, PodSpecArgs, PodTemplateSpecArgs
-from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.core.v1 import ContainerArgs, ContainerPortArgs, PodSpecArgs
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
 
 from components import names
@@ -76,22 +74,14 @@ class KubeStateMetrics(NamespacedComponent):
             security_context=container_security(),
             **http_probes("telemetry", "/readyz", "/livez", live_port="http-metrics"),
         )
-        k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=self._metadata(names.KUBE_STATE_METRICS),
-            spec=DeploymentSpecArgs(
-                replicas=1,
-                selector=LabelSelectorArgs(match_labels=self._selector),
-                template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=self._labels),
-                    spec=PodSpecArgs(
-                        service_account_name=names.KUBE_STATE_METRICS,
-                        automount_service_account_token=True,
-                        security_context=pod_security(NOBODY),
-                        containers=[container],
-                    ),
-                ),
+        self._one_replica(
+            name,
+            names.KUBE_STATE_METRICS,
+            PodSpecArgs(
+                service_account_name=names.KUBE_STATE_METRICS,
+                automount_service_account_token=True,
+                security_context=pod_security(NOBODY),
+                containers=[container],
             ),
-            opts=self._opts(),
         )
         self.register_outputs({})

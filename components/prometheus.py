@@ -1,7 +1,5 @@
 """Prometheus: a StatefulSet with the stack's scrape config and rules, and read-only discovery RBAC."""
 
-import hashlib
-
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgs
@@ -11,9 +9,6 @@ from pulumi_kubernetes.core.v1 import (
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     PodSpecArgs,
-    PodTemplateSpecArgs,
-    ServicePortArgs,
-    ServiceSpecArgs,
     VolumeArgs,
     VolumeMountArgs,
 )
@@ -63,16 +58,7 @@ class Prometheus(NamespacedComponent):
             f"{name}-config", metadata=self._metadata(names.PROMETHEUS), data=files, opts=self._opts()
         )
         self._declare_rbac(name, settings.namespace)
-        k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=self._metadata(names.PROMETHEUS),
-            spec=ServiceSpecArgs(
-                selector=self._selector, ports=[ServicePortArgs(name="http", port=PROMETHEUS_PORT, target_port="http")]
-            ),
-            opts=self._opts(),
-        )
-        # The config's hash in the pod template: a changed config or rule rolls the pod.
-        digest = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:16]
+        self._http_service(name, names.PROMETHEUS, PROMETHEUS_PORT)
         container = ContainerArgs(
             name="prometheus",
             image=prometheus.image,
@@ -105,15 +91,16 @@ class Prometheus(NamespacedComponent):
                 service_name=names.PROMETHEUS,
                 replicas=1,
                 selector=LabelSelectorArgs(match_labels=self._selector),
-                template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=self._labels, annotations={"qestack.io/config-sha256": digest}),
-                    spec=PodSpecArgs(
+                # A changed config or rule rolls the pod.
+                template=self._pod_template(
+                    PodSpecArgs(
                         service_account_name=names.PROMETHEUS,
                         automount_service_account_token=True,
                         security_context=pod_security(NOBODY),
                         containers=[container],
                         volumes=volumes,
                     ),
+                    config=tuple(files.values()),
                 ),
                 volume_claim_templates=claims or None,
             ),

@@ -1,9 +1,11 @@
 """Pieces every workload shares: security, resources, HA placement, budgets, claims, bootstrap Jobs."""
 
+import hashlib
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
 from pulumi_kubernetes.batch.v1 import JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     AffinityArgs,
@@ -23,6 +25,8 @@ from pulumi_kubernetes.core.v1 import (
     ResourceRequirementsArgs,
     SeccompProfileArgs,
     SecurityContextArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
     TopologySpreadConstraintArgs,
     VolumeArgs,
     VolumeResourceRequirementsArgs,
@@ -196,6 +200,36 @@ class NamespacedComponent(pulumi.ComponentResource):
     def _metadata(self, object_name: str, labels: dict[str, str] | None = None) -> ObjectMetaArgs:
         """Metadata of a namespaced child object."""
         return ObjectMetaArgs(name=object_name, namespace=self._namespace, labels=labels or self._labels)
+
+    def _pod_template(self, spec: PodSpecArgs, config: tuple[str, ...] = ()) -> PodTemplateSpecArgs:
+        """Pods with our labels; given the config's text, its hash too, so that a changed config rolls them."""
+        digest = hashlib.sha256("".join(config).encode()).hexdigest()[:16]
+        annotations = {"qestack.io/config-sha256": digest} if config else None
+        return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=self._labels, annotations=annotations), spec=spec)
+
+    def _one_replica(self, name: str, object_name: str, spec: PodSpecArgs, config: tuple[str, ...] = ()) -> None:
+        """A Deployment of a single pod (a tool whose state is disposable)."""
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=self._metadata(object_name),
+            spec=DeploymentSpecArgs(
+                replicas=1,
+                selector=LabelSelectorArgs(match_labels=self._selector),
+                template=self._pod_template(spec, config),
+            ),
+            opts=self._opts(),
+        )
+
+    def _http_service(self, name: str, object_name: str, port: int) -> None:
+        """A Service in front of the pods' port named http."""
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=self._metadata(object_name),
+            spec=ServiceSpecArgs(
+                selector=self._selector, ports=[ServicePortArgs(name="http", port=port, target_port="http")]
+            ),
+            opts=self._opts(),
+        )
 
 
 def pod_name_env() -> EnvVarArgs:
