@@ -47,7 +47,7 @@ class Monitoring:
 def _serve(
     binary: Path, config_name: str, files: dict[str, str], storage_flag: str, workdir: Path, *extra: str
 ) -> ServerProcess:
-    """Write the files into workdir and serve them on a free loopback port: the two servers share flags."""
+    """Write the files into workdir and serve them on a free loopback port, until ready: the two share flags."""
     installed(binary, f"{binary.name} (scripts/servers/install-prometheus)")
     workdir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -60,7 +60,17 @@ def _serve(
         f"--web.listen-address=127.0.0.1:{port}",
         *extra,
     ]
-    return ServerProcess(binary.name, command, port, workdir / f"{binary.name}.log", {}).start()
+    log = workdir / f"{binary.name}.log"
+    return ServerProcess(binary.name, command, port, log, {}, ready=lambda: answers_ready(port)).start()
+
+
+def answers_ready(port: int) -> bool:
+    """Both servers answer /-/ready with 200 once they serve their API (503 while loading)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def start_alertmanager(config: str, workdir: Path) -> ServerProcess:
