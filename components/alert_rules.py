@@ -13,6 +13,8 @@ import yaml
 
 from components.settings import Settings
 
+SLI_GROUP = "qestack-slis"
+ALERT_GROUP = "qestack-alerts"
 RUNBOOK = "https://github.com/query-engine-stack/query-engine-stack/blob/main/docs/runbook.md"
 SLO_WINDOWS = ("5m", "30m", "1h", "6h")
 
@@ -407,11 +409,11 @@ def rule_file(settings: Settings) -> str:
     """The rule file: one group of SLI recordings and one group of alerts."""
     groups = [
         {
-            "name": "qestack-slis",
+            "name": SLI_GROUP,
             "interval": settings.monitoring.prometheus.scrape_interval,
             "rules": [{"record": r.record, "expr": r.expr} for r in recordings(settings)],
         },
-        {"name": "qestack-alerts", "rules": [a.as_rule() for a in alerts(settings)]},
+        {"name": ALERT_GROUP, "rules": [a.as_rule() for a in alerts(settings)]},
     ]
     return yaml.safe_dump({"groups": groups}, sort_keys=False, width=1000)
 

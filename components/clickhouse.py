@@ -79,6 +79,8 @@ class ClickHouse(NamespacedComponent):
     """In-cluster host:port of the HTTP interface."""
     http_url: str
     """In-cluster URL of the HTTP interface."""
+    native_address: str
+    """In-cluster host:port of the native protocol."""
     statefulset: k8s.apps.v1.StatefulSet
 
     def __init__(self, name: str, args: ClickHouseArgs, opts: pulumi.ResourceOptions | None = None):
@@ -88,12 +90,13 @@ class ClickHouse(NamespacedComponent):
         self._inputs = args
         self.http_host_port = f"{names.service_host(names.CLICKHOUSE, settings.namespace)}:{PORTS.http}"
         self.http_url = f"http://{self.http_host_port}"
+        self.native_address = f"{names.service_host(names.CLICKHOUSE, settings.namespace)}:{PORTS.native}"
         config = self._declare_config(name)
         users = self._declare_users(name)
         self._declare_services(name)
         self.statefulset = self._declare_statefulset(name, config, users)
         self._declare_schema_job(name, config)
-        self.register_outputs({"httpUrl": self.http_url})
+        self.register_outputs({"httpUrl": self.http_url, "nativeAddress": self.native_address})
 
     def _declare_config(self, name: str) -> k8s.core.v1.ConfigMap:
         """Server settings (a config.d override of the image's defaults) and the schema SQL."""

@@ -10,6 +10,7 @@ from components.clickhouse import ClickHouse, ClickHouseArgs
 from components.clickhouse_config import ADMIN, INGEST, PRESTO
 from components.credential_catalog import CREDENTIALS, PRESTO_USERS_SECRET
 from components.credentials import Credentials, CredentialsArgs
+from components.expectations import expectations
 from components.grafana import Grafana, GrafanaArgs
 from components.kafka import Kafka, KafkaArgs
 from components.kube_state_metrics import KubeStateMetrics
@@ -112,8 +113,10 @@ def run() -> None:
     pulumi.export("prestoUrl", presto.url)
     pulumi.export("prestoCaCertificate", certificates.ca_certificate)
     pulumi.export("clickhouseUrl", clickhouse.http_url)
+    pulumi.export("clickhouseNativeAddress", clickhouse.native_address)
     pulumi.export("kafkaBootstrap", kafka.bootstrap)
     pulumi.export("kafkaTopic", settings.kafka.topic.name)
     pulumi.export("highAvailability", settings.high_availability)
     pulumi.export("secretNames", sorted(credentials.secrets))
     pulumi.export("credentials", pulumi.Output.secret(credentials.values))
+    pulumi.export("expected", expectations(settings))

@@ -1,0 +1,23 @@
+"""What the stack deploys, as verify should find it: exported with the stack's outputs."""
+
+from components.alert_rules import ALERT_GROUP, SLI_GROUP
+from components.dashboards import dashboards
+from components.prometheus_config import POD_JOBS
+from components.settings import Settings
+
+CATALOGS = ("tpch", "clickhouse", "kafka")
+
+
+def expectations(settings: Settings) -> dict:
+    """Counts, names and ids verify checks the running stack against (no credential, no address)."""
+    return {
+        "prestoWorkers": settings.presto.workers.min_replicas,
+        "prestoCatalogs": list(CATALOGS),
+        "kafkaBrokers": settings.kafka.brokers,
+        "kafkaTopic": settings.kafka.topic.name,
+        "kafkaPartitions": settings.kafka.topic.partitions,
+        "kafkaReplicationFactor": settings.kafka.replication_factor,
+        "scrapeJobs": ["prometheus", *(job.job for job in POD_JOBS)],
+        "ruleGroups": [SLI_GROUP, ALERT_GROUP],
+        "dashboards": [board.uid for board in dashboards(settings)],
+    }

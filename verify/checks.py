@@ -1,0 +1,76 @@
+"""Checks and their records: what runs, against what, and what it found."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """How a check ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    """The service is wrong, down or too slow: the stack's fault."""
+    ERROR = "error"
+    """verify could not measure: the harness's fault."""
+    SKIPPED = "skipped"
+
+
+class CheckFailed(Exception):
+    """The service answered, or failed to, in a way the check does not accept; the message says how."""
+
+
+Figures = dict[str, float | int | str]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: its name, scenario, tags, deadline and the probe that runs it."""
+
+    name: str
+    """Dotted, service first: `presto.catalogs`."""
+    scenario: str
+    """smoke, pipeline, load or failover."""
+    target: str
+    """What it talks to, for `plan` (an address, never a credential)."""
+    probe: Callable[["Context"], Figures]
+    """Runs the check: returns its figures, raises CheckFailed (or a client error) when it fails."""
+    deadline: float = 30.0
+    """Seconds the probe may take; past it the check fails, and the run goes on."""
+    tags: frozenset[str] = frozenset()
+
+
+@dataclass
+class Record:
+    """What one check found: the unit of every report."""
+
+    name: str
+    scenario: str
+    status: Status
+    started: str
+    """ISO 8601, UTC."""
+    seconds: float
+    figures: Figures = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class Context:
+    """What a probe may use: the run's id, where things are, and the cleanup list."""
+
+    run_id: str
+    targets: Any
+    """verify.targets.Targets."""
+    cleanup: "Cleanup"
+
+
+@dataclass
+class Cleanup:
+    """Undo actions for what the run created, run last (and on Ctrl-C), newest first."""
+
+    actions: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    def add(self, what: str, undo: Callable[[], None]) -> None:
+        """Register how to remove something the run just created."""
+        self.actions.append((what, undo))
