@@ -45,14 +45,20 @@ class Monitoring:
 
 
 def _serve(
-    binary: Path, config_name: str, files: dict[str, str], storage_flag: str, workdir: Path, *extra: str
+    binary: Path,
+    config_name: str,
+    files: dict[str, str],
+    storage_flag: str,
+    workdir: Path,
+    *extra: str,
+    port: int | None = None,
 ) -> ServerProcess:
     """Write the files into workdir and serve them on a free loopback port, until ready: the two share flags."""
     installed(binary, f"{binary.name} (scripts/servers/install-prometheus)")
     workdir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (workdir / name).write_text(text)
-    (port,) = free_ports(1)
+    port = port or free_ports(1)[0]
     command = [
         str(binary),
         f"--config.file={workdir / config_name}",
@@ -79,7 +85,7 @@ def start_alertmanager(config: str, workdir: Path) -> ServerProcess:
     return _serve(ALERTMANAGER, "alertmanager.yml", files, "--storage.path", workdir, "--cluster.listen-address=")
 
 
-def start_prometheus(config: str, files: dict[str, str], workdir: Path) -> ServerProcess:
-    """Prometheus with a prometheus.yml and the files it names (rule files), in workdir."""
+def start_prometheus(config: str, files: dict[str, str], workdir: Path, port: int | None = None) -> ServerProcess:
+    """Prometheus with a prometheus.yml and the files it names (rule files), in workdir, on a port if given."""
     files = {"prometheus.yml": config, **files}
-    return _serve(PROMETHEUS, "prometheus.yml", files, "--storage.tsdb.path", workdir)
+    return _serve(PROMETHEUS, "prometheus.yml", files, "--storage.tsdb.path", workdir, port=port)

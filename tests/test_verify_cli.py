@@ -1,7 +1,9 @@
 """`python -m verify` runs as a module and documents its exit codes."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 from components.stack_files import REPO
 from verify.exit_codes import MEANING, ExitCode
@@ -23,3 +25,16 @@ def test_help_runs_and_lists_every_exit_code() -> None:
 
 def test_no_command_is_a_usage_error() -> None:
     assert run_verify().returncode == ExitCode.USAGE
+
+
+def test_outputs_without_what_verify_needs_are_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "outputs.json").write_text(json.dumps({"namespace": "x"}))
+    result = run_verify("smoke", "--outputs", str(tmp_path / "outputs.json"))
+    assert result.returncode == ExitCode.USAGE
+    assert "the stack outputs have no expected" in result.stderr
+
+
+def test_no_stack_named_is_a_usage_error() -> None:
+    result = run_verify("smoke")
+    assert result.returncode == ExitCode.USAGE
+    assert "--stack NAME" in result.stderr

@@ -17,7 +17,7 @@ class Status(StrEnum):
     SKIPPED = "skipped"
 
 
-class CheckFailed(Exception):
+class CheckFailedError(Exception):
     """The service answered, or failed to, in a way the check does not accept; the message says how."""
 
 
@@ -35,7 +35,7 @@ class Check:
     target: str
     """What it talks to, for `plan` (an address, never a credential)."""
     probe: Callable[["Context"], Figures]
-    """Runs the check: returns its figures, raises CheckFailed (or a client error) when it fails."""
+    """Runs the check: returns its figures, raises CheckFailedError (or a client error) when it fails."""
     deadline: float = 30.0
     """Seconds the probe may take; past it the check fails, and the run goes on."""
     tags: frozenset[str] = frozenset()

@@ -1,24 +1,125 @@
-"""Command line of verify."""
+"""Command line of verify: choose the checks, run them, write the reports, exit with a code CI can act on."""
 
 import argparse
+import secrets
+import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
+from verify import clickhouse_checks, grafana_checks, kafka_checks, presto_checks, prometheus_checks
+from verify.checks import Check, Cleanup, Context, Record, Status
+from verify.errors import VerifyError
 from verify.exit_codes import ExitCode, describe
+from verify.progress import Progress
+from verify.report import RunInfo, write_reports
+from verify.runner import Options, Redactor, run
+from verify.targets import Targets, load_outputs, targets_from
+
+SCENARIOS = ("smoke",)
+"""Scenarios built so far, in the order `all` runs them."""
+SMOKE = (presto_checks, clickhouse_checks, kafka_checks, prometheus_checks, grafana_checks)
+VERSION_FIGURES = {"presto.info": "presto", "clickhouse.version": "clickhouse", "grafana.health": "grafana"}
 
 
 def parser() -> argparse.ArgumentParser:
-    """Build the argument parser."""
-    return argparse.ArgumentParser(
+    """The argument parser: a command, where the stack is, what to run and where to report."""
+    cli = argparse.ArgumentParser(
         prog="python -m verify",
         description="Check a deployed query-engine-stack: smoke, data pipeline, load and failover, with figures.",
         epilog=f"exit codes:\n{describe()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    cli.add_argument("command", choices=("plan", *SCENARIOS, "all"), help="plan lists the checks and runs nothing")
+    where = cli.add_argument_group("the stack")
+    where.add_argument("--stack", help="read this stack's outputs with `pulumi stack output --json --show-secrets`")
+    where.add_argument("--outputs", type=Path, help="read the same JSON from a file instead")
+    for name, what in (
+        ("presto-url", "Presto's https URL"),
+        ("clickhouse-url", "ClickHouse's HTTP URL"),
+        ("clickhouse-native", "ClickHouse's native host:port"),
+        ("kafka-bootstrap", "Kafka bootstrap servers"),
+        ("prometheus-url", "Prometheus's URL"),
+        ("grafana-url", "Grafana's URL"),
+    ):
+        where.add_argument(f"--{name}", help=f"{what}, instead of the stack's in-cluster address")
+    what = cli.add_argument_group("what to run")
+    what.add_argument("--tags", default="", help="only checks with one of these tags (comma-separated)")
+    what.add_argument("--skip-tags", default="", help="no check with one of these tags (comma-separated)")
+    what.add_argument("--deadline", type=float, help="seconds for the whole run: checks after it are skipped")
+    what.add_argument("--fail-fast", action="store_true", help="skip the remaining checks after a failure")
+    cli.add_argument("--report-dir", type=Path, default=Path("verify-reports"), help="where the reports go")
+    return cli
+
+
+def chosen(command: str, targets: Targets, tags: str, skip_tags: str) -> list[Check]:
+    """The checks of the command, filtered by tags."""
+    scenarios = SCENARIOS if command in ("all", "plan") else (command,)
+    checks = [check for module in SMOKE for check in module.checks(targets)] if "smoke" in scenarios else []
+    wanted, unwanted = (set(filter(None, t.split(","))) for t in (tags, skip_tags))
+    return [c for c in checks if (not wanted or c.tags & wanted) and not c.tags & unwanted]
+
+
+def exit_code(records: list[Record], interrupted: bool) -> ExitCode:
+    """Cleanup failed beats could not measure beats a check failed."""
+    if any(r.name == "cleanup" and r.status != Status.PASSED for r in records):
+        return ExitCode.CLEANUP
+    if interrupted or any(r.status == Status.ERROR for r in records):
+        return ExitCode.HARNESS
+    if any(r.status == Status.FAILED for r in records):
+        return ExitCode.FAILED
+    return ExitCode.PASSED
+
+
+def plan(checks: list[Check]) -> int:
+    """Print what would run, against what, under which deadline; change nothing."""
+    for check in checks:
+        tags = ", ".join(sorted(check.tags))
+        print(f"{check.scenario:8} {check.name:28} {check.deadline:>5g}s  {check.target}  [{tags}]")
+    print(f"{len(checks)} checks; nothing was run.")
+    return ExitCode.PASSED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run; return the exit code."""
-    cli = parser()
-    cli.parse_args(argv)
-    cli.print_usage()
-    return ExitCode.USAGE
+    args = parser().parse_args(argv)
+    try:
+        stack, outputs = load_outputs(args.stack, args.outputs)
+        targets = targets_from(stack, outputs)
+    except VerifyError as error:
+        print(f"verify: {error}", file=sys.stderr)
+        return error.code
+    endpoints = targets.endpoints.overridden(
+        presto=args.presto_url,
+        clickhouse_http=args.clickhouse_url,
+        clickhouse_native=args.clickhouse_native,
+        kafka=args.kafka_bootstrap,
+        prometheus=args.prometheus_url,
+        grafana=args.grafana_url,
+    )
+    targets = Targets(**{**targets.__dict__, "endpoints": endpoints})
+    checks = chosen(args.command, targets, args.tags, args.skip_tags)
+    if args.command == "plan":
+        return plan(checks)
+    run_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
+    started, began = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
+    progress = Progress()
+    outcome = run(
+        checks,
+        Context(run_id, targets, Cleanup()),
+        Options(deadline=args.deadline, fail_fast=args.fail_fast),
+        Redactor(targets.secrets()),
+        progress.start,
+        progress.done,
+    )
+    code = exit_code(outcome.records, outcome.interrupted)
+    versions = {
+        service: str(r.figures["version"])
+        for r in outcome.records
+        if (service := VERSION_FIGURES.get(r.name)) and "version" in r.figures
+    }
+    info = RunInfo(run_id, stack, args.command, started, round(time.monotonic() - began, 3), int(code), versions)
+    for path in write_reports(args.report_dir, info, outcome.records):
+        print(f"report: {path}", file=sys.stderr)
+    return code

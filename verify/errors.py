@@ -15,7 +15,7 @@ class UsageError(VerifyError):
     code = ExitCode.USAGE
 
 
-class NotReady(VerifyError):
+class NotReadyError(VerifyError):
     """The environment is not ready to be checked (preflight)."""
 
     code = ExitCode.NOT_READY
