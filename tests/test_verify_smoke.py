@@ -7,75 +7,26 @@ stands in for its API (health, datasource health, dashboard search), and only th
 the Grafana checks is tested against it.
 """
 
-import base64
 import json
-import subprocess
-import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from clickhouse_server import ClickHouseNode
 from kafka_server import KafkaNode
-from presto_server import USERS, PrestoCluster
+from presto_server import PrestoCluster
 from prometheus_server import start_prometheus
 from servers import free_ports
+from verify_harness import outputs_document, verify
 
 from components.alert_rules import RULE_FILE, rule_file
-from components.expectations import expectations
 from components.prometheus_config import StaticTarget, prometheus_config
 from components.settings import Settings
-from components.stack_files import REPO
 from verify.exit_codes import ExitCode
 
 pytestmark = pytest.mark.integration
-
-GRAFANA_PASSWORD = "grafana-test-password-0123456789"
-
-
-class FakeGrafana(BaseHTTPRequestHandler):
-    """Answers the three Grafana API calls verify makes, as Grafana 11 does, behind basic auth."""
-
-    dashboards: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        """Serve health, datasource health and dashboard search."""
-        if self.path == "/api/health":
-            return self._json(200, {"database": "ok", "version": "11.3.1"})
-        expected = "Basic " + base64.b64encode(f"admin:{GRAFANA_PASSWORD}".encode()).decode()
-        if self.headers.get("Authorization") != expected:
-            return self._json(401, {"message": "Unauthorized"})
-        if self.path == "/api/datasources/uid/prometheus/health":
-            return self._json(200, {"status": "OK", "message": "Successfully queried the Prometheus API."})
-        if self.path.startswith("/api/search"):
-            return self._json(200, [{"uid": uid, "type": "dash-db"} for uid in self.dashboards])
-        return self._json(404, {"message": "Not found"})
-
-    def _json(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        """Quiet."""
-
-
-@pytest.fixture(scope="module")
-def grafana(dev_settings: Settings) -> Iterator[str]:
-    """The fake Grafana API on a loopback port."""
-    FakeGrafana.dashboards = expectations(dev_settings)["dashboards"]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafana)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 @pytest.fixture
@@ -86,7 +37,7 @@ def outputs(
     clickhouse_node: ClickHouseNode,
     kafka_node: KafkaNode,
     events_topic: str,
-    grafana: str,
+    fake_grafana: str,
 ) -> Iterator[Path]:
     """The stack's outputs as `pulumi stack output --json --show-secrets` gives them, for the local servers."""
     static = {
@@ -100,38 +51,15 @@ def outputs(
     # Started afresh for each test: the alerts that fire here (ClickHouseDown: 18.16 has no metrics
     # endpoint) wait 2 minutes first, longer than a smoke run.
     prometheus = start_prometheus(config, {RULE_FILE: rule_file(dev_settings)}, tmp_path / "prometheus", port)
-    expected = expectations(dev_settings)
-    expected["scrapeJobs"] = ["prometheus", "kafka", "presto"]
-    document = {
-        "namespace": dev_settings.namespace,
-        "prestoUrl": f"https://localhost:{presto.clients.port}",
-        "prestoCaCertificate": presto.clients.tls.ca_crt.read_text(),
-        "clickhouseUrl": clickhouse_node.http,
-        "clickhouseNativeAddress": f"127.0.0.1:{clickhouse_node.ports.native}",
-        "kafkaBootstrap": kafka_node.bootstrap,
-        "kafkaTopic": events_topic,
-        "prometheusUrl": f"http://127.0.0.1:{prometheus.port}",
-        "grafanaUrl": grafana,
-        "credentials": {
-            "prestoAnalystPassword": USERS["analyst"],
-            "clickhouseAdminPassword": clickhouse_node.passwords["admin"],
-            "grafanaAdminPassword": GRAFANA_PASSWORD,
-        },
-        "expected": expected,
-    }
+    document = outputs_document(
+        dev_settings, presto, clickhouse_node, kafka_node, events_topic, f"http://127.0.0.1:{port}", fake_grafana
+    )
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(document))
     # Prometheus must have scraped every target once before the targets check can pass.
     time.sleep(2 * int(dev_settings.monitoring.prometheus.scrape_interval.removesuffix("s")))
     yield path
     prometheus.stop()
-
-
-def verify(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run verify as an SRE would, from the repository root, with the CI environment (plain progress)."""
-    return subprocess.run(
-        [sys.executable, "-m", "verify", *args], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
-    )
 
 
 def test_every_smoke_check_passes_on_the_real_servers(outputs: Path, tmp_path: Path) -> None:

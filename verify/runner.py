@@ -6,10 +6,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import clickhouse_driver.errors
+import confluent_kafka
+import prestodb.exceptions
+
 from verify.checks import Check, CheckFailedError, Cleanup, Context, Figures, Record, Status
 
-SERVICE_ERRORS: tuple[type[BaseException], ...] = (CheckFailedError, OSError, TimeoutError, ConnectionError)
-"""Errors that mean the service is down, refusing or wrong: the check fails (the rest are harness errors)."""
+SERVICE_ERRORS: tuple[type[BaseException], ...] = (
+    CheckFailedError,
+    OSError,  # refused, reset, timed out; requests' errors too
+    clickhouse_driver.errors.Error,
+    prestodb.exceptions.DatabaseError,
+    prestodb.exceptions.HttpError,
+    prestodb.exceptions.TimeoutError,
+    confluent_kafka.KafkaException,
+)
+"""Errors that mean the service is down, refusing, hung or wrong: the check fails (the rest are harness errors)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""verify against faulty servers: a SIGSTOPped (hung) or killed ClickHouse fails its checks in time, with reasons.
+
+The run is `python -m verify smoke --tags clickhouse` as a subprocess. The hung server keeps its
+port open and accepts connections, then never answers: each check must fail within its own deadline,
+and the run must end. A killed server refuses connections: its checks fail at once.
+"""
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from clickhouse_server import start_clickhouse
+from kafka_server import KafkaNode
+from presto_server import PrestoCluster
+from verify_harness import outputs_document, verify
+
+from components.settings import Settings
+from verify import clickhouse_checks
+from verify.exit_codes import ExitCode
+from verify.targets import targets_from
+
+pytestmark = pytest.mark.integration
+
+
+def run_against(document: dict, tmp_path: Path) -> tuple[int, dict, float]:
+    """Run the ClickHouse smoke checks with these outputs; the exit code, the JSON report and the wall time."""
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(document))
+    reports = tmp_path / "reports"
+    began = time.monotonic()
+    result = verify("smoke", "--outputs", str(outputs), "--tags", "clickhouse", "--report-dir", str(reports))
+    seconds = time.monotonic() - began
+    ET.parse(reports / "junit.xml")  # the JUnit file parses, whatever happened
+    return result.returncode, json.loads((reports / "verify-report.json").read_text()), seconds
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    """The report's checks by name."""
+    return {check["name"]: check for check in report["checks"]}
+
+
+def test_a_hung_clickhouse_fails_every_check_within_its_deadline(
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    dev_settings: Settings,
+    presto: PrestoCluster,
+    kafka_node: KafkaNode,
+    fake_grafana: str,
+) -> None:
+    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse-hung"))
+    document = outputs_document(dev_settings, presto, node, kafka_node, "events", "http://127.0.0.1:9", fake_grafana)
+    node.server.pause()
+    try:
+        code, report, _ = run_against(document, tmp_path)
+    finally:
+        node.server.resume()
+        node.server.stop()
+    assert code == ExitCode.FAILED
+    checks = by_name(report)
+    for check in clickhouse_checks.checks(targets_from("test", document)):
+        found = checks[check.name]
+        assert found["status"] == "failed", found
+        assert found["seconds"] <= check.deadline + 1, f"{check.name} took {found['seconds']}s"
+        assert found["error"], f"{check.name} failed without a reason"
+
+
+def test_a_killed_clickhouse_fails_its_checks_at_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    dev_settings: Settings,
+    presto: PrestoCluster,
+    kafka_node: KafkaNode,
+    fake_grafana: str,
+) -> None:
+    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse-killed"))
+    document = outputs_document(dev_settings, presto, node, kafka_node, "events", "http://127.0.0.1:9", fake_grafana)
+    node.server.kill()
+    code, report, seconds = run_against(document, tmp_path)
+    assert code == ExitCode.FAILED
+    checks = by_name(report)
+    assert all(checks[name]["status"] == "failed" for name in ("clickhouse.ping", "clickhouse.version"))
+    assert "refused" in checks["clickhouse.ping"]["error"].lower()
+    assert checks["cleanup"]["status"] == "passed", "nothing was created, so nothing is left"
+    assert seconds < 30

@@ -1,0 +1,88 @@
+"""What the verify tests share: the stack outputs of the local servers, a fake Grafana API, running the CLI.
+
+Grafana cannot run on this machine: FakeGrafana answers the three API calls verify makes, as
+Grafana 11 does, so that only verify's client side of the Grafana checks is tested.
+"""
+
+import base64
+import json
+import subprocess
+import sys
+from http.server import BaseHTTPRequestHandler
+from typing import ClassVar
+
+from clickhouse_server import ClickHouseNode
+from kafka_server import KafkaNode
+from presto_server import USERS, PrestoCluster
+
+from components.expectations import expectations
+from components.settings import Settings
+from components.stack_files import REPO
+
+GRAFANA_PASSWORD = "grafana-test-password-0123456789"
+
+
+class FakeGrafana(BaseHTTPRequestHandler):
+    """Answers the three Grafana API calls verify makes, as Grafana 11 does, behind basic auth."""
+
+    dashboards: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        """Serve health, datasource health and dashboard search."""
+        if self.path == "/api/health":
+            return self._json(200, {"database": "ok", "version": "11.3.1"})
+        expected = "Basic " + base64.b64encode(f"admin:{GRAFANA_PASSWORD}".encode()).decode()
+        if self.headers.get("Authorization") != expected:
+            return self._json(401, {"message": "Unauthorized"})
+        if self.path == "/api/datasources/uid/prometheus/health":
+            return self._json(200, {"status": "OK", "message": "Successfully queried the Prometheus API."})
+        if self.path.startswith("/api/search"):
+            return self._json(200, [{"uid": uid, "type": "dash-db"} for uid in self.dashboards])
+        return self._json(404, {"message": "Not found"})
+
+    def _json(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+def outputs_document(
+    settings: Settings,
+    presto: PrestoCluster,
+    clickhouse: ClickHouseNode,
+    kafka: KafkaNode,
+    topic: str,
+    prometheus_url: str,
+    grafana_url: str,
+) -> dict:
+    """The stack's outputs as `pulumi stack output --json --show-secrets` gives them, for the local servers."""
+    return {
+        "namespace": settings.namespace,
+        "prestoUrl": f"https://localhost:{presto.clients.port}",
+        "prestoCaCertificate": presto.clients.tls.ca_crt.read_text(),
+        "clickhouseUrl": clickhouse.http,
+        "clickhouseNativeAddress": f"127.0.0.1:{clickhouse.ports.native}",
+        "kafkaBootstrap": kafka.bootstrap,
+        "kafkaTopic": topic,
+        "prometheusUrl": prometheus_url,
+        "grafanaUrl": grafana_url,
+        "credentials": {
+            "prestoAnalystPassword": USERS["analyst"],
+            "clickhouseAdminPassword": clickhouse.passwords["admin"],
+            "grafanaAdminPassword": GRAFANA_PASSWORD,
+        },
+        "expected": {**expectations(settings), "scrapeJobs": ["prometheus", "kafka", "presto"]},
+    }
+
+
+def verify(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run verify as an SRE would, from the repository root, with the CI environment (plain progress)."""
+    return subprocess.run(
+        [sys.executable, "-m", "verify", *args], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+    )
