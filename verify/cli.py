@@ -1,6 +1,7 @@
 """Command line of verify: choose the checks, run them, write the reports, exit with a code CI can act on."""
 
 import argparse
+import dataclasses
 import secrets
 import sys
 import time
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prometheus=args.prometheus_url,
         grafana=args.grafana_url,
     )
-    targets = Targets(**{**targets.__dict__, "endpoints": endpoints})
+    targets = dataclasses.replace(targets, endpoints=endpoints)
     checks = chosen(args.command, targets, args.tags, args.skip_tags)
     if args.command == "plan":
         return plan(checks)

@@ -81,13 +81,11 @@ def run_check(check: Check, context: Context, classify: tuple[type[BaseException
 
 
 def _describe(error: BaseException) -> str:
-    """A one-line reason: the message, or the type's name when the message is empty."""
+    """A one-line reason: a failed check's own message; otherwise the error's type and message."""
     text = " ".join(str(error).split())
-    return (
-        f"{type(error).__name__}: {text}"
-        if text and not isinstance(error, CheckFailedError)
-        else text or type(error).__name__
-    )
+    if isinstance(error, CheckFailedError):
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 @dataclass
