@@ -13,6 +13,8 @@ import yaml
 
 from components.settings import Settings
 
+ACTIVE_WORKERS = "max(presto_cluster_active_nodes) - max(presto_cluster_active_coordinators)"
+"""Presto workers the coordinator sees as active (the alert and the dashboards read it alike)."""
 SLI_GROUP = "qestack-slis"
 ALERT_GROUP = "qestack-alerts"
 RUNBOOK = "https://github.com/query-engine-stack/query-engine-stack/blob/main/docs/runbook.md"
@@ -167,7 +169,7 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
         ),
         Alert(
             "PrestoWorkersBelowMinimum",
-            f"max(presto_cluster_active_nodes) - max(presto_cluster_active_coordinators) < {min_workers}",
+            f"{ACTIVE_WORKERS} < {min_workers}",
             "5m",
             "warning",
             "Presto has fewer active workers than its minimum",

@@ -22,6 +22,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from components import names
+from components.alert_rules import ACTIVE_WORKERS
 from components.settings import Settings
 
 DATASOURCE_UID = "prometheus"
@@ -168,7 +169,7 @@ def overview(settings: Settings) -> board.Dashboard:
                 "Active workers",
                 f"Presto workers in the cluster; the minimum is {settings.presto.workers.min_replicas}.",
                 "none",
-                Query("max(presto_cluster_active_nodes) - max(presto_cluster_active_coordinators)"),
+                Query(ACTIVE_WORKERS),
                 ((float(settings.presto.workers.min_replicas), "green"),),
                 base="red",
             )
@@ -253,7 +254,7 @@ def presto_board(settings: Settings) -> board.Dashboard:
                 "Active nodes",
                 "Nodes the coordinator's discovery sees, and the workers' autoscaler replicas.",
                 "none",
-                Query("max(presto_cluster_active_nodes) - max(presto_cluster_active_coordinators)", "active workers"),
+                Query(ACTIVE_WORKERS, "active workers"),
                 Query(
                     f'max(kube_horizontalpodautoscaler_status_desired_replicas{{namespace="{settings.namespace}",'
                     f'horizontalpodautoscaler="{names.PRESTO_WORKER}"}})',

@@ -107,11 +107,17 @@ def grafana_files(stack: Rendered) -> tuple[dict, dict]:
     return files, spec
 
 
+def grafana_ini(files: dict) -> configparser.ConfigParser:
+    """grafana.ini as the pod mounts it, parsed."""
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(files["/etc/grafana/grafana.ini"])
+    return ini
+
+
 def test_grafana_is_provisioned_with_prometheus_and_the_dashboards(stack: Rendered) -> None:
     settings = settings_of(stack)
     files, spec = grafana_files(stack)
-    ini = configparser.ConfigParser(interpolation=None)
-    ini.read_string(files["/etc/grafana/grafana.ini"])
+    ini = grafana_ini(files)
     provisioning = ini["paths"]["provisioning"]
     (source,) = yaml.safe_load(files[f"{provisioning}/datasources/datasources.yaml"])["datasources"]
     assert source["uid"] == DATASOURCE_UID and source["type"] == "prometheus" and source["isDefault"]
@@ -127,8 +133,7 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboards(stack: Render
 
 def test_grafana_needs_a_password_from_its_secret(stack: Rendered) -> None:
     files, spec = grafana_files(stack)
-    ini = configparser.ConfigParser(interpolation=None)
-    ini.read_string(files["/etc/grafana/grafana.ini"])
+    ini = grafana_ini(files)
     assert ini["auth.anonymous"]["enabled"] == "false"
     assert ini["users"]["allow_sign_up"] == "false"
     password = ini["security"]["admin_password"]

@@ -8,12 +8,14 @@ and the run must end. A killed server refuses connections: its checks fail at on
 import json
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from clickhouse_server import start_clickhouse
 from kafka_server import KafkaNode
 from presto_server import PrestoCluster
+from servers import ServerProcess
 from verify_harness import outputs_document, verify
 
 from components.settings import Settings
@@ -41,22 +43,27 @@ def by_name(report: dict) -> dict[str, dict]:
     return {check["name"]: check for check in report["checks"]}
 
 
-def test_a_hung_clickhouse_fails_every_check_within_its_deadline(
+@pytest.fixture
+def spare_clickhouse(
     tmp_path_factory: pytest.TempPathFactory,
-    tmp_path: Path,
     dev_settings: Settings,
     presto: PrestoCluster,
     kafka_node: KafkaNode,
     fake_grafana: str,
-) -> None:
-    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse-hung"))
+) -> Iterator[tuple[ServerProcess, dict]]:
+    """A ClickHouse of its own, to break, and the stack outputs that point verify at it."""
+    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse-spare"))
     document = outputs_document(dev_settings, presto, node, kafka_node, "events", "http://127.0.0.1:9", fake_grafana)
-    node.server.pause()
-    try:
-        code, report, _ = run_against(document, tmp_path)
-    finally:
-        node.server.resume()
-        node.server.stop()
+    yield node.server, document
+    node.server.stop()  # continues a paused server first; nothing to do for a killed one
+
+
+def test_a_hung_clickhouse_fails_every_check_within_its_deadline(
+    spare_clickhouse: tuple[ServerProcess, dict], tmp_path: Path
+) -> None:
+    server, document = spare_clickhouse
+    server.pause()
+    code, report, _ = run_against(document, tmp_path)
     assert code == ExitCode.FAILED
     checks = by_name(report)
     for check in clickhouse_checks.checks(targets_from("test", document)):
@@ -67,16 +74,10 @@ def test_a_hung_clickhouse_fails_every_check_within_its_deadline(
 
 
 def test_a_killed_clickhouse_fails_its_checks_at_once(
-    tmp_path_factory: pytest.TempPathFactory,
-    tmp_path: Path,
-    dev_settings: Settings,
-    presto: PrestoCluster,
-    kafka_node: KafkaNode,
-    fake_grafana: str,
+    spare_clickhouse: tuple[ServerProcess, dict], tmp_path: Path
 ) -> None:
-    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse-killed"))
-    document = outputs_document(dev_settings, presto, node, kafka_node, "events", "http://127.0.0.1:9", fake_grafana)
-    node.server.kill()
+    server, document = spare_clickhouse
+    server.kill()
     code, report, seconds = run_against(document, tmp_path)
     assert code == ExitCode.FAILED
     checks = by_name(report)

@@ -54,6 +54,10 @@ class Record:
     figures: Figures = field(default_factory=dict)
     error: str | None = None
 
+    def detail(self) -> str:
+        """Its error if it has one, else its figures as name=value pairs."""
+        return self.error or ", ".join(f"{k}={v}" for k, v in self.figures.items())
+
 
 @dataclass
 class Context:

@@ -28,7 +28,7 @@ class Progress:
 
     def done(self, record: Record) -> None:
         """A check ended."""
-        detail = record.error or ", ".join(f"{k}={v}" for k, v in record.figures.items())
+        detail = record.detail()
         if self._console is not None:
             if self._status is not None:
                 self._status.stop()

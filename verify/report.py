@@ -75,7 +75,7 @@ def as_markdown(info: RunInfo, records: list[Record]) -> str:
         "|---|---|---|---|",
     ]
     for record in records:
-        detail = record.error or ", ".join(f"{k}={v}" for k, v in record.figures.items())
+        detail = record.detail()
         lines.append(f"| {record.name} | {record.status} | {record.seconds:.2f} | {detail.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
