@@ -1,6 +1,7 @@
 """What the stack deploys, as verify should find it: exported with the stack's outputs."""
 
 from components.alert_rules import ALERT_GROUP, SLI_GROUP
+from components.clickhouse_config import DATABASE, EVENTS_TABLE
 from components.dashboards import dashboards
 from components.prometheus_config import POD_JOBS
 from components.settings import Settings
@@ -17,6 +18,7 @@ def expectations(settings: Settings) -> dict:
         "kafkaTopic": settings.kafka.topic.name,
         "kafkaPartitions": settings.kafka.topic.partitions,
         "kafkaReplicationFactor": settings.kafka.replication_factor,
+        "eventsTable": f"{DATABASE}.{EVENTS_TABLE}",
         "scrapeJobs": ["prometheus", *(job.job for job in POD_JOBS)],
         "ruleGroups": [SLI_GROUP, ALERT_GROUP],
         "dashboards": [board.uid for board in dashboards(settings)],

@@ -5,9 +5,6 @@ port open and accepts connections, then never answers: each check must fail with
 and the run must end. A killed server refuses connections: its checks fail at once.
 """
 
-import json
-import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from clickhouse_server import start_clickhouse
 from kafka_server import KafkaNode
 from presto_server import PrestoCluster
 from servers import ServerProcess
-from verify_harness import outputs_document, verify
+from verify_harness import by_name, outputs_document, run_verify
 
 from components.settings import Settings
 from verify import clickhouse_checks
@@ -24,23 +21,6 @@ from verify.exit_codes import ExitCode
 from verify.targets import targets_from
 
 pytestmark = pytest.mark.integration
-
-
-def run_against(document: dict, tmp_path: Path) -> tuple[int, dict, float]:
-    """Run the ClickHouse smoke checks with these outputs; the exit code, the JSON report and the wall time."""
-    outputs = tmp_path / "outputs.json"
-    outputs.write_text(json.dumps(document))
-    reports = tmp_path / "reports"
-    began = time.monotonic()
-    result = verify("smoke", "--outputs", str(outputs), "--tags", "clickhouse", "--report-dir", str(reports))
-    seconds = time.monotonic() - began
-    ET.parse(reports / "junit.xml")  # the JUnit file parses, whatever happened
-    return result.returncode, json.loads((reports / "verify-report.json").read_text()), seconds
-
-
-def by_name(report: dict) -> dict[str, dict]:
-    """The report's checks by name."""
-    return {check["name"]: check for check in report["checks"]}
 
 
 @pytest.fixture
@@ -63,7 +43,7 @@ def test_a_hung_clickhouse_fails_every_check_within_its_deadline(
 ) -> None:
     server, document = spare_clickhouse
     server.pause()
-    code, report, _ = run_against(document, tmp_path)
+    code, report, _ = run_verify(document, tmp_path, "smoke", "--tags", "clickhouse")
     assert code == ExitCode.FAILED
     checks = by_name(report)
     for check in clickhouse_checks.checks(targets_from("test", document)):
@@ -78,7 +58,7 @@ def test_a_killed_clickhouse_fails_its_checks_at_once(
 ) -> None:
     server, document = spare_clickhouse
     server.kill()
-    code, report, seconds = run_against(document, tmp_path)
+    code, report, seconds = run_verify(document, tmp_path, "smoke", "--tags", "clickhouse")
     assert code == ExitCode.FAILED
     checks = by_name(report)
     assert all(checks[name]["status"] == "failed" for name in ("clickhouse.ping", "clickhouse.version"))

@@ -45,7 +45,7 @@ def test_service_errors_fail_and_bugs_are_harness_errors() -> None:
         raise ConnectionRefusedError(111, "Connection refused")
 
     def wrong(_: Context) -> dict:
-        raise CheckFailedError("3 rows, 5 expected")
+        raise CheckFailedError("3 rows, 5 expected", {"rows": 3})
 
     def bug(_: Context) -> dict:
         return {}["missing"]
@@ -53,6 +53,7 @@ def test_service_errors_fail_and_bugs_are_harness_errors() -> None:
     records, _ = run_all([check("refused", refused), check("wrong", wrong), check("bug", bug)])
     assert [r.status for r in records[:3]] == [Status.FAILED, Status.FAILED, Status.ERROR]
     assert "Connection refused" in records[0].error and records[1].error == "3 rows, 5 expected"
+    assert records[1].figures == {"rows": 3}, "what a failing check measured is reported with the failure"
     assert exit_code(records, False) == ExitCode.HARNESS
     assert exit_code(records[:2], False) == ExitCode.FAILED
 

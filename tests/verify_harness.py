@@ -8,7 +8,10 @@ import base64
 import json
 import subprocess
 import sys
+import time
+import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import ClassVar
 
 from clickhouse_server import ClickHouseNode
@@ -86,3 +89,20 @@ def verify(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "verify", *args], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
     )
+
+
+def run_verify(document: dict, tmp_path: Path, *args: str) -> tuple[int, dict, float]:
+    """Run verify with these outputs: its exit code, its JSON report and its wall time; the JUnit file must parse."""
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(document))
+    reports = tmp_path / "reports"
+    began = time.monotonic()
+    result = verify(*args, "--outputs", str(outputs), "--report-dir", str(reports))
+    seconds = time.monotonic() - began
+    ET.parse(reports / "junit.xml")  # the JUnit file parses, whatever happened
+    return result.returncode, json.loads((reports / "verify-report.json").read_text()), seconds
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    """The report's checks by name."""
+    return {check["name"]: check for check in report["checks"]}

@@ -17,11 +17,16 @@ class Status(StrEnum):
     SKIPPED = "skipped"
 
 
+Figures = dict[str, float | int | str]
+
+
 class CheckFailedError(Exception):
     """The service answered, or failed to, in a way the check does not accept; the message says how."""
 
-
-Figures = dict[str, float | int | str]
+    def __init__(self, message: str, figures: Figures | None = None):
+        super().__init__(message)
+        self.figures: Figures = figures or {}
+        """What the check measured before it failed: reported with the failure."""
 
 
 @dataclass(frozen=True)

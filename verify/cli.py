@@ -5,20 +5,29 @@ import dataclasses
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
-from verify import clickhouse_checks, grafana_checks, kafka_checks, presto_checks, prometheus_checks
+from verify import (
+    clickhouse_checks,
+    grafana_checks,
+    kafka_checks,
+    pipeline_checks,
+    presto_checks,
+    prometheus_checks,
+)
 from verify.checks import Check, Cleanup, Context, Record, Status
 from verify.errors import VerifyError
 from verify.exit_codes import ExitCode, describe
+from verify.pipeline_checks import Load
 from verify.progress import Progress
 from verify.report import RunInfo, write_reports
 from verify.runner import Options, Redactor, run
 from verify.targets import Targets, load_outputs, targets_from
 
-SCENARIOS = ("smoke",)
+SCENARIOS = ("smoke", "pipeline")
 """Scenarios built so far, in the order `all` runs them."""
 SMOKE = (presto_checks, clickhouse_checks, kafka_checks, prometheus_checks, grafana_checks)
 VERSION_FIGURES = {"presto.info": "presto", "clickhouse.version": "clickhouse", "grafana.health": "grafana"}
@@ -50,14 +59,45 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--skip-tags", default="", help="no check with one of these tags (comma-separated)")
     what.add_argument("--deadline", type=float, help="seconds for the whole run: checks after it are skipped")
     what.add_argument("--fail-fast", action="store_true", help="skip the remaining checks after a failure")
+    pipeline = cli.add_argument_group("the pipeline check")
+    pipeline.add_argument("--events", type=positive(int), default=Load.events, help="events to send (%(default)s)")
+    pipeline.add_argument(
+        "--converge-timeout",
+        type=positive(float),
+        default=Load.converge_timeout,
+        help="seconds ClickHouse gets to show every acknowledged event (%(default)s)",
+    )
     cli.add_argument("--report-dir", type=Path, default=Path("verify-reports"), help="where the reports go")
     return cli
 
 
-def chosen(command: str, targets: Targets, tags: str, skip_tags: str) -> list[Check]:
+Number = TypeVar("Number", int, float)
+
+
+def positive(kind: type[Number]) -> Callable[[str], Number]:
+    """An argparse type: a number above zero."""
+
+    def parse(text: str) -> Number:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text}: must be above 0")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def scenario_checks(scenario: str, targets: Targets, load: Load) -> list[Check]:
+    """The checks of one scenario, in the order they run."""
+    if scenario == "smoke":
+        return [check for module in SMOKE for check in module.checks(targets)]
+    return pipeline_checks.checks(targets, load)
+
+
+def chosen(command: str, targets: Targets, tags: str, skip_tags: str, load: Load) -> list[Check]:
     """The checks of the command, filtered by tags."""
     scenarios = SCENARIOS if command in ("all", "plan") else (command,)
-    checks = [check for module in SMOKE for check in module.checks(targets)] if "smoke" in scenarios else []
+    checks = [check for scenario in scenarios for check in scenario_checks(scenario, targets, load)]
     wanted, unwanted = (set(filter(None, t.split(","))) for t in (tags, skip_tags))
     return [c for c in checks if (not wanted or c.tags & wanted) and not c.tags & unwanted]
 
@@ -100,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         grafana=args.grafana_url,
     )
     targets = dataclasses.replace(targets, endpoints=endpoints)
-    checks = chosen(args.command, targets, args.tags, args.skip_tags)
+    load = Load(args.events, args.converge_timeout)
+    checks = chosen(args.command, targets, args.tags, args.skip_tags, load)
     if args.command == "plan":
         return plan(checks)
     run_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"

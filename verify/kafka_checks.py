@@ -59,6 +59,19 @@ def topic(context: Context) -> Figures:
     return {"partitions": len(partitions), "replication_factor": expected.kafka_replication_factor}
 
 
+def idempotent_producer(targets: Targets, seconds: float) -> Producer:
+    """A producer that counts a message sent only once every in-sync replica has it, each once."""
+    return Producer(
+        {
+            "bootstrap.servers": targets.endpoints.kafka,
+            "acks": "all",
+            "enable.idempotence": True,
+            "message.timeout.ms": int(seconds * 1000),
+            **QUIET,
+        }
+    )
+
+
 def delete_topic(targets: Targets, name: str) -> None:
     """Delete a topic and wait for the controller to confirm."""
     client = admin(targets)
@@ -73,15 +86,7 @@ def round_trip(context: Context) -> Figures:
     client = admin(targets)
     client.create_topics([NewTopic(name, 1, replicas)], request_timeout=TIMEOUT)[name].result(timeout=TIMEOUT)
     context.cleanup.add(f"Kafka topic {name}", lambda: delete_topic(targets, name))
-    producer = Producer(
-        {
-            "bootstrap.servers": targets.endpoints.kafka,
-            "acks": "all",
-            "enable.idempotence": True,
-            "message.timeout.ms": 10000,
-            **QUIET,
-        }
-    )
+    producer = idempotent_producer(targets, TIMEOUT)
     reports: list[object] = []
     began = time.monotonic()
     producer.produce(name, key=context.run_id, value=b"round trip", on_delivery=lambda error, _: reports.append(error))

@@ -75,6 +75,7 @@ def run_check(check: Check, context: Context, classify: tuple[type[BaseException
         record.figures = dict(figures)  # type: ignore[call-overload]
     elif isinstance(error, classify):
         record.status, record.error = Status.FAILED, _describe(error)
+        record.figures = dict(getattr(error, "figures", {}))
     else:
         record.status, record.error = Status.ERROR, f"verify could not measure: {_describe(error)}"
     return record

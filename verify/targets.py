@@ -41,6 +41,8 @@ class Expected:
     kafka_topic: str
     kafka_partitions: int
     kafka_replication_factor: int
+    events_table: str
+    """database.table in ClickHouse that the Kafka engine fills from the topic."""
     scrape_jobs: tuple[str, ...]
     rule_groups: tuple[str, ...]
     dashboards: tuple[str, ...]
@@ -117,6 +119,7 @@ def targets_from(stack: str, outputs: dict[str, Any]) -> Targets:
             kafka_topic=_field(expected, "kafkaTopic"),
             kafka_partitions=int(_field(expected, "kafkaPartitions")),
             kafka_replication_factor=int(_field(expected, "kafkaReplicationFactor")),
+            events_table=_field(expected, "eventsTable"),
             scrape_jobs=tuple(_field(expected, "scrapeJobs")),
             rule_groups=tuple(_field(expected, "ruleGroups")),
             dashboards=tuple(_field(expected, "dashboards")),
