@@ -12,6 +12,7 @@ from components.credential_catalog import CREDENTIALS, PRESTO_USERS_SECRET
 from components.credentials import Credentials, CredentialsArgs
 from components.expectations import expectations
 from components.grafana import Grafana, GrafanaArgs
+from components.inventory import Inventory
 from components.kafka import Kafka, KafkaArgs
 from components.kube_state_metrics import KubeStateMetrics
 from components.network import NetworkArgs, NetworkPolicies
@@ -43,6 +44,8 @@ def run() -> None:
     """Declare the whole stack and export what operators and verify need."""
     settings = load()
     stack = pulumi.get_stack()
+    inventory = Inventory()
+    inventory.watch()
     platform = Platform("platform", PlatformArgs(settings=settings, instance=stack))
     in_cluster = pulumi.ResourceOptions(provider=platform.provider)
     credentials = Credentials(
@@ -119,4 +122,4 @@ def run() -> None:
     pulumi.export("highAvailability", settings.high_availability)
     pulumi.export("secretNames", sorted(credentials.secrets))
     pulumi.export("credentials", pulumi.Output.secret(credentials.values))
-    pulumi.export("expected", expectations(settings))
+    pulumi.export("expected", {**expectations(settings), "objects": inventory.objects()})

@@ -125,3 +125,16 @@ def test_junit_and_markdown_are_views_of_the_records() -> None:
     assert root.find("testsuite[@name='cleanup']/testcase[@name='cleanup']") is not None
     summary = as_markdown(info, records)
     assert "| kafka.topic | failed | 0.10 | offline: [1] |" in summary and "rows=60175" in summary
+
+
+def test_a_gate_that_does_not_pass_skips_the_rest_and_means_not_ready() -> None:
+    def not_ready(_: Context) -> dict:
+        raise CheckFailedError("StatefulSet/kafka: 0/1 replicas ready")
+
+    gate = Check("kubernetes.preflight", "preflight", "api", not_ready, 5, gate=True)
+    records, _ = run_all([gate, check("after", passes)])
+    assert records[1].status == Status.SKIPPED and records[1].error == "kubernetes.preflight did not pass"
+    assert exit_code(records, False) == ExitCode.NOT_READY
+    open_gate = Check("kubernetes.preflight", "preflight", "api", passes, 5, gate=True)
+    records, _ = run_all([open_gate, check("after", passes)])
+    assert [r.status for r in records[:2]] == [Status.PASSED, Status.PASSED]

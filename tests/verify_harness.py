@@ -63,6 +63,7 @@ def outputs_document(
     topic: str,
     prometheus_url: str,
     grafana_url: str,
+    objects: dict[str, list[str]] | None = None,
 ) -> dict:
     """The stack's outputs as `pulumi stack output --json --show-secrets` gives them, for the local servers."""
     return {
@@ -80,24 +81,34 @@ def outputs_document(
             "clickhouseAdminPassword": clickhouse.passwords["admin"],
             "grafanaAdminPassword": GRAFANA_PASSWORD,
         },
-        "expected": {**expectations(settings), "scrapeJobs": ["prometheus", "kafka", "presto"]},
+        "expected": {
+            **expectations(settings),
+            "scrapeJobs": ["prometheus", "kafka", "presto"],
+            "objects": objects or {},
+        },
     }
 
 
-def verify(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run verify as an SRE would, from the repository root, with the CI environment (plain progress)."""
+def verify(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run verify as an SRE would, from the repository root; without a kubeconfig, with --no-kubernetes."""
+    cluster = ["--kubeconfig", str(kubeconfig)] if kubeconfig else ["--no-kubernetes"]
     return subprocess.run(
-        [sys.executable, "-m", "verify", *args], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-m", "verify", *args, *cluster],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
-def run_verify(document: dict, tmp_path: Path, *args: str) -> tuple[int, dict, float]:
+def run_verify(document: dict, tmp_path: Path, *args: str, kubeconfig: Path | None = None) -> tuple[int, dict, float]:
     """Run verify with these outputs: its exit code, its JSON report and its wall time; the JUnit file must parse."""
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(document))
     reports = tmp_path / "reports"
     began = time.monotonic()
-    result = verify(*args, "--outputs", str(outputs), "--report-dir", str(reports))
+    result = verify(*args, "--outputs", str(outputs), "--report-dir", str(reports), kubeconfig=kubeconfig)
     seconds = time.monotonic() - began
     ET.parse(reports / "junit.xml")  # the JUnit file parses, whatever happened
     return result.returncode, json.loads((reports / "verify-report.json").read_text()), seconds

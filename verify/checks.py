@@ -44,6 +44,8 @@ class Check:
     deadline: float = 30.0
     """Seconds the probe may take; past it the check fails, and the run goes on."""
     tags: frozenset[str] = frozenset()
+    gate: bool = False
+    """When it does not pass, the checks after it are skipped (preflight)."""
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from verify import (
     clickhouse_checks,
+    cluster,
     grafana_checks,
     kafka_checks,
     pipeline_checks,
@@ -22,6 +23,7 @@ from verify.checks import Check, Cleanup, Context, Record, Status
 from verify.errors import VerifyError
 from verify.exit_codes import ExitCode, describe
 from verify.pipeline_checks import Load
+from verify.port_forward import forward_check
 from verify.progress import Progress
 from verify.report import RunInfo, write_reports
 from verify.runner import Options, Redactor, run
@@ -54,6 +56,15 @@ def parser() -> argparse.ArgumentParser:
         ("grafana-url", "Grafana's URL"),
     ):
         where.add_argument(f"--{name}", help=f"{what}, instead of the stack's in-cluster address")
+    where.add_argument(
+        "--kubeconfig", help="the cluster's kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    where.add_argument("--kube-context", help="the kubeconfig context to use (default: its current one)")
+    where.add_argument(
+        "--no-kubernetes",
+        action="store_true",
+        help="do not use the Kubernetes API: no preflight, no Kubernetes checks, no port-forwards",
+    )
     what = cli.add_argument_group("what to run")
     what.add_argument("--tags", default="", help="only checks with one of these tags (comma-separated)")
     what.add_argument("--skip-tags", default="", help="no check with one of these tags (comma-separated)")
@@ -87,19 +98,24 @@ def positive(kind: type[Number]) -> Callable[[str], Number]:
     return parse
 
 
-def scenario_checks(scenario: str, targets: Targets, load: Load) -> list[Check]:
+def scenario_checks(scenario: str, targets: Targets, load: Load, kube: cluster.Cluster | None) -> list[Check]:
     """The checks of one scenario, in the order they run."""
-    if scenario == "smoke":
-        return [check for module in SMOKE for check in module.checks(targets)]
-    return pipeline_checks.checks(targets, load)
+    if scenario == "pipeline":
+        return pipeline_checks.checks(targets, load)
+    smoke = [check for module in SMOKE for check in module.checks(targets)]
+    return smoke + (cluster.checks(kube, targets) if kube else [])
 
 
-def chosen(command: str, targets: Targets, tags: str, skip_tags: str, load: Load) -> list[Check]:
-    """The checks of the command, filtered by tags."""
+def chosen(
+    command: str, targets: Targets, args: argparse.Namespace, kube: cluster.Cluster | None, given: set[str]
+) -> list[Check]:
+    """The checks of the command, filtered by tags; preflight first when the cluster is reachable."""
     scenarios = SCENARIOS if command in ("all", "plan") else (command,)
-    checks = [check for scenario in scenarios for check in scenario_checks(scenario, targets, load)]
-    wanted, unwanted = (set(filter(None, t.split(","))) for t in (tags, skip_tags))
-    return [c for c in checks if (not wanted or c.tags & wanted) and not c.tags & unwanted]
+    load = Load(args.events, args.converge_timeout)
+    preflight = [cluster.preflight_check(kube, targets), forward_check(kube, given)] if kube else []
+    checks = preflight + [c for scenario in scenarios for c in scenario_checks(scenario, targets, load, kube)]
+    wanted, unwanted = (set(filter(None, t.split(","))) for t in (args.tags, args.skip_tags))
+    return [c for c in checks if c.gate or ((not wanted or c.tags & wanted) and not c.tags & unwanted)]
 
 
 def exit_code(records: list[Record], interrupted: bool) -> ExitCode:
@@ -108,6 +124,8 @@ def exit_code(records: list[Record], interrupted: bool) -> ExitCode:
         return ExitCode.CLEANUP
     if interrupted or any(r.status == Status.ERROR for r in records):
         return ExitCode.HARNESS
+    if any(r.scenario == "preflight" and r.status == Status.FAILED for r in records):
+        return ExitCode.NOT_READY
     if any(r.status == Status.FAILED for r in records):
         return ExitCode.FAILED
     return ExitCode.PASSED
@@ -125,23 +143,23 @@ def plan(checks: list[Check]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run; return the exit code."""
     args = parser().parse_args(argv)
+    overrides = {
+        "presto": args.presto_url,
+        "clickhouse_http": args.clickhouse_url,
+        "clickhouse_native": args.clickhouse_native,
+        "kafka": args.kafka_bootstrap,
+        "prometheus": args.prometheus_url,
+        "grafana": args.grafana_url,
+    }
     try:
         stack, outputs = load_outputs(args.stack, args.outputs)
         targets = targets_from(stack, outputs)
+        kube = None if args.no_kubernetes else cluster.connect(args.kubeconfig, args.kube_context, targets.namespace)
     except VerifyError as error:
         print(f"verify: {error}", file=sys.stderr)
         return error.code
-    endpoints = targets.endpoints.overridden(
-        presto=args.presto_url,
-        clickhouse_http=args.clickhouse_url,
-        clickhouse_native=args.clickhouse_native,
-        kafka=args.kafka_bootstrap,
-        prometheus=args.prometheus_url,
-        grafana=args.grafana_url,
-    )
-    targets = dataclasses.replace(targets, endpoints=endpoints)
-    load = Load(args.events, args.converge_timeout)
-    checks = chosen(args.command, targets, args.tags, args.skip_tags, load)
+    targets = dataclasses.replace(targets, endpoints=targets.endpoints.overridden(**overrides))
+    checks = chosen(args.command, targets, args, kube, {key for key, value in overrides.items() if value})
     if args.command == "plan":
         return plan(checks)
     run_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 import clickhouse_driver.errors
 import confluent_kafka
+import kubernetes.client.exceptions
 import prestodb.exceptions
+import urllib3.exceptions
 
 from verify.checks import Check, CheckFailedError, Cleanup, Context, Figures, Record, Status
 
@@ -20,6 +22,8 @@ SERVICE_ERRORS: tuple[type[BaseException], ...] = (
     prestodb.exceptions.HttpError,
     prestodb.exceptions.TimeoutError,
     confluent_kafka.KafkaException,
+    kubernetes.client.exceptions.ApiException,
+    urllib3.exceptions.HTTPError,
 )
 """Errors that mean the service is down, refusing, hung or wrong: the check fails (the rest are harness errors)."""
 
@@ -122,7 +126,9 @@ def run(
             except KeyboardInterrupt:
                 outcome.interrupted, stop_reason = True, "interrupted (Ctrl-C)"
                 record = Record(check.name, check.scenario, Status.SKIPPED, _now(), 0.0, error=stop_reason)
-            if options.fail_fast and record.status in (Status.FAILED, Status.ERROR):
+            if stop_reason is None and check.gate and record.status != Status.PASSED:
+                stop_reason = f"{check.name} did not pass"
+            elif options.fail_fast and record.status in (Status.FAILED, Status.ERROR):
                 stop_reason = f"--fail-fast: {check.name} did not pass"
         record.error = redact(record.error) if record.error else None
         record.figures = {k: redact(v) if isinstance(v, str) else v for k, v in record.figures.items()}

@@ -46,6 +46,8 @@ class Expected:
     scrape_jobs: tuple[str, ...]
     rule_groups: tuple[str, ...]
     dashboards: tuple[str, ...]
+    objects: dict[str, tuple[str, ...]]
+    """Names of the stack's Kubernetes objects by kind (Deployment, Service, NetworkPolicy...)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ def targets_from(stack: str, outputs: dict[str, Any]) -> Targets:
             scrape_jobs=tuple(_field(expected, "scrapeJobs")),
             rule_groups=tuple(_field(expected, "ruleGroups")),
             dashboards=tuple(_field(expected, "dashboards")),
+            objects={kind: tuple(names) for kind, names in _field(expected, "objects").items()},
         ),
     )
 

@@ -1,0 +1,178 @@
+"""The stack as Kubernetes sees it: preflight (rolled out, nothing missing) and the Kubernetes smoke checks."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.config.config_exception import ConfigException
+
+from verify.checks import Check, CheckFailedError, Context, Figures
+from verify.errors import UsageError
+from verify.targets import Targets
+
+REQUEST_TIMEOUT = (5, 15)
+"""Seconds to connect to the API server and to read one answer."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Clients for the Kubernetes API of the cluster the stack runs in."""
+
+    api: client.ApiClient
+    namespace: str
+
+    @property
+    def server(self) -> str:
+        """The API server's URL, for `plan` and the reports."""
+        return str(self.api.configuration.host)
+
+    def names(self, kind: str) -> dict[str, Any]:
+        """The namespace's objects of a kind, by name."""
+        listed = LISTS[kind](self.api)(self.namespace, _request_timeout=REQUEST_TIMEOUT)
+        return {item.metadata.name: item for item in listed.items}
+
+
+LISTS: dict[str, Callable[[client.ApiClient], Callable[..., Any]]] = {
+    "Deployment": lambda api: client.AppsV1Api(api).list_namespaced_deployment,
+    "StatefulSet": lambda api: client.AppsV1Api(api).list_namespaced_stateful_set,
+    "Service": lambda api: client.CoreV1Api(api).list_namespaced_service,
+    "Secret": lambda api: client.CoreV1Api(api).list_namespaced_secret,
+    "HorizontalPodAutoscaler": lambda api: client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler,
+    "PodDisruptionBudget": lambda api: client.PolicyV1Api(api).list_namespaced_pod_disruption_budget,
+    "NetworkPolicy": lambda api: client.NetworkingV1Api(api).list_namespaced_network_policy,
+}
+"""How to list each kind the stack exports in `expected.objects`."""
+PREFLIGHT_KINDS = ("Deployment", "StatefulSet", "Service", "Secret")
+
+
+def connect(kubeconfig: str | None, context: str | None, namespace: str) -> Cluster:
+    """A client from a kubeconfig (the default one, or in-cluster when run in a pod); usage error if none."""
+    try:
+        api = config.new_client_from_config(config_file=kubeconfig, context=context, persist_config=False)
+    except (ConfigException, OSError) as outside:
+        try:
+            config.load_incluster_config()
+        except ConfigException:
+            raise UsageError(
+                f"no Kubernetes config ({outside}): pass --kubeconfig, or --no-kubernetes with every endpoint given"
+            ) from None
+        api = client.ApiClient()
+    return Cluster(api, namespace)
+
+
+def not_rolled_out(kind: str, item: Any) -> str | None:
+    """Why a Deployment or StatefulSet is not rolled out and ready, or None when it is."""
+    name, status = f"{kind}/{item.metadata.name}", item.status
+    wanted = 1 if item.spec.replicas is None else item.spec.replicas
+    observed, generation = status.observed_generation or 0, item.metadata.generation or 0
+    if observed < generation:
+        return f"{name}: generation {generation} not yet observed by its controller (at {observed})"
+    for label, count in (("updated", status.updated_replicas), ("ready", status.ready_replicas)):
+        if (count or 0) < wanted:
+            return f"{name}: {count or 0}/{wanted} replicas {label}"
+    if kind == "StatefulSet" and status.update_revision and status.current_revision != status.update_revision:
+        return f"{name}: rolling from revision {status.current_revision} to {status.update_revision}"
+    return None
+
+
+def preflight_problems(cluster: Cluster, objects: dict[str, tuple[str, ...]]) -> tuple[list[str], Figures]:
+    """What is missing or not ready among the stack's workloads, Services and Secrets; and what was found."""
+    problems: list[str] = []
+    figures: Figures = {}
+    for kind in PREFLIGHT_KINDS:
+        found = cluster.names(kind)
+        expected = objects.get(kind, ())
+        problems += [f"{kind}/{name}: missing" for name in expected if name not in found]
+        if kind in ("Deployment", "StatefulSet"):
+            problems += filter(None, (not_rolled_out(kind, found[name]) for name in expected if name in found))
+        figures[kind] = sum(name in found for name in expected)
+    return problems, figures
+
+
+def preflight_check(cluster: Cluster, targets: Targets) -> Check:
+    """Every Deployment and StatefulSet rolled out and ready, every Service and Secret there."""
+
+    def probe(_: Context) -> Figures:
+        problems, figures = preflight_problems(cluster, targets.expected.objects)
+        if problems:
+            raise CheckFailedError(f"not ready in namespace {cluster.namespace}: " + "; ".join(problems), figures)
+        return figures
+
+    return Check("kubernetes.preflight", "preflight", cluster.server, probe, 30, frozenset({"kubernetes"}), True)
+
+
+def metric_value(metric: Any) -> str | None:
+    """An HPA metric's current value as text, or None when the HPA has none yet."""
+    source = getattr(metric, metric.type.lower() if metric.type != "ContainerResource" else "container_resource")
+    current = getattr(source, "current", None)
+    if current is None:
+        return None
+    for value in (current.average_utilization, current.average_value, current.value):
+        if value is not None:
+            return str(value)
+    return None
+
+
+def hpas(cluster: Cluster, expected: tuple[str, ...]) -> Figures:
+    """Each autoscaler reads current values of its metrics (the metrics pipeline works)."""
+    found = cluster.names("HorizontalPodAutoscaler")
+    problems = [f"{name}: missing" for name in expected if name not in found]
+    figures: Figures = {}
+    for name in (n for n in expected if n in found):
+        hpa = found[name]
+        values = [metric_value(m) for m in hpa.status.current_metrics or []]
+        if not values or None in values:
+            problems.append(f"{name}: no current metrics (is metrics-server running?)")
+        figures[f"{name}.replicas"] = hpa.status.current_replicas or 0
+        figures[f"{name}.desired"] = hpa.status.desired_replicas or 0
+    if problems:
+        raise CheckFailedError("; ".join(problems), figures)
+    return figures
+
+
+def pdbs(cluster: Cluster, expected: tuple[str, ...]) -> Figures:
+    """Each disruption budget is met and allows a voluntary disruption (a node drain can proceed)."""
+    found = cluster.names("PodDisruptionBudget")
+    problems = [f"{name}: missing" for name in expected if name not in found]
+    figures: Figures = {}
+    for name in (n for n in expected if n in found):
+        status = found[name].status
+        figures[f"{name}.disruptions_allowed"] = status.disruptions_allowed
+        if status.current_healthy < status.desired_healthy:
+            problems.append(f"{name}: {status.current_healthy} healthy pods, {status.desired_healthy} required")
+        elif status.disruptions_allowed < 1:
+            healthy = f"{status.current_healthy} healthy of {status.expected_pods}"
+            problems.append(f"{name}: allows no disruption ({healthy})")
+    if problems:
+        raise CheckFailedError("; ".join(problems), figures)
+    return figures
+
+
+def network_policies(cluster: Cluster, expected: tuple[str, ...]) -> Figures:
+    """Every NetworkPolicy of the stack is there, the default deny first among them."""
+    found = cluster.names("NetworkPolicy")
+    missing = [name for name in expected if name not in found]
+    if missing:
+        raise CheckFailedError(f"NetworkPolicies missing: {', '.join(missing)}")
+    return {"network_policies": len(expected)}
+
+
+def checks(cluster: Cluster, targets: Targets) -> list[Check]:
+    """The Kubernetes smoke checks: autoscalers, disruption budgets, network policies."""
+    objects, tags = targets.expected.objects, frozenset({"kubernetes"})
+    return [
+        Check(
+            f"kubernetes.{name}",
+            "smoke",
+            cluster.server,
+            lambda _, judge=judge, kind=kind: judge(cluster, objects.get(kind, ())),
+            30,
+            tags,
+        )
+        for name, kind, judge in (
+            ("hpas", "HorizontalPodAutoscaler", hpas),
+            ("pdbs", "PodDisruptionBudget", pdbs),
+            ("network_policies", "NetworkPolicy", network_policies),
+        )
+    ]
