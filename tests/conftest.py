@@ -1,16 +1,13 @@
 """Shared fixtures: stacks rendered under Pulumi's mocks, and real servers started from their configs."""
 
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 
 import pytest
 from clickhouse_server import ClickHouseNode, apply_schema, start_clickhouse
 from kafka_server import KafkaNode, run_topic_bootstrap, start_kafka
 from presto_server import PrestoCluster, start_cluster
-from verify_harness import FakeGrafana
+from verify_harness import fake_grafana_api
 
-from components.expectations import expectations
 from components.settings import Settings
 from components.stack_config import parse_settings
 from components.stack_files import stack_config
@@ -92,8 +89,5 @@ def presto(
 @pytest.fixture(scope="session")
 def fake_grafana(dev_settings: Settings) -> Iterator[str]:
     """A stand-in for Grafana's API (Grafana cannot run here), serving the stack's dashboard uids."""
-    FakeGrafana.dashboards = expectations(dev_settings)["dashboards"]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafana)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with fake_grafana_api(dev_settings) as url:
+        yield url

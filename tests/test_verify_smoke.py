@@ -8,7 +8,6 @@ the Grafana checks is tested against it.
 """
 
 import json
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,8 @@ import pytest
 from clickhouse_server import ClickHouseNode
 from kafka_server import KafkaNode
 from presto_server import PrestoCluster
-from prometheus_server import start_prometheus
-from servers import free_ports
-from verify_harness import outputs_document, verify
+from verify_harness import outputs_document, start_local_prometheus, verify
 
-from components.alert_rules import RULE_FILE, rule_file
-from components.prometheus_config import StaticTarget, prometheus_config
 from components.settings import Settings
 from verify.exit_codes import ExitCode
 
@@ -40,24 +35,12 @@ def outputs(
     fake_grafana: str,
 ) -> Iterator[Path]:
     """The stack's outputs as `pulumi stack output --json --show-secrets` gives them, for the local servers."""
-    static = {
-        "kafka": [StaticTarget(f"127.0.0.1:{kafka_node.metrics_port}", "kafka-0", "broker")],
-        "presto": [StaticTarget(f"127.0.0.1:{presto.exporter.port}", "presto-coordinator-0", "coordinator")],
-    }
-    (port,) = free_ports(1)
-    config = prometheus_config(
-        dev_settings, rule_files=[RULE_FILE], alertmanagers=[], static=static, itself=f"127.0.0.1:{port}"
-    )
     # Started afresh for each test: the alerts that fire here (ClickHouseDown: 18.16 has no metrics
     # endpoint) wait 2 minutes first, longer than a smoke run.
-    prometheus = start_prometheus(config, {RULE_FILE: rule_file(dev_settings)}, tmp_path / "prometheus", port)
-    document = outputs_document(
-        dev_settings, presto, clickhouse_node, kafka_node, events_topic, f"http://127.0.0.1:{port}", fake_grafana
-    )
+    prometheus, url = start_local_prometheus(dev_settings, kafka_node, presto, tmp_path / "prometheus")
+    document = outputs_document(dev_settings, presto, clickhouse_node, kafka_node, events_topic, url, fake_grafana)
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(document))
-    # Prometheus must have scraped every target once before the targets check can pass.
-    time.sleep(2 * int(dev_settings.monitoring.prometheus.scrape_interval.removesuffix("s")))
     yield path
     prometheus.stop()
 

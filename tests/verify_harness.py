@@ -8,17 +8,24 @@ import base64
 import json
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
 from clickhouse_server import ClickHouseNode
 from kafka_server import KafkaNode
 from presto_server import USERS, PrestoCluster
+from prometheus_server import start_prometheus
+from servers import ServerProcess, free_ports
 
+from components.alert_rules import RULE_FILE, rule_file
 from components.expectations import expectations
+from components.prometheus_config import StaticTarget, prometheus_config
 from components.settings import Settings
 from components.stack_files import REPO
 
@@ -53,6 +60,18 @@ class FakeGrafana(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         """Quiet."""
+
+
+@contextmanager
+def fake_grafana_api(settings: Settings) -> Iterator[str]:
+    """Serve FakeGrafana with the stack's dashboard uids on 127.0.0.1; yield its URL."""
+    FakeGrafana.dashboards = expectations(settings)["dashboards"]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafana)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
 def outputs_document(
@@ -117,3 +136,23 @@ def run_verify(document: dict, tmp_path: Path, *args: str, kubeconfig: Path | No
 def by_name(report: dict) -> dict[str, dict]:
     """The report's checks by name."""
     return {check["name"]: check for check in report["checks"]}
+
+
+def start_local_prometheus(
+    settings: Settings, kafka: KafkaNode, presto: PrestoCluster, workdir: Path
+) -> tuple[ServerProcess, str]:
+    """A real Prometheus with the stack's config and rules, scraping the real Kafka and Presto exporters.
+
+    It has scraped every target once when this returns, so the targets check can pass.
+    """
+    static = {
+        "kafka": [StaticTarget(f"127.0.0.1:{kafka.metrics_port}", "kafka-0", "broker")],
+        "presto": [StaticTarget(f"127.0.0.1:{presto.exporter.port}", "presto-coordinator-0", "coordinator")],
+    }
+    (port,) = free_ports(1)
+    config = prometheus_config(
+        settings, rule_files=[RULE_FILE], alertmanagers=[], static=static, itself=f"127.0.0.1:{port}"
+    )
+    server = start_prometheus(config, {RULE_FILE: rule_file(settings)}, workdir, port)
+    time.sleep(2 * int(settings.monitoring.prometheus.scrape_interval.removesuffix("s")))
+    return server, f"http://127.0.0.1:{port}"

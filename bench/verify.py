@@ -1,0 +1,103 @@
+"""Print verify's figures on the real servers; printed, never asserted.
+
+- Wall time of `python -m verify smoke` (a subprocess, as an SRE runs it) against local Presto, ClickHouse,
+  Kafka and Prometheus (Grafana's API faked), and its overhead: wall time / the checks' own time.
+- `verify pipeline`: events/s end to end, p50/p99 produce-to-visible, and verify's produce rate against a
+  bare confluent-kafka producer sending as many events to the same topic in the same run.
+
+Run after scripts/test has installed the servers: .venv/bin/python bench/verify.py [--runs N] [--events N]
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from clickhouse_server import apply_schema, start_clickhouse  # noqa: E402
+from kafka_server import run_topic_bootstrap, start_kafka  # noqa: E402
+from presto_server import start_cluster  # noqa: E402
+from test_kafka_server import produce  # noqa: E402
+from verify_harness import fake_grafana_api, outputs_document, start_local_prometheus, verify  # noqa: E402
+
+from components.stack_config import parse_settings  # noqa: E402
+from components.stack_files import stack_config  # noqa: E402
+
+
+def run(outputs: Path, reports: Path, *args: str) -> tuple[float, dict]:
+    """Run verify once; its wall time and JSON report."""
+    began = time.monotonic()
+    result = verify(*args, "--outputs", str(outputs), "--report-dir", str(reports))
+    seconds = time.monotonic() - began
+    report = json.loads((reports / "verify-report.json").read_text())
+    if result.returncode != 0:
+        failed = [(c["name"], c["error"]) for c in report["checks"] if c["status"] != "passed"]
+        sys.exit(f"verify {args[0]} exited {result.returncode}: {failed}")
+    return seconds, report
+
+
+def main() -> None:
+    """Start the servers, measure, print, stop."""
+    parser = argparse.ArgumentParser(description="verify's figures on the real servers")
+    parser.add_argument("--runs", type=int, default=3, help="smoke runs (the median is printed)")
+    parser.add_argument("--events", type=int, default=5000, help="events for the pipeline run")
+    options = parser.parse_args()
+    settings = parse_settings("dev", stack_config("dev"))
+    work = Path(tempfile.mkdtemp(prefix="bench-verify-"))
+    kafka = start_kafka(settings.kafka, work / "kafka")
+    clickhouse = start_clickhouse(settings, work / "clickhouse")
+    presto = start_cluster(
+        settings, work / "presto", f"127.0.0.1:{clickhouse.ports.http}", clickhouse.passwords["presto"], kafka.bootstrap
+    )
+    servers = [kafka.server, clickhouse.server, presto.coordinator, presto.worker, presto.exporter]
+    try:
+        run_topic_bootstrap(kafka, settings)
+        apply_schema(clickhouse, settings, kafka.bootstrap)
+        prometheus, prometheus_url = start_local_prometheus(settings, kafka, presto, work / "prometheus")
+        servers.append(prometheus)
+        with fake_grafana_api(settings) as grafana_url:
+            document = outputs_document(
+                settings, presto, clickhouse, kafka, settings.kafka.topic.name, prometheus_url, grafana_url
+            )
+            outputs = work / "outputs.json"
+            outputs.write_text(json.dumps(document))
+
+            walls, overheads = [], []
+            for index in range(options.runs):
+                wall, report = run(outputs, work / f"smoke-{index}", "smoke")
+                checks = sum(c["seconds"] for c in report["checks"])
+                walls.append(wall)
+                overheads.append(wall / checks)
+            print(f"verify smoke ({len(report['checks'])} checks, median of {options.runs} runs)")
+            print(f"  wall time {statistics.median(walls):.2f} s")
+            print(f"  overhead  {statistics.median(overheads):.2f}x the checks' own time (start-up, reports)")
+
+            _, report = run(outputs, work / "pipeline", "pipeline", "--events", str(options.events))
+            ingest = next(c["figures"] for c in report["checks"] if c["name"] == "pipeline.ingest")
+            keys = [f"bench-bare-{time.time_ns()}-{i}" for i in range(options.events)]
+            began = time.monotonic()
+            produce(kafka.bootstrap, settings.kafka.topic.name, keys)
+            bare_rate = len(keys) / (time.monotonic() - began)
+            print(f"verify pipeline ({options.events} events, ClickHouse 18.16)")
+            print(f"  end to end        {ingest['events_per_s']:,} events/s, all visible {ingest['converge_s']} s")
+            print(f"                    after the last ack (lost {ingest['lost']}, duplicated {ingest['duplicated']})")
+            print(
+                f"  produce-to-visible p50 {ingest['visible_p50_ms']} ms, p99 {ingest['visible_p99_ms']} ms "
+                f"(polled every {ingest['poll_ms']} ms)"
+            )
+            print(
+                f"  produce rate      {ingest['produce_events_per_s']:,} events/s; a bare producer "
+                f"{bare_rate:,.0f} events/s: ratio {ingest['produce_events_per_s'] / bare_rate:.2f}"
+            )
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
