@@ -14,10 +14,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from clickhouse_server import apply_schema, query, start_clickhouse  # noqa: E402
+from clickhouse_server import query  # noqa: E402
+from data_plane import data_plane  # noqa: E402
 from hdrh.histogram import HdrHistogram  # noqa: E402
-from kafka_server import run_topic_bootstrap, start_kafka  # noqa: E402
-from presto_server import start_cluster  # noqa: E402
 from test_kafka_server import event_json, produce  # noqa: E402
 
 from components.clickhouse_config import DATABASE, EVENTS_TABLE  # noqa: E402
@@ -38,17 +37,11 @@ def main() -> None:
     options = parser.parse_args()
     settings = parse_settings("dev", stack_config("dev"))
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    kafka = start_kafka(settings.kafka, work / "kafka")
-    clickhouse = start_clickhouse(settings, work / "clickhouse")
-    presto = start_cluster(
-        settings, work / "presto", f"127.0.0.1:{clickhouse.ports.http}", clickhouse.passwords["presto"], kafka.bootstrap
-    )
-    try:
+    with data_plane(settings, work) as plane:
         print("server startup (launch to ready)")
-        for server in (kafka.server, clickhouse.server, presto.coordinator, presto.worker):
+        for server in (plane.kafka.server, plane.clickhouse.server, plane.presto.coordinator, plane.presto.worker):
             print(f"  {server.name:20} {server.started_in:6.2f} s")
-        run_topic_bootstrap(kafka, settings)
-        apply_schema(clickhouse, settings, kafka.bootstrap)
+        kafka, clickhouse = plane.kafka, plane.clickhouse
 
         run_id = f"throughput-{time.time_ns()}"
         keys = [f"{run_id}-{i}" for i in range(options.events)]
@@ -80,11 +73,6 @@ def main() -> None:
         print(
             f"  p50 {lag.get_value_at_percentile(50)}  p99 {lag.get_value_at_percentile(99)}  max {lag.get_max_value()}"
         )
-    finally:
-        presto.worker.stop()
-        presto.coordinator.stop()
-        clickhouse.server.stop()
-        kafka.server.stop()
 
 
 if __name__ == "__main__":

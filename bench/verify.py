@@ -19,9 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from clickhouse_server import apply_schema, start_clickhouse  # noqa: E402
-from kafka_server import run_topic_bootstrap, start_kafka  # noqa: E402
-from presto_server import start_cluster  # noqa: E402
+from data_plane import data_plane  # noqa: E402
 from test_kafka_server import produce  # noqa: E402
 from verify_harness import fake_grafana_api, outputs_document, start_local_prometheus, verify  # noqa: E402
 
@@ -49,54 +47,55 @@ def main() -> None:
     options = parser.parse_args()
     settings = parse_settings("dev", stack_config("dev"))
     work = Path(tempfile.mkdtemp(prefix="bench-verify-"))
-    kafka = start_kafka(settings.kafka, work / "kafka")
-    clickhouse = start_clickhouse(settings, work / "clickhouse")
-    presto = start_cluster(
-        settings, work / "presto", f"127.0.0.1:{clickhouse.ports.http}", clickhouse.passwords["presto"], kafka.bootstrap
+    with data_plane(settings, work) as plane:
+        prometheus, prometheus_url = start_local_prometheus(settings, plane.kafka, plane.presto, work / "prometheus")
+        try:
+            with fake_grafana_api(settings) as grafana_url:
+                document = outputs_document(
+                    settings,
+                    plane.presto,
+                    plane.clickhouse,
+                    plane.kafka,
+                    settings.kafka.topic.name,
+                    prometheus_url,
+                    grafana_url,
+                )
+                outputs = work / "outputs.json"
+                outputs.write_text(json.dumps(document))
+                measure(outputs, work, plane.kafka.bootstrap, settings.kafka.topic.name, options)
+        finally:
+            prometheus.stop()
+
+
+def measure(outputs: Path, work: Path, bootstrap: str, topic: str, options: argparse.Namespace) -> None:
+    """Run smoke and pipeline against the outputs and print their figures."""
+    walls, overheads = [], []
+    for index in range(options.runs):
+        wall, report = run(outputs, work / f"smoke-{index}", "smoke")
+        checks = sum(c["seconds"] for c in report["checks"])
+        walls.append(wall)
+        overheads.append(wall / checks)
+    print(f"verify smoke ({len(report['checks'])} checks, median of {options.runs} runs)")
+    print(f"  wall time {statistics.median(walls):.2f} s")
+    print(f"  overhead  {statistics.median(overheads):.2f}x the checks' own time (start-up, reports)")
+
+    _, report = run(outputs, work / "pipeline", "pipeline", "--events", str(options.events))
+    ingest = next(c["figures"] for c in report["checks"] if c["name"] == "pipeline.ingest")
+    keys = [f"bench-bare-{time.time_ns()}-{i}" for i in range(options.events)]
+    began = time.monotonic()
+    produce(bootstrap, topic, keys)
+    bare_rate = len(keys) / (time.monotonic() - began)
+    print(f"verify pipeline ({options.events} events, ClickHouse 18.16)")
+    print(f"  end to end        {ingest['events_per_s']:,} events/s, all visible {ingest['converge_s']} s")
+    print(f"                    after the last ack (lost {ingest['lost']}, duplicated {ingest['duplicated']})")
+    print(
+        f"  produce-to-visible p50 {ingest['visible_p50_ms']} ms, p99 {ingest['visible_p99_ms']} ms "
+        f"(polled every {ingest['poll_ms']} ms)"
     )
-    servers = [kafka.server, clickhouse.server, presto.coordinator, presto.worker, presto.exporter]
-    try:
-        run_topic_bootstrap(kafka, settings)
-        apply_schema(clickhouse, settings, kafka.bootstrap)
-        prometheus, prometheus_url = start_local_prometheus(settings, kafka, presto, work / "prometheus")
-        servers.append(prometheus)
-        with fake_grafana_api(settings) as grafana_url:
-            document = outputs_document(
-                settings, presto, clickhouse, kafka, settings.kafka.topic.name, prometheus_url, grafana_url
-            )
-            outputs = work / "outputs.json"
-            outputs.write_text(json.dumps(document))
-
-            walls, overheads = [], []
-            for index in range(options.runs):
-                wall, report = run(outputs, work / f"smoke-{index}", "smoke")
-                checks = sum(c["seconds"] for c in report["checks"])
-                walls.append(wall)
-                overheads.append(wall / checks)
-            print(f"verify smoke ({len(report['checks'])} checks, median of {options.runs} runs)")
-            print(f"  wall time {statistics.median(walls):.2f} s")
-            print(f"  overhead  {statistics.median(overheads):.2f}x the checks' own time (start-up, reports)")
-
-            _, report = run(outputs, work / "pipeline", "pipeline", "--events", str(options.events))
-            ingest = next(c["figures"] for c in report["checks"] if c["name"] == "pipeline.ingest")
-            keys = [f"bench-bare-{time.time_ns()}-{i}" for i in range(options.events)]
-            began = time.monotonic()
-            produce(kafka.bootstrap, settings.kafka.topic.name, keys)
-            bare_rate = len(keys) / (time.monotonic() - began)
-            print(f"verify pipeline ({options.events} events, ClickHouse 18.16)")
-            print(f"  end to end        {ingest['events_per_s']:,} events/s, all visible {ingest['converge_s']} s")
-            print(f"                    after the last ack (lost {ingest['lost']}, duplicated {ingest['duplicated']})")
-            print(
-                f"  produce-to-visible p50 {ingest['visible_p50_ms']} ms, p99 {ingest['visible_p99_ms']} ms "
-                f"(polled every {ingest['poll_ms']} ms)"
-            )
-            print(
-                f"  produce rate      {ingest['produce_events_per_s']:,} events/s; a bare producer "
-                f"{bare_rate:,.0f} events/s: ratio {ingest['produce_events_per_s'] / bare_rate:.2f}"
-            )
-    finally:
-        for server in reversed(servers):
-            server.stop()
+    print(
+        f"  produce rate      {ingest['produce_events_per_s']:,} events/s; a bare producer "
+        f"{bare_rate:,.0f} events/s: ratio {ingest['produce_events_per_s'] / bare_rate:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def test_a_ready_stack_passes_preflight_and_is_checked_through_port_forwards(set
     assert checks["presto.tpch"]["figures"]["rows"] == 60175, "a real query ran through the port-forward"
     assert checks["clickhouse.round_trip"]["status"] == "passed"
     assert checks["kubernetes.hpas"]["figures"] == {"presto-worker.replicas": 1, "presto-worker.desired": 1}
-    assert checks["kubernetes.network_policies"]["figures"]["network_policies"] == 21
+    assert checks["kubernetes.network_policies"]["figures"] == {"present": 21}
 
 
 def test_a_stack_not_rolled_out_exits_3_naming_what_is_missing(setting: Setting, tmp_path: Path) -> None:

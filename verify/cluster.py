@@ -114,48 +114,43 @@ def metric_value(metric: Any) -> str | None:
     return None
 
 
-def hpas(cluster: Cluster, expected: tuple[str, ...]) -> Figures:
-    """Each autoscaler reads current values of its metrics (the metrics pipeline works)."""
-    found = cluster.names("HorizontalPodAutoscaler")
+def each(
+    cluster: Cluster, kind: str, expected: tuple[str, ...], judge: Callable[[str, Any, Figures], str | None]
+) -> Figures:
+    """Judge each expected object of a kind; fail with every problem found, figures included."""
+    found = cluster.names(kind)
     problems = [f"{name}: missing" for name in expected if name not in found]
     figures: Figures = {}
-    for name in (n for n in expected if n in found):
-        hpa = found[name]
-        values = [metric_value(m) for m in hpa.status.current_metrics or []]
-        if not values or None in values:
-            problems.append(f"{name}: no current metrics (is metrics-server running?)")
-        figures[f"{name}.replicas"] = hpa.status.current_replicas or 0
-        figures[f"{name}.desired"] = hpa.status.desired_replicas or 0
+    problems += filter(None, (judge(name, found[name], figures) for name in expected if name in found))
     if problems:
         raise CheckFailedError("; ".join(problems), figures)
     return figures
 
 
-def pdbs(cluster: Cluster, expected: tuple[str, ...]) -> Figures:
-    """Each disruption budget is met and allows a voluntary disruption (a node drain can proceed)."""
-    found = cluster.names("PodDisruptionBudget")
-    problems = [f"{name}: missing" for name in expected if name not in found]
-    figures: Figures = {}
-    for name in (n for n in expected if n in found):
-        status = found[name].status
-        figures[f"{name}.disruptions_allowed"] = status.disruptions_allowed
-        if status.current_healthy < status.desired_healthy:
-            problems.append(f"{name}: {status.current_healthy} healthy pods, {status.desired_healthy} required")
-        elif status.disruptions_allowed < 1:
-            healthy = f"{status.current_healthy} healthy of {status.expected_pods}"
-            problems.append(f"{name}: allows no disruption ({healthy})")
-    if problems:
-        raise CheckFailedError("; ".join(problems), figures)
-    return figures
+def hpa_problem(name: str, hpa: Any, figures: Figures) -> str | None:
+    """An autoscaler reads current values of its metrics (the metrics pipeline works)."""
+    figures[f"{name}.replicas"] = hpa.status.current_replicas or 0
+    figures[f"{name}.desired"] = hpa.status.desired_replicas or 0
+    values = [metric_value(m) for m in hpa.status.current_metrics or []]
+    if not values or None in values:
+        return f"{name}: no current metrics (is metrics-server running?)"
+    return None
 
 
-def network_policies(cluster: Cluster, expected: tuple[str, ...]) -> Figures:
-    """Every NetworkPolicy of the stack is there, the default deny first among them."""
-    found = cluster.names("NetworkPolicy")
-    missing = [name for name in expected if name not in found]
-    if missing:
-        raise CheckFailedError(f"NetworkPolicies missing: {', '.join(missing)}")
-    return {"network_policies": len(expected)}
+def pdb_problem(name: str, pdb: Any, figures: Figures) -> str | None:
+    """A disruption budget is met and allows a voluntary disruption (a node drain can proceed)."""
+    status = pdb.status
+    figures[f"{name}.disruptions_allowed"] = status.disruptions_allowed
+    if status.current_healthy < status.desired_healthy:
+        return f"{name}: {status.current_healthy} healthy pods, {status.desired_healthy} required"
+    if status.disruptions_allowed < 1:
+        return f"{name}: allows no disruption ({status.current_healthy} healthy of {status.expected_pods})"
+    return None
+
+
+def present(_: str, __: Any, figures: Figures) -> None:
+    """An object that only has to exist (a NetworkPolicy): counted."""
+    figures["present"] = int(figures.get("present", 0)) + 1
 
 
 def checks(cluster: Cluster, targets: Targets) -> list[Check]:
@@ -166,13 +161,13 @@ def checks(cluster: Cluster, targets: Targets) -> list[Check]:
             f"kubernetes.{name}",
             "smoke",
             cluster.server,
-            lambda _, judge=judge, kind=kind: judge(cluster, objects.get(kind, ())),
+            lambda _, kind=kind, judge=judge: each(cluster, kind, objects.get(kind, ()), judge),
             30,
             tags,
         )
         for name, kind, judge in (
-            ("hpas", "HorizontalPodAutoscaler", hpas),
-            ("pdbs", "PodDisruptionBudget", pdbs),
-            ("network_policies", "NetworkPolicy", network_policies),
+            ("hpas", "HorizontalPodAutoscaler", hpa_problem),
+            ("pdbs", "PodDisruptionBudget", pdb_problem),
+            ("network_policies", "NetworkPolicy", present),
         )
     ]

@@ -1,0 +1,45 @@
+"""The real Kafka, ClickHouse and Presto started together, as the benches use them."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from clickhouse_server import ClickHouseNode, apply_schema, start_clickhouse
+from kafka_server import KafkaNode, run_topic_bootstrap, start_kafka
+from presto_server import PrestoCluster, start_cluster
+
+from components.settings import Settings
+
+
+@dataclass(frozen=True)
+class DataPlane:
+    """The three servers, the events topic created and the ClickHouse schema consuming it."""
+
+    kafka: KafkaNode
+    clickhouse: ClickHouseNode
+    presto: PrestoCluster
+
+
+@contextmanager
+def data_plane(settings: Settings, workdir: Path) -> Iterator[DataPlane]:
+    """Start Kafka, ClickHouse and Presto from the stack's configs, bootstrap topic and schema; stop them after."""
+    kafka = start_kafka(settings.kafka, workdir / "kafka")
+    servers = [kafka.server]
+    try:
+        clickhouse = start_clickhouse(settings, workdir / "clickhouse")
+        servers.append(clickhouse.server)
+        presto = start_cluster(
+            settings,
+            workdir / "presto",
+            f"127.0.0.1:{clickhouse.ports.http}",
+            clickhouse.passwords["presto"],
+            kafka.bootstrap,
+        )
+        servers += [presto.coordinator, presto.worker, presto.exporter]
+        run_topic_bootstrap(kafka, settings)
+        apply_schema(clickhouse, settings, kafka.bootstrap)
+        yield DataPlane(kafka, clickhouse, presto)
+    finally:
+        for server in reversed(servers):
+            server.stop()
