@@ -5,6 +5,10 @@ real Kafka's events topic; Presto reads it through its clickhouse catalog. Event
 all land, none lost; when they cannot (a table nothing feeds), the check fails and says how many.
 """
 
+import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from presto_server import PrestoCluster
 from verify_harness import by_name, outputs_document, run_verify
 
 from components.settings import Settings
+from components.stack_files import REPO
 from verify.exit_codes import ExitCode
 
 pytestmark = pytest.mark.integration
@@ -79,3 +84,31 @@ def test_events_that_never_arrive_are_counted_as_lost(
     assert ingest["figures"]["acked"] == ingest["figures"]["lost"] == 20, "the figures come with the failure"
     assert checks["pipeline.presto"]["status"] == "failed" and "no event" in checks["pipeline.presto"]["error"]
     assert checks["cleanup"]["status"] == "passed"
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_cleans_up_and_reports(
+    stop: signal.Signals, document: dict, clickhouse_node: ClickHouseNode, tmp_path: Path
+) -> None:
+    query(
+        clickhouse_node,
+        f"CREATE TABLE IF NOT EXISTS {UNFED} (event_id String, run_id String) ENGINE = MergeTree ORDER BY event_id",
+    )
+    document["expected"]["eventsTable"] = UNFED  # the events never arrive: the check waits for them
+    outputs, reports = tmp_path / "outputs.json", tmp_path / "reports"
+    outputs.write_text(json.dumps(document))
+    command = ["pipeline", "--events", "20", "--converge-timeout", "120", "--no-kubernetes"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verify", *command, "--outputs", str(outputs), "--report-dir", str(reports)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(8)  # started, produced, and waiting for ClickHouse
+    process.send_signal(stop)
+    assert process.wait(timeout=60) == ExitCode.HARNESS, "an interrupted run could not measure everything"
+    checks = by_name(json.loads((reports / "verify-report.json").read_text()))
+    why = "interrupted (Ctrl-C)" if stop == signal.SIGINT else "interrupted (SIGTERM)"
+    assert checks["pipeline.ingest"]["status"] == "skipped" and checks["pipeline.ingest"]["error"] == why
+    assert checks["pipeline.presto"]["status"] == "skipped"
+    assert checks["cleanup"]["status"] == "passed" and checks["cleanup"]["figures"]["actions"] == 1

@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -140,6 +141,11 @@ def plan(checks: list[Check]) -> int:
     return ExitCode.PASSED
 
 
+def interrupt(signum: int, _: object) -> None:
+    """SIGTERM handler: stop the run the way Ctrl-C does."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run; return the exit code."""
     args = parser().parse_args(argv)
@@ -162,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     checks = chosen(args.command, targets, args, kube, {key for key, value in overrides.items() if value})
     if args.command == "plan":
         return plan(checks)
+    signal.signal(signal.SIGTERM, interrupt)  # a cancelled CI job cleans up as Ctrl-C does
     run_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
     started, began = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     progress = Progress()

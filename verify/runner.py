@@ -123,8 +123,9 @@ def run(
             try:
                 on_start(check)
                 record = run_check(check, context, classify)
-            except KeyboardInterrupt:
-                outcome.interrupted, stop_reason = True, "interrupted (Ctrl-C)"
+            except KeyboardInterrupt as stop:
+                signal = stop.args[0] if stop.args else "Ctrl-C"
+                outcome.interrupted, stop_reason = True, f"interrupted ({signal})"
                 record = Record(check.name, check.scenario, Status.SKIPPED, _now(), 0.0, error=stop_reason)
             if stop_reason is None and check.gate and record.status != Status.PASSED:
                 stop_reason = f"{check.name} did not pass"
