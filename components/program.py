@@ -120,6 +120,7 @@ def run() -> None:
     pulumi.export("kafkaBootstrap", kafka.bootstrap)
     pulumi.export("kafkaTopic", settings.kafka.topic.name)
     pulumi.export("highAvailability", settings.high_availability)
+    pulumi.export("kubeContext", settings.kubernetes.context or "")
     pulumi.export("secretNames", sorted(credentials.secrets))
     pulumi.export("credentials", pulumi.Output.secret(credentials.values))
     pulumi.export("expected", {**expectations(settings), "objects": inventory.objects()})

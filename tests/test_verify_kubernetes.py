@@ -6,6 +6,7 @@ port-forward websocket to the real Presto and ClickHouse: verify reaches them th
 client's port-forward, from the in-cluster addresses the stack exports.
 """
 
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from clickhouse_server import ClickHouseNode
 from fake_kubernetes import FakeCluster, fake_api_server, pod_name
 from kafka_server import KafkaNode
 from presto_server import PrestoCluster
-from verify_harness import by_name, outputs_document, run_verify
+from verify_harness import by_name, outputs_document, run_verify, verify
 
 from components import names
 from components.settings import Settings
@@ -158,3 +159,16 @@ def setting_server(setting: Setting) -> str:
     """host:port of the fake API server, as its kubeconfig names it."""
     text = setting.kubeconfig.read_text()
     return text.split("http://", 1)[1].split('"', 1)[0]
+
+
+def test_verify_uses_the_stack_context_and_a_missing_one_is_a_usage_error(
+    setting: Setting, rendered_stacks: dict[str, Rendered], tmp_path: Path
+) -> None:
+    assert rendered_stacks["dev"].outputs["kubeContext"] == "minikube"
+    setting.document["kubeContext"] = "minikube"  # the fake kubeconfig has only "fake"
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(setting.document))
+    result = verify("plan", "--outputs", str(outputs), kubeconfig=setting.kubeconfig)
+    assert result.returncode == ExitCode.USAGE and "minikube" in result.stderr
+    result = verify("plan", "--outputs", str(outputs), "--kube-context", "fake", kubeconfig=setting.kubeconfig)
+    assert result.returncode == ExitCode.PASSED and "kubernetes.preflight" in result.stdout

@@ -60,7 +60,9 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--kubeconfig", help="the cluster's kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
     )
-    where.add_argument("--kube-context", help="the kubeconfig context to use (default: its current one)")
+    where.add_argument(
+        "--kube-context", help="the kubeconfig context (default: the stack's kubernetes.context, else the current one)"
+    )
     where.add_argument(
         "--no-kubernetes",
         action="store_true",
@@ -160,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         stack, outputs = load_outputs(args.stack, args.outputs)
         targets = targets_from(stack, outputs)
-        kube = None if args.no_kubernetes else cluster.connect(args.kubeconfig, args.kube_context, targets.namespace)
+        context = args.kube_context or targets.kube_context
+        kube = None if args.no_kubernetes else cluster.connect(args.kubeconfig, context, targets.namespace)
     except VerifyError as error:
         print(f"verify: {error}", file=sys.stderr)
         return error.code

@@ -61,6 +61,8 @@ class Targets:
     """PEM of the CA that signed Presto's certificate."""
     credentials: dict[str, str]
     expected: Expected
+    kube_context: str | None = None
+    """The kubeconfig context the stack was deployed with (None: the current one)."""
 
     def secrets(self) -> set[str]:
         """Every credential value, for redaction."""
@@ -114,6 +116,7 @@ def targets_from(stack: str, outputs: dict[str, Any]) -> Targets:
         ),
         presto_ca=_field(outputs, "prestoCaCertificate"),
         credentials=dict(_field(outputs, "credentials")),
+        kube_context=outputs.get("kubeContext") or None,
         expected=Expected(
             presto_workers=int(_field(expected, "prestoWorkers")),
             presto_catalogs=tuple(_field(expected, "prestoCatalogs")),
