@@ -14,7 +14,6 @@ from pulumi_kubernetes.core.v1 import (
     EnvVarSourceArgs,
     HTTPGetActionArgs,
     PodSpecArgs,
-    PodTemplateSpecArgs,
     ProbeArgs,
     SecretKeySelectorArgs,
     SecretVolumeSourceArgs,
@@ -23,7 +22,7 @@ from pulumi_kubernetes.core.v1 import (
     VolumeArgs,
     VolumeMountArgs,
 )
-from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
 
 from components import names
 from components.budget import JOB_RESOURCES
@@ -191,9 +190,8 @@ class ClickHouse(NamespacedComponent):
                 service_name=names.CLICKHOUSE_HEADLESS,
                 replicas=1,
                 selector=LabelSelectorArgs(match_labels=self._selector),
-                template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=self._labels),
-                    spec=PodSpecArgs(
+                template=self._pod_template(
+                    PodSpecArgs(
                         automount_service_account_token=False,
                         security_context=pod_security(CLICKHOUSE_USER),
                         termination_grace_period_seconds=60,

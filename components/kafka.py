@@ -13,7 +13,6 @@ from pulumi_kubernetes.core.v1 import (
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
     PodSpecArgs,
-    PodTemplateSpecArgs,
     ProbeArgs,
     ServicePortArgs,
     ServiceSpecArgs,
@@ -21,7 +20,7 @@ from pulumi_kubernetes.core.v1 import (
     VolumeArgs,
     VolumeMountArgs,
 )
-from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
 
 from components import names
 from components.budget import JOB_RESOURCES
@@ -224,9 +223,8 @@ class Kafka(NamespacedComponent):
                 # All voters start together: a KRaft quorum cannot form one node at a time.
                 pod_management_policy="Parallel",
                 selector=LabelSelectorArgs(match_labels=self._selector),
-                template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=self._labels),
-                    spec=PodSpecArgs(
+                template=self._pod_template(
+                    PodSpecArgs(
                         automount_service_account_token=False,
                         security_context=pod_security(KAFKA_USER),
                         # Room for a controlled shutdown: leadership moves away before the process exits.
