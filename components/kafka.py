@@ -70,9 +70,14 @@ class KafkaArgs:
     """The stack name, for app.kubernetes.io/instance."""
 
 
+def pod_host(pod: str, namespace: str) -> str:
+    """Stable DNS name of a Kafka pod, through the headless Service."""
+    return f"{pod}.{names.service_host(names.KAFKA_HEADLESS, namespace)}"
+
+
 def kafka_host(ordinal: int | str, namespace: str) -> str:
-    """Stable DNS name of one Kafka node, through the headless Service."""
-    return f"{names.KAFKA}-{ordinal}.{names.KAFKA_HEADLESS}.{namespace}.svc.cluster.local"
+    """Stable DNS name of one Kafka node."""
+    return pod_host(f"{names.KAFKA}-{ordinal}", namespace)
 
 
 def bootstrap_address(namespace: str) -> str:
@@ -115,7 +120,7 @@ class Kafka(NamespacedComponent):
         properties = server_properties(
             settings.kafka,
             node_id=NODE_ID_TOKEN,
-            advertised_host=f"{POD_NAME_TOKEN}.{names.KAFKA_HEADLESS}.{namespace}.svc.cluster.local",
+            advertised_host=pod_host(POD_NAME_TOKEN, namespace),
             voters=[(ordinal, kafka_host(ordinal, namespace)) for ordinal in range(settings.kafka.brokers)],
             log_dir=DATA_DIR,
             client_port=names.KAFKA_CLIENT_PORT,
