@@ -4,6 +4,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from clickhouse_driver import Client
 from hdrh.histogram import HdrHistogram
 
 from verify import clickhouse_checks, presto_checks
@@ -74,12 +75,10 @@ def produce(targets: Targets, run_id: str, events: int) -> Production:
     return production
 
 
-def visible_ids(context: Context, seconds: float) -> dict[str, int]:
+def visible_ids(connection: Client, table: str, run_id: str) -> dict[str, int]:
     """ClickHouse's rows of this run: how many rows each event id has (more than one is a duplicate)."""
-    rows = clickhouse_checks.client(context.targets, seconds).execute(
-        f"SELECT event_id, count() FROM {context.targets.expected.events_table} "
-        "WHERE run_id = %(run)s GROUP BY event_id",
-        {"run": context.run_id},
+    rows = connection.execute(
+        f"SELECT event_id, count() FROM {table} WHERE run_id = %(run)s GROUP BY event_id", {"run": run_id}
     )
     return dict(rows)
 
@@ -107,9 +106,10 @@ def ingest(context: Context, load: Load) -> Figures:
         raise CheckFailedError(f"Kafka acknowledged none of {load.events} events: {reason}", figures)
     seen: dict[str, float] = {}
     counts: dict[str, int] = {}
+    connection = clickhouse_checks.client(targets, 20)  # one connection for every look
     acked_by = time.monotonic()
     while time.monotonic() - acked_by < load.converge_timeout:
-        counts = visible_ids(context, 20)
+        counts = visible_ids(connection, table, run_id)
         now = time.monotonic()
         for key in counts:
             seen.setdefault(key, now)
@@ -145,7 +145,9 @@ def ingest(context: Context, load: Load) -> Figures:
 
 def through_presto(context: Context) -> Figures:
     """Presto's clickhouse catalog reads exactly the events of this run that ClickHouse holds."""
-    stored = visible_ids(context, 20)
+    stored = visible_ids(
+        clickhouse_checks.client(context.targets, 20), context.targets.expected.events_table, context.run_id
+    )
     if not stored:
         raise CheckFailedError(f"ClickHouse has no event of run {context.run_id}: pipeline.ingest did not deliver")
     began = time.monotonic()
