@@ -61,9 +61,36 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str) -> Clus
     return Cluster(api, namespace)
 
 
-def not_rolled_out(kind: str, item: Any) -> str | None:
-    """Why a Deployment or StatefulSet is not rolled out and ready, or None when it is."""
-    name, status = f"{kind}/{item.metadata.name}", item.status
+Judge = Callable[[str, Any, Figures], str | None]
+"""Looks at one object (its name, the object, the figures to add to): its problem, or None."""
+
+
+def survey(cluster: Cluster, kind: str, expected: tuple[str, ...], judge: Judge) -> tuple[list[str], Figures]:
+    """Each expected object of a kind: the missing ones and the judge's problems, and the judge's figures."""
+    found = cluster.names(kind)
+    problems = [f"{name}: missing" for name in expected if name not in found]
+    figures: Figures = {}
+    problems += filter(None, (judge(name, found[name], figures) for name in expected if name in found))
+    return problems, figures
+
+
+def each(cluster: Cluster, kind: str, expected: tuple[str, ...], judge: Judge) -> Figures:
+    """Judge each expected object of a kind; fail with every problem found, figures included."""
+    problems, figures = survey(cluster, kind, expected, judge)
+    if problems:
+        raise CheckFailedError("; ".join(problems), figures)
+    return figures
+
+
+def present(_: str, __: Any, figures: Figures) -> None:
+    """An object that only has to exist (a NetworkPolicy): counted."""
+    figures["present"] = int(figures.get("present", 0)) + 1
+
+
+def rolled_out(name: str, item: Any, figures: Figures) -> str | None:
+    """Why a Deployment or StatefulSet is not rolled out and ready, or None when it is; counted."""
+    present(name, item, figures)
+    status = item.status
     wanted = 1 if item.spec.replicas is None else item.spec.replicas
     observed, generation = status.observed_generation or 0, item.metadata.generation or 0
     if observed < generation:
@@ -71,22 +98,21 @@ def not_rolled_out(kind: str, item: Any) -> str | None:
     for label, count in (("updated", status.updated_replicas), ("ready", status.ready_replicas)):
         if (count or 0) < wanted:
             return f"{name}: {count or 0}/{wanted} replicas {label}"
-    if kind == "StatefulSet" and status.update_revision and status.current_revision != status.update_revision:
-        return f"{name}: rolling from revision {status.current_revision} to {status.update_revision}"
+    update = getattr(status, "update_revision", None)  # StatefulSets only
+    if update and status.current_revision != update:
+        return f"{name}: rolling from revision {status.current_revision} to {update}"
     return None
 
 
 def preflight_problems(cluster: Cluster, objects: dict[str, tuple[str, ...]]) -> tuple[list[str], Figures]:
-    """What is missing or not ready among the stack's workloads, Services and Secrets; and what was found."""
+    """What is missing or not ready among the stack's workloads, Services and Secrets; and how many are there."""
     problems: list[str] = []
     figures: Figures = {}
     for kind in PREFLIGHT_KINDS:
-        found = cluster.names(kind)
-        expected = objects.get(kind, ())
-        problems += [f"{kind}/{name}: missing" for name in expected if name not in found]
-        if kind in ("Deployment", "StatefulSet"):
-            problems += filter(None, (not_rolled_out(kind, found[name]) for name in expected if name in found))
-        figures[kind] = sum(name in found for name in expected)
+        judge = rolled_out if kind in ("Deployment", "StatefulSet") else present
+        found, counted = survey(cluster, kind, objects.get(kind, ()), judge)
+        problems += [f"{kind}/{problem}" for problem in found]
+        figures[kind] = counted.get("present", 0)
     return problems, figures
 
 
@@ -114,19 +140,6 @@ def metric_value(metric: Any) -> str | None:
     return None
 
 
-def each(
-    cluster: Cluster, kind: str, expected: tuple[str, ...], judge: Callable[[str, Any, Figures], str | None]
-) -> Figures:
-    """Judge each expected object of a kind; fail with every problem found, figures included."""
-    found = cluster.names(kind)
-    problems = [f"{name}: missing" for name in expected if name not in found]
-    figures: Figures = {}
-    problems += filter(None, (judge(name, found[name], figures) for name in expected if name in found))
-    if problems:
-        raise CheckFailedError("; ".join(problems), figures)
-    return figures
-
-
 def hpa_problem(name: str, hpa: Any, figures: Figures) -> str | None:
     """An autoscaler reads current values of its metrics (the metrics pipeline works)."""
     figures[f"{name}.replicas"] = hpa.status.current_replicas or 0
@@ -146,11 +159,6 @@ def pdb_problem(name: str, pdb: Any, figures: Figures) -> str | None:
     if status.disruptions_allowed < 1:
         return f"{name}: allows no disruption ({status.current_healthy} healthy of {status.expected_pods})"
     return None
-
-
-def present(_: str, __: Any, figures: Figures) -> None:
-    """An object that only has to exist (a NetworkPolicy): counted."""
-    figures["present"] = int(figures.get("present", 0)) + 1
 
 
 def checks(cluster: Cluster, targets: Targets) -> list[Check]:
