@@ -9,14 +9,14 @@ import select
 import socket
 import threading
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlunsplit
 
 from kubernetes import client
 from kubernetes.stream import portforward
 
 from verify.checks import Check, CheckFailedError, Context, Figures
 from verify.cluster import REQUEST_TIMEOUT, Cluster
-from verify.targets import Endpoints
+from verify.targets import Endpoints, split_address
 
 BUFFER = 64 * 1024
 IDLE_SECONDS = 300
@@ -136,7 +136,7 @@ def forwarded(cluster: Cluster, endpoints: Endpoints, given: set[str]) -> tuple[
     replaced: dict[str, str] = {}
     for field in FORWARDABLE:
         address = getattr(endpoints, field)
-        parts = urlsplit(address if "//" in address else f"//{address}")
+        parts = split_address(address)
         if field in given or not parts.hostname or not parts.port or not in_cluster(parts.hostname):
             continue
         forward = forward_service(cluster, parts.hostname.split(".")[0], parts.port)

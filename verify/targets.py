@@ -5,7 +5,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from verify.errors import UsageError
 
@@ -133,7 +133,12 @@ def targets_from(stack: str, outputs: dict[str, Any]) -> Targets:
     )
 
 
+def split_address(address: str) -> SplitResult:
+    """The parts of a URL or of a bare host:port (which then has no scheme)."""
+    return urlsplit(address if "//" in address else f"//{address}")
+
+
 def host_port(address: str, default_port: int) -> tuple[str, int]:
     """(host, port) of a URL or a host:port."""
-    parts = urlsplit(address if "//" in address else f"//{address}")
+    parts = split_address(address)
     return parts.hostname or "", parts.port or default_port
