@@ -199,9 +199,10 @@ def connect(port: int, user: str = "verify") -> prestodb.dbapi.Connection:
     return prestodb.dbapi.connect(host="127.0.0.1", port=port, user=user, request_timeout=120)
 
 
-def connect_as(clients: Clients, user: str, password: str) -> prestodb.dbapi.Connection:
-    """A client connection over HTTPS, trusting only the test CA, authenticated with a password."""
+def connect_as(clients: Clients, user: str, password: str, **session: str) -> prestodb.dbapi.Connection:
+    """A client connection over HTTPS, trusting only the test CA, authenticated with a password (catalog=, schema=)."""
     connection = prestodb.dbapi.connect(
+        **session,
         host="localhost",
         port=clients.port,
         user=user,
