@@ -22,4 +22,5 @@ def expectations(settings: Settings) -> dict:
         "scrapeJobs": ["prometheus", *(job.job for job in POD_JOBS)],
         "ruleGroups": [SLI_GROUP, ALERT_GROUP],
         "dashboards": [board.uid for board in dashboards(settings)],
+        "loadSlos": list(settings.verify.load_slos),
     }

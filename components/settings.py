@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from components.credential_catalog import CREDENTIALS, MIN_OVERRIDE_LENGTH
 from components.quantities import quantity_value
+from verify import slo
 
 PROJECT = "query-engine-stack"
 
@@ -477,6 +478,24 @@ class ChaosSettings(Model):
     socket_path: str = Field("/var/run/docker.sock", description="the runtime's socket on the nodes")
 
 
+def _objective(text: str) -> str:
+    """Accept an SLO that `python -m verify load` can judge."""
+    try:
+        slo.parse(text)
+    except ValueError:
+        raise ValueError(f"must be {slo.ALLOWED}") from None
+    return text
+
+
+class VerifySettings(Model):
+    """What `python -m verify` holds the deployed stack to."""
+
+    load_slos: list[Annotated[str, AfterValidator(_objective)]] = Field(
+        default_factory=lambda: ["error_ratio<0.01", "p95<10s"],
+        description="objectives `verify load` gates on (its --slo flags replace them), e.g. 'p95<2s', 'qph>100'",
+    )
+
+
 def _long_enough(value: SecretStr) -> SecretStr:
     """Accept a credential override of a safe length, without ever echoing it."""
     if len(value.get_secret_value()) < MIN_OVERRIDE_LENGTH:
@@ -522,6 +541,7 @@ class Settings(Model):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Kafka")
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings, description="observability")
     chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="fault injection")
+    verify: VerifySettings = Field(default_factory=VerifySettings, description="post-deploy verification")
     credentials: CredentialOverrides = Field(  # type: ignore[valid-type]
         default_factory=CredentialOverrides,
         description="credential overrides, set only with `pulumi config set --secret --path credentials.NAME`",

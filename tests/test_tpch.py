@@ -19,7 +19,11 @@ from verify.errors import UsageError
 
 def test_scale_factors_follow_the_connectors_schema_names() -> None:
     assert tpch.scale_factor("tiny") == Decimal("0.01")
-    assert tpch.scale_factor("sf1") == 1 and tpch.scale_factor("sf100") == 100 and tpch.scale_factor("sf0.1") == Decimal("0.1")
+    assert (
+        tpch.scale_factor("sf1") == 1
+        and tpch.scale_factor("sf100") == 100
+        and tpch.scale_factor("sf0.1") == Decimal("0.1")
+    )
     for bad in ("sf", "sf0", "sf-1", "sfx", "tpch", "sfnan", "sfinf"):
         with pytest.raises(UsageError, match="tiny or sfN"):
             tpch.scale_factor(bad)
@@ -51,7 +55,11 @@ def test_every_query_runs_on_tiny_and_matches_its_golden_fingerprint(presto: Pre
         found[query] = tpch.fingerprint(cursor.fetchall())
     if os.environ.get("TPCH_WRITE_GOLDEN"):
         path = resources.files(tpch).joinpath(f"golden-{tpch.GOLDEN_SCHEMA}.json")
-        document = {"presto": "0.287", "schema": tpch.GOLDEN_SCHEMA, "queries": {q: asdict(f) for q, f in found.items()}}
+        document = {
+            "presto": "0.287",
+            "schema": tpch.GOLDEN_SCHEMA,
+            "queries": {q: asdict(f) for q, f in found.items()},
+        }
         path.write_text(json.dumps(document, indent=2) + "\n")
         tpch.golden.cache_clear()
     golden = tpch.golden(tpch.GOLDEN_SCHEMA) or {}

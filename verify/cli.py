@@ -16,18 +16,24 @@ from verify import (
     cluster,
     grafana_checks,
     kafka_checks,
+    load_html,
+    load_report,
     pipeline_checks,
     presto_checks,
     prometheus_checks,
+    slo,
+    tpch,
 )
 from verify.checks import Check, Cleanup, Context, Record, Status
-from verify.errors import VerifyError
+from verify.errors import UsageError, VerifyError
 from verify.exit_codes import ExitCode, describe
+from verify.load_checks import MODES, WORKLOADS, LoadPlan, LoadRun, LoadSession
 from verify.pipeline_checks import Load
 from verify.port_forward import forward_check
 from verify.progress import Progress
 from verify.report import RunInfo, write_reports
 from verify.runner import Options, Redactor, run
+from verify.slo import Objective
 from verify.targets import Targets, load_outputs, targets_from
 
 SCENARIOS = ("smoke", "pipeline")
@@ -44,7 +50,11 @@ def parser() -> argparse.ArgumentParser:
         epilog=f"exit codes:\n{describe()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cli.add_argument("command", choices=("plan", *SCENARIOS, "all"), help="plan lists the checks and runs nothing")
+    cli.add_argument(
+        "command",
+        choices=("plan", *SCENARIOS, "load", "all"),
+        help="plan lists the checks and runs nothing; all runs smoke and pipeline (load is run on purpose)",
+    )
     where = cli.add_argument_group("the stack")
     where.add_argument("--stack", help="read this stack's outputs with `pulumi stack output --json --show-secrets`")
     where.add_argument("--outputs", type=Path, help="read the same JSON from a file instead")
@@ -81,8 +91,74 @@ def parser() -> argparse.ArgumentParser:
         default=Load.converge_timeout,
         help="seconds ClickHouse gets to show every acknowledged event (%(default)s)",
     )
+    load_arguments(cli.add_argument_group("the load command"))
     cli.add_argument("--report-dir", type=Path, default=Path("verify-reports"), help="where the reports go")
     return cli
+
+
+def load_arguments(group: argparse._ArgumentGroup) -> None:
+    """Flags of `verify load`: workload, mode and its sizes, objectives, comparison."""
+    plan = LoadPlan()
+    group.add_argument("--workload", choices=tuple(WORKLOADS), default=plan.workload, help="%(default)s")
+    group.add_argument("--mode", choices=MODES, default=plan.mode, help="%(default)s")
+    group.add_argument("--schema", default=plan.schema, help="tpch schema: tiny, sf1, sf10... (%(default)s)")
+    group.add_argument("--queries", default="", help="TPC-H queries to run, e.g. q01,q06 (default: all 22)")
+    group.add_argument("--runs", type=positive(int), default=plan.runs, help="power: measured runs (%(default)s)")
+    group.add_argument("--warmup", type=int, default=plan.warmup, help="power: warm-up runs (%(default)s)")
+    group.add_argument("--streams", type=positive(int), default=plan.streams, help="throughput: streams (%(default)s)")
+    group.add_argument("--rate", type=positive(float), default=plan.rate, help="open: arrivals/s (%(default)s)")
+    group.add_argument("--duration", type=positive(float), default=plan.duration, help="open: seconds (%(default)s)")
+    group.add_argument("--arrivals", choices=("constant", "poisson"), default=plan.arrivals, help="%(default)s")
+    group.add_argument("--ramp", choices=("concurrency", "rate"), default=plan.ramp, help="ramp by (%(default)s)")
+    group.add_argument("--stages", default=",".join(f"{v:g}" for v in plan.stages), help="ramp: %(default)s")
+    group.add_argument("--stage-seconds", type=positive(float), default=plan.stage_seconds, help="%(default)s")
+    group.add_argument("--workers", type=positive(int), default=plan.workers, help="open: in flight (%(default)s)")
+    group.add_argument("--timeout", type=positive(float), default=plan.timeout, help="per operation (%(default)s)")
+    group.add_argument("--sample-interval", type=positive(float), default=plan.sample_interval, help="%(default)s")
+    group.add_argument("--seed", type=int, default=plan.seed, help="for arrivals and orders (%(default)s)")
+    group.add_argument(
+        "--slo", action="append", type=objective, help="e.g. p95<2s (repeatable; replaces the stack's loadSlos)"
+    )
+    group.add_argument("--compare", type=Path, help="an earlier run's load.json: print and plot the change")
+
+
+def objective(text: str) -> Objective:
+    """An argparse type: an SLO."""
+    try:
+        return slo.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def load_plan(args: argparse.Namespace, targets: Targets) -> LoadPlan:
+    """The load plan from the flags; the stack's objectives unless --slo gives others."""
+    try:
+        stages = tuple(float(v) for v in args.stages.split(",") if v)
+    except ValueError:
+        raise UsageError(f"--stages {args.stages}: give numbers, e.g. 1,2,4,8") from None
+    if not stages or min(stages) <= 0:
+        raise UsageError(f"--stages {args.stages}: give numbers above 0, e.g. 1,2,4,8")
+    stack_objectives = tuple(slo.parse(text) for text in targets.expected.load_slos)
+    return LoadPlan(
+        workload=args.workload,
+        mode=args.mode,
+        schema=args.schema,
+        queries=tuple(filter(None, args.queries.split(","))) or tpch.QUERIES,
+        runs=args.runs,
+        warmup=args.warmup,
+        streams=args.streams,
+        rate=args.rate,
+        duration=args.duration,
+        arrivals=args.arrivals,
+        ramp=args.ramp,
+        stages=stages,
+        stage_seconds=args.stage_seconds,
+        workers=args.workers,
+        timeout=args.timeout,
+        sample_interval=args.sample_interval,
+        seed=args.seed,
+        objectives=tuple(args.slo) if args.slo else stack_objectives,
+    )
 
 
 Number = TypeVar("Number", int, float)
@@ -110,13 +186,22 @@ def scenario_checks(scenario: str, targets: Targets, load: Load, kube: cluster.C
 
 
 def chosen(
-    command: str, targets: Targets, args: argparse.Namespace, kube: cluster.Cluster | None, given: set[str]
+    command: str,
+    targets: Targets,
+    args: argparse.Namespace,
+    kube: cluster.Cluster | None,
+    given: set[str],
+    session: LoadSession | None,
 ) -> list[Check]:
     """The checks of the command, filtered by tags; preflight first when the cluster is reachable."""
     scenarios = SCENARIOS if command in ("all", "plan") else (command,)
     load = Load(args.events, args.converge_timeout)
     preflight = [cluster.preflight_check(kube, targets), forward_check(kube, given)] if kube else []
-    checks = preflight + [c for scenario in scenarios for c in scenario_checks(scenario, targets, load, kube)]
+    checks = preflight + [
+        c for scenario in scenarios if scenario != "load" for c in scenario_checks(scenario, targets, load, kube)
+    ]
+    if session is not None:
+        checks += session.checks(targets)
     wanted, unwanted = (set(filter(None, t.split(","))) for t in (args.tags, args.skip_tags))
     return [c for c in checks if c.gate or ((not wanted or c.tags & wanted) and not c.tags & unwanted)]
 
@@ -163,12 +248,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack, outputs = load_outputs(args.stack, args.outputs)
         targets = targets_from(stack, outputs)
         context = args.kube_context or targets.kube_context
+        session = LoadSession(load_plan(args, targets)) if args.command == "load" else None
+        earlier = load_report.read(args.compare) if args.compare and session else None
         kube = None if args.no_kubernetes else cluster.connect(args.kubeconfig, context, targets.namespace)
     except VerifyError as error:
         print(f"verify: {error}", file=sys.stderr)
         return error.code
     targets = dataclasses.replace(targets, endpoints=targets.endpoints.overridden(**overrides))
-    checks = chosen(args.command, targets, args, kube, {key for key, value in overrides.items() if value})
+    given = {key for key, value in overrides.items() if value}
+    checks = chosen(args.command, targets, args, kube, given, session)
     if args.command == "plan":
         return plan(checks)
     signal.signal(signal.SIGTERM, interrupt)  # a cancelled CI job cleans up as Ctrl-C does
@@ -190,6 +278,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (service := VERSION_FIGURES.get(r.name)) and "version" in r.figures
     }
     info = RunInfo(run_id, stack, args.command, started, round(time.monotonic() - began, 3), int(code), versions)
-    for path in write_reports(args.report_dir, info, outcome.records):
+    paths = write_reports(args.report_dir, info, outcome.records)
+    if session is not None and session.run is not None:
+        paths += write_load_reports(args.report_dir, info, session.run, earlier)
+    for path in paths:
         print(f"report: {path}", file=sys.stderr)
     return code
+
+
+def write_load_reports(directory: Path, info: RunInfo, run: LoadRun, earlier: dict | None) -> list[Path]:
+    """load.json, the HDR logs and load.html; the comparison with an earlier run printed too."""
+    document, paths = load_report.write(directory, info, run)
+    changes = load_report.compare(earlier, document) if earlier else None
+    if earlier and changes is not None:
+        print(load_report.comparison_text(earlier, changes))
+    paths.append(load_html.write(directory, document, earlier, changes))
+    return paths

@@ -78,14 +78,20 @@ def delete_topic(targets: Targets, name: str) -> None:
     client.delete_topics([name], request_timeout=TIMEOUT)[name].result(timeout=TIMEOUT)
 
 
+def scratch_topic(context: Context, name: str, partitions: int) -> str:
+    """Create a topic replicated like the events topic, deleted at cleanup; its name."""
+    targets = context.targets
+    replicas = min(targets.expected.kafka_replication_factor, targets.expected.kafka_brokers)
+    client = admin(targets)
+    client.create_topics([NewTopic(name, partitions, replicas)], request_timeout=TIMEOUT)[name].result(timeout=TIMEOUT)
+    context.cleanup.add(f"Kafka topic {name}", lambda: delete_topic(targets, name))
+    return name
+
+
 def round_trip(context: Context) -> Figures:
     """Produce to a scratch topic (acks=all) and consume the message back; the topic is deleted afterwards."""
     targets = context.targets
-    name = f"verify-{context.run_id}"
-    replicas = min(targets.expected.kafka_replication_factor, targets.expected.kafka_brokers)
-    client = admin(targets)
-    client.create_topics([NewTopic(name, 1, replicas)], request_timeout=TIMEOUT)[name].result(timeout=TIMEOUT)
-    context.cleanup.add(f"Kafka topic {name}", lambda: delete_topic(targets, name))
+    name = scratch_topic(context, f"verify-{context.run_id}", 1)
     producer = idempotent_producer(targets, TIMEOUT)
     reports: list[object] = []
     began = time.monotonic()

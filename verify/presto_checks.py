@@ -33,22 +33,28 @@ def session(ca: str, auth: tuple[str, str] | None) -> requests.Session:
     return http
 
 
+def connect(targets: Targets, ca: str, seconds: float, **session: str) -> prestodb.dbapi.Connection:
+    """The read-only user's connection over HTTPS, trusting the CA file, every request bounded (catalog=, schema=)."""
+    host, port = host_port(targets.endpoints.presto, 8443)
+    connection = prestodb.dbapi.connect(
+        **session,
+        host=host,
+        port=port,
+        user=USER,
+        http_scheme="https",
+        auth=prestodb.auth.BasicAuthentication(USER, targets.credentials[PASSWORD]),
+        request_timeout=seconds,
+        max_attempts=1,
+    )
+    connection._http_session.verify = ca  # the client has no CA option of its own
+    connection._http_session.trust_env = False
+    return connection
+
+
 def query(targets: Targets, sql: str, seconds: float) -> list[list]:
     """Run a statement as the read-only user and fetch every row."""
-    host, port = host_port(targets.endpoints.presto, 8443)
     with ca_file(targets) as ca:
-        connection = prestodb.dbapi.connect(
-            host=host,
-            port=port,
-            user=USER,
-            http_scheme="https",
-            auth=prestodb.auth.BasicAuthentication(USER, targets.credentials[PASSWORD]),
-            request_timeout=seconds,
-            max_attempts=1,
-        )
-        connection._http_session.verify = ca  # the client has no CA option of its own
-        connection._http_session.trust_env = False
-        cursor = connection.cursor()
+        cursor = connect(targets, ca, seconds).cursor()
         cursor.execute(sql)
         return cursor.fetchall()
 

@@ -48,6 +48,8 @@ class Expected:
     dashboards: tuple[str, ...]
     objects: dict[str, tuple[str, ...]]
     """Names of the stack's Kubernetes objects by kind (Deployment, Service, NetworkPolicy...)."""
+    load_slos: tuple[str, ...]
+    """Objectives `verify load` gates on, e.g. p95<2s."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ def targets_from(stack: str, outputs: dict[str, Any]) -> Targets:
             rule_groups=tuple(_field(expected, "ruleGroups")),
             dashboards=tuple(_field(expected, "dashboards")),
             objects={kind: tuple(names) for kind, names in _field(expected, "objects").items()},
+            load_slos=tuple(_field(expected, "loadSlos")),
         ),
     )
 

@@ -1,0 +1,125 @@
+"""What load runs against each engine: TPC-H through Presto, point queries on ClickHouse, produces to Kafka."""
+
+import random
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+
+import urllib3
+from confluent_kafka import KafkaError, Producer
+
+from verify import tpch
+from verify.checks import CheckFailedError
+from verify.clickhouse_checks import PASSWORD as CLICKHOUSE_PASSWORD
+from verify.clickhouse_checks import USER as CLICKHOUSE_USER
+from verify.load_driver import Operation
+from verify.presto_checks import connect
+from verify.targets import Targets
+
+PAYLOAD = b"x" * 200
+"""Each produced message's value: about the size of a pipeline event."""
+
+
+class WrongResultError(CheckFailedError):
+    """A query answered, with rows that are not TPC-H's."""
+
+
+class PrestoTpch:
+    """TPC-H queries through Presto as the read-only user, a connection per thread, every result fingerprinted."""
+
+    def __init__(self, targets: Targets, ca: str, schema: str, timeout: float):
+        self._targets, self._ca, self._schema, self._timeout = targets, ca, schema, timeout
+        self._local = threading.local()
+        self.golden = tpch.golden(schema)
+        self.fingerprints: dict[str, Counter[tpch.Fingerprint]] = defaultdict(Counter)
+        """Every fingerprint each query gave, counted (a correct run has one per query)."""
+
+    def __call__(self, query: str) -> Mapping[str, float]:
+        if not hasattr(self._local, "connection"):
+            session = {"catalog": "tpch", "schema": self._schema}
+            self._local.connection = connect(self._targets, self._ca, self._timeout, **session)
+        cursor = self._local.connection.cursor()
+        cursor.execute(tpch.sql(query, self._schema))
+        found = tpch.fingerprint(cursor.fetchall())
+        self.fingerprints[query][found] += 1
+        if self.golden is not None and found != self.golden[query]:
+            raise WrongResultError(f"{query} gave {found}; {self._schema}'s golden result is {self.golden[query]}")
+        stats = cursor.stats or {}
+        return {"elapsed_ms": stats.get("elapsedTimeMillis", 0.0), "queued_ms": stats.get("queuedTimeMillis", 0.0)}
+
+
+class ClickHouseHttp:
+    """Statements over ClickHouse's HTTP interface, through a keep-alive connection pool."""
+
+    def __init__(self, url: str, user: str, password: str, timeout: float, pool: int):
+        self._url = f"{url.rstrip('/')}/"
+        self._headers = urllib3.make_headers(basic_auth=f"{user}:{password}", keep_alive=True)
+        self._http = urllib3.PoolManager(maxsize=pool, timeout=urllib3.Timeout(connect=5, read=timeout), retries=False)
+
+    def fetch(self, sql: str) -> str:
+        """The statement's answer as text; CheckFailedError when ClickHouse refuses it."""
+        answer = self._http.request("POST", self._url, body=sql.encode(), headers=self._headers)
+        if answer.status != 200:
+            raise CheckFailedError(f"ClickHouse answered {answer.status}: {answer.data[:200]!r}")
+        return answer.data.decode()
+
+    def workload(self, statement: Callable[[], str]) -> Operation:
+        """An operation that runs the next statement."""
+
+        def operation(_: str) -> Mapping[str, float]:
+            self.fetch(statement())
+            return {}
+
+        return operation
+
+
+def clickhouse_point_queries(targets: Targets, timeout: float, pool: int, seed: int) -> Operation:
+    """Look up one event by its primary key (event_id): keys drawn from up to 1000 events in the table."""
+    table = targets.expected.events_table
+    client = ClickHouseHttp(
+        targets.endpoints.clickhouse_http, CLICKHOUSE_USER, targets.credentials[CLICKHOUSE_PASSWORD], timeout, pool
+    )
+    keys = client.fetch(f"SELECT event_id FROM {table} LIMIT 1000").split() or ["no-such-event"]
+    rng = random.Random(seed)
+
+    def statement() -> str:
+        key = rng.choice(keys).replace("\\", "\\\\").replace("'", "\\'")
+        return f"SELECT event_id, run_id, kind, payload FROM {table} WHERE event_id = '{key}'"
+
+    return client.workload(statement)
+
+
+class KafkaProduce:
+    """One message per operation to a topic, acks=all and idempotent, waiting for its acknowledgement."""
+
+    def __init__(self, producer: Producer, topic: str, run_id: str, timeout: float):
+        self._producer, self._topic, self._run_id, self._timeout = producer, topic, run_id, timeout
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._serve, name="kafka-delivery-reports", daemon=True)
+        self._poller.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def close(self) -> None:
+        """Stop serving delivery reports and flush what is left."""
+        self._stop.set()
+        self._poller.join()
+        self._producer.flush(self._timeout)
+
+    def __call__(self, _: str) -> Mapping[str, float]:
+        acknowledged = threading.Event()
+        failure: list[KafkaError] = []
+
+        def report(error: KafkaError | None, _: object) -> None:
+            if error is not None:
+                failure.append(error)
+            acknowledged.set()
+
+        self._producer.produce(self._topic, key=self._run_id, value=PAYLOAD, on_delivery=report)
+        if not acknowledged.wait(self._timeout):
+            raise CheckFailedError(f"no acknowledgement within {self._timeout:g}s")
+        if failure:
+            raise CheckFailedError(f"not acknowledged: {failure[0]}")
+        return {}
