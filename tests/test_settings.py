@@ -72,6 +72,8 @@ BAD_CONFIGS = [
         "clickhouse.resources.requests.cpu",
         "exceeds limits.cpu (1)",
     ),
+    ("dev", {"verify": {"loadSlos": ["p95 < 2 sec"]}}, "verify.loadSlos.0", "FIGURE OP NUMBER[UNIT]"),
+    ("dev", {"verify": {"loadSlos": ["p95<2s", "latency<2s"]}}, "verify.loadSlos.1", "p50, p90, p95"),
     ("dev", {"storageClas": "standard"}, "storageClas", "allowed keys here: chaos, clickhouse"),
     ("dev", {"kafka": {"topic": {"partitons": 3}}}, "kafka.topic.partitons", "allowed keys here: name, partitions"),
     ("dev", {"presto": {"image": "prestodb/presto"}}, "presto.image", "not pinned"),
