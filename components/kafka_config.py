@@ -62,7 +62,8 @@ node_id="${{POD_NAME##*-}}"
 sed -e "s/{NODE_ID_TOKEN}/$node_id/g" -e "s/{POD_NAME_TOKEN}/$POD_NAME/g" "$TEMPLATE" > "$RUNTIME_DIR/server.properties"
 # Formatting is idempotent with --ignore-formatted: a restarted pod keeps its data and identity.
 # It runs without KAFKA_OPTS: the metrics agent there is the server's, and would take its port.
-KAFKA_OPTS="" "$KAFKA_HOME/bin/kafka-storage.sh" format --ignore-formatted -t "$CLUSTER_ID" \\
+# --cluster-id=: a random id starts with '-' one time in 64, and `-t ID` would then read it as a flag.
+KAFKA_OPTS="" "$KAFKA_HOME/bin/kafka-storage.sh" format --ignore-formatted --cluster-id="$CLUSTER_ID" \\
   -c "$RUNTIME_DIR/server.properties"
 exec "$KAFKA_HOME/bin/kafka-server-start.sh" "$RUNTIME_DIR/server.properties"
 """
