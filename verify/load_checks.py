@@ -127,7 +127,7 @@ class LoadSession:
                 self._tpch = PrestoTpch(targets, stack.enter_context(ca_file(targets)), plan.schema, plan.timeout)
                 yield self._tpch
             elif plan.workload == "clickhouse":
-                yield clickhouse_point_queries(targets, plan.timeout, plan.workers, plan.seed)
+                yield clickhouse_point_queries(targets, plan.timeout, plan.seed)
             else:
                 partitions = targets.expected.kafka_partitions
                 topic = scratch_topic(context, f"verify-load-{context.run_id}", partitions)

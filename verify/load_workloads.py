@@ -1,5 +1,6 @@
 """What load runs against each engine: TPC-H through Presto, point queries on ClickHouse, produces to Kafka."""
 
+import http.client
 import random
 import threading
 from collections import Counter, defaultdict
@@ -14,7 +15,7 @@ from verify.clickhouse_checks import PASSWORD as CLICKHOUSE_PASSWORD
 from verify.clickhouse_checks import USER as CLICKHOUSE_USER
 from verify.load_driver import Operation
 from verify.presto_checks import connect
-from verify.targets import Targets
+from verify.targets import Targets, split_address
 
 PAYLOAD = b"x" * 200
 """Each produced message's value: about the size of a pipeline event."""
@@ -49,19 +50,30 @@ class PrestoTpch:
 
 
 class ClickHouseHttp:
-    """Statements over ClickHouse's HTTP interface, through a keep-alive connection pool."""
+    """Statements over ClickHouse's HTTP interface, each thread on its own keep-alive connection."""
 
-    def __init__(self, url: str, user: str, password: str, timeout: float, pool: int):
-        self._url = f"{url.rstrip('/')}/"
+    def __init__(self, url: str, user: str, password: str, timeout: float):
+        parts = split_address(url)
+        self._kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        self._host, self._port, self._timeout = parts.hostname or "", parts.port, timeout
         self._headers = urllib3.make_headers(basic_auth=f"{user}:{password}", keep_alive=True)
-        self._http = urllib3.PoolManager(maxsize=pool, timeout=urllib3.Timeout(connect=5, read=timeout), retries=False)
+        self._local = threading.local()
 
     def fetch(self, sql: str) -> str:
         """The statement's answer as text; CheckFailedError when ClickHouse refuses it."""
-        answer = self._http.request("POST", self._url, body=sql.encode(), headers=self._headers)
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._kind(self._host, self._port, timeout=self._timeout)
+        try:
+            connection.request("POST", "/", body=sql.encode(), headers=self._headers)
+            answer = connection.getresponse()
+            body = answer.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()  # reconnect on the next statement
+            raise
         if answer.status != 200:
-            raise CheckFailedError(f"ClickHouse answered {answer.status}: {answer.data[:200]!r}")
-        return answer.data.decode()
+            raise CheckFailedError(f"ClickHouse answered {answer.status}: {body[:200]!r}")
+        return body.decode()
 
     def workload(self, statement: Callable[[], str]) -> Operation:
         """An operation that runs the next statement."""
@@ -73,12 +85,11 @@ class ClickHouseHttp:
         return operation
 
 
-def clickhouse_point_queries(targets: Targets, timeout: float, pool: int, seed: int) -> Operation:
+def clickhouse_point_queries(targets: Targets, timeout: float, seed: int) -> Operation:
     """Look up one event by its primary key (event_id): keys drawn from up to 1000 events in the table."""
     table = targets.expected.events_table
-    client = ClickHouseHttp(
-        targets.endpoints.clickhouse_http, CLICKHOUSE_USER, targets.credentials[CLICKHOUSE_PASSWORD], timeout, pool
-    )
+    password = targets.credentials[CLICKHOUSE_PASSWORD]
+    client = ClickHouseHttp(targets.endpoints.clickhouse_http, CLICKHOUSE_USER, password, timeout)
     keys = client.fetch(f"SELECT event_id FROM {table} LIMIT 1000").split() or ["no-such-event"]
     rng = random.Random(seed)
 

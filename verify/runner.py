@@ -1,5 +1,6 @@
 """Running checks: each in its own thread under its deadline, a record for each, cleanup at the end."""
 
+import http.client
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from verify.checks import Check, CheckFailedError, Cleanup, Context, Figures, Re
 SERVICE_ERRORS: tuple[type[BaseException], ...] = (
     CheckFailedError,
     OSError,  # refused, reset, timed out; requests' errors too
+    http.client.HTTPException,  # a malformed or cut-short HTTP answer
     clickhouse_driver.errors.Error,
     prestodb.exceptions.DatabaseError,
     prestodb.exceptions.HttpError,
