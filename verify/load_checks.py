@@ -135,41 +135,35 @@ class LoadSession:
                 stack.callback(produce.close)
                 yield produce
 
-    def _drive(self, operation: Operation) -> list[Stage]:
+    def _drive(self, operation: Operation, origin: float) -> list[Stage]:
         plan, stop = self.plan, self._stop
         labels = plan.queries if plan.workload == "tpch" else (plan.workload,)
+
+        def closed(streams: list[list[str]], seconds: float | None = None) -> list[Outcome]:
+            return closed_loop(streams, operation, stop, seconds, origin)
+
+        def opened(rate: float, seconds: float) -> list[Outcome]:
+            if plan.arrivals == "poisson":
+                arrivals = poisson_arrivals(rate, seconds, plan.seed)
+            else:
+                arrivals = constant_arrivals(rate, seconds)
+            rng = random.Random(plan.seed)
+            chosen = [rng.choice(labels) for _ in arrivals]
+            return open_loop(arrivals, chosen.__getitem__, operation, plan.workers, stop, origin)
+
         if plan.mode == "power":
-            stages = []
-            for query in labels:
-                measured = closed_loop([[query] * (plan.warmup + plan.runs)], operation, stop)[plan.warmup :]
-                stages.append(measured)
-            return [Stage(None, [o for measured in stages for o in measured])]
+            runs = [closed([[query] * (plan.warmup + plan.runs)])[plan.warmup :] for query in labels]
+            return [Stage(None, [o for measured in runs for o in measured])]
         if plan.mode == "throughput":
-            streams = [_permutation(labels, plan.seed + s) for s in range(plan.streams)]
-            return [Stage(plan.streams, closed_loop(streams, operation, stop))]
+            return [Stage(plan.streams, closed([_permutation(labels, plan.seed + s) for s in range(plan.streams)]))]
         if plan.mode == "open":
-            return [Stage(plan.rate, self._open(plan.rate, plan.duration, labels, operation))]
+            return [Stage(plan.rate, opened(plan.rate, plan.duration))]
         if plan.ramp == "rate":
-            return [Stage(rate, self._open(rate, plan.stage_seconds, labels, operation)) for rate in plan.stages]
+            return [Stage(rate, opened(rate, plan.stage_seconds)) for rate in plan.stages]
         return [
-            Stage(
-                n,
-                closed_loop(
-                    [_permutation(labels, plan.seed + s) for s in range(int(n))], operation, stop, plan.stage_seconds
-                ),
-            )
+            Stage(n, closed([_permutation(labels, plan.seed + s) for s in range(int(n))], plan.stage_seconds))
             for n in plan.stages
         ]
-
-    def _open(self, rate: float, seconds: float, labels: tuple[str, ...], operation: Operation) -> list[Outcome]:
-        plan = self.plan
-        if plan.arrivals == "poisson":
-            arrivals = poisson_arrivals(rate, seconds, plan.seed)
-        else:
-            arrivals = constant_arrivals(rate, seconds)
-        rng = random.Random(plan.seed)
-        chosen = [rng.choice(labels) for _ in arrivals]
-        return open_loop(arrivals, chosen.__getitem__, operation, plan.workers, self._stop)
 
     def _knee(self, stages: list[Stage]) -> float | None:
         """The last stage before the first saturated one (None: no ramp, or the first stage is saturated)."""
@@ -203,7 +197,7 @@ class LoadSession:
         with self._operation(context) as operation:
             sampler.start()
             try:
-                stages = self._drive(operation)
+                stages = self._drive(operation, sampler.began)
             finally:
                 sampler.stop()
         run = LoadRun(plan, stages, samples=sampler.report())

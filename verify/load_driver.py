@@ -68,12 +68,12 @@ def _describe(error: BaseException) -> str:
 
 
 class _Run:
-    """Shared state of one run: its clock, its outcomes and the stop signal."""
+    """Shared state of one run: its clock (seconds since origin), its outcomes and the stop signal."""
 
-    def __init__(self, operation: Operation, stop: threading.Event):
+    def __init__(self, operation: Operation, stop: threading.Event, origin: float | None):
         self.operation, self.stop = operation, stop
         self.outcomes: list[Outcome] = []
-        self.began = time.perf_counter()
+        self.began = time.perf_counter() if origin is None else origin
 
     def now(self) -> float:
         return time.perf_counter() - self.began
@@ -105,28 +105,45 @@ def _fine_switching() -> Iterator[None]:
 
 
 def closed_loop(
-    streams: Sequence[Sequence[str]], operation: Operation, stop: threading.Event, seconds: float | None = None
+    streams: Sequence[Sequence[str]],
+    operation: Operation,
+    stop: threading.Event,
+    seconds: float | None = None,
+    origin: float | None = None,
 ) -> list[Outcome]:
-    """One thread per stream runs its labels in order, each after the last; for `seconds`, over and over."""
-    run = _Run(operation, stop)
+    """One thread per stream runs its labels in order, each after the last; for `seconds`, over and over.
+
+    Times are seconds since `origin` (a perf_counter reading; default: now), so runs can share a clock.
+    """
+    run = _Run(operation, stop, origin)
+    end = None if seconds is None else run.now() + seconds
 
     def stream(labels: Sequence[str]) -> None:
         while not stop.is_set():
             for label in labels:
-                if stop.is_set() or (seconds is not None and run.now() >= seconds):
+                if stop.is_set() or (end is not None and run.now() >= end):
                     return
                 run.execute(label, run.now())
-            if seconds is None:
+            if end is None:
                 return
 
     return run.join([threading.Thread(target=stream, args=(s,), daemon=True) for s in streams])
 
 
 def open_loop(
-    arrivals: Sequence[float], label_of: Callable[[int], str], operation: Operation, workers: int, stop: threading.Event
+    arrivals: Sequence[float],
+    label_of: Callable[[int], str],
+    operation: Operation,
+    workers: int,
+    stop: threading.Event,
+    origin: float | None = None,
 ) -> list[Outcome]:
-    """Start operation i at arrivals[i] with the first free worker; when none is free, it starts late."""
-    run, lock, claimed = _Run(operation, stop), threading.Lock(), iter(range(len(arrivals)))
+    """Start operation i at arrivals[i] (seconds from the loop's start) with the first free worker; else late.
+
+    Times are seconds since `origin` (a perf_counter reading; default: now), so runs can share a clock.
+    """
+    run, lock, claimed = _Run(operation, stop, origin), threading.Lock(), iter(range(len(arrivals)))
+    start = run.now() + WARM_UP  # every worker is up before the first arrival
 
     def worker() -> None:
         while not stop.is_set():
@@ -134,11 +151,10 @@ def open_loop(
                 index = next(claimed, None)
             if index is None:
                 return
-            intended = arrivals[index]
+            intended = start + arrivals[index]
             if (wait := intended - run.now()) > 0:
                 time.sleep(wait)
             run.execute(label_of(index), intended)
 
     with _fine_switching():
-        run.began = time.perf_counter() + WARM_UP  # every worker is up before the first arrival
         return run.join([threading.Thread(target=worker, daemon=True) for _ in range(workers)])

@@ -32,13 +32,14 @@ class Sampler:
         self._queries = {name: query.format(ns=namespace) for name, query in SERIES.items()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="prometheus-sampler", daemon=True)
-        self._began = time.perf_counter()
+        self.began = time.perf_counter()
+        """The run's clock: samples and operations are timed in seconds from it."""
         self.samples: Samples = {name: {} for name in SERIES}
         self.failures: list[str] = []
 
     def start(self) -> "Sampler":
         """Begin sampling now."""
-        self._began = time.perf_counter()
+        self.began = time.perf_counter()
         self._thread.start()
         return self
 
@@ -54,7 +55,7 @@ class Sampler:
             self._stop.wait(self._interval)
 
     def _sample(self) -> None:
-        at = round(time.perf_counter() - self._began, 3)
+        at = round(time.perf_counter() - self.began, 3)
         for name, query in self._queries.items():
             try:
                 answer = requests.get(self._url, params={"query": query}, timeout=min(5.0, self._interval))
