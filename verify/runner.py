@@ -1,6 +1,5 @@
 """Running checks: each in its own thread under its deadline, a record for each, cleanup at the end."""
 
-import http.client
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,7 +17,6 @@ from verify.checks import Check, CheckFailedError, Cleanup, Context, Figures, Re
 SERVICE_ERRORS: tuple[type[BaseException], ...] = (
     CheckFailedError,
     OSError,  # refused, reset, timed out; requests' errors too
-    http.client.HTTPException,  # a malformed or cut-short HTTP answer
     clickhouse_driver.errors.Error,
     prestodb.exceptions.DatabaseError,
     prestodb.exceptions.HttpError,
