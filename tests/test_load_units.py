@@ -1,5 +1,6 @@
 """verify load's parts without servers: objectives, the driver's schedule and correction, figures, comparison, plans."""
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -7,12 +8,13 @@ from pathlib import Path
 import pytest
 from hdrh.log import HistogramLogReader
 
-from verify import latency, slo
+from verify import latency, load_html, load_report, slo
 from verify.checks import CheckFailedError
 from verify.errors import UsageError
 from verify.load_checks import LoadPlan, LoadRun, LoadSession, Stage
 from verify.load_driver import Outcome, closed_loop, constant_arrivals, open_loop, poisson_arrivals
 from verify.load_report import Change, compare
+from verify.report import RunInfo
 
 
 @pytest.mark.parametrize(
@@ -145,3 +147,37 @@ def test_a_ramp_meets_its_objectives_up_to_its_capacity() -> None:
     with pytest.raises(CheckFailedError, match=r"qps = 100 \(breaches qps>1000\)") as failed:
         session.slo(None)  # type: ignore[arg-type]
     assert failed.value.figures["capacity"] == "none"
+
+
+def test_the_page_plots_resources_against_requests_and_limits_and_the_earlier_run(tmp_path: Path) -> None:
+    """What a cluster's Prometheus gives (no cAdvisor here): CPU, memory and replicas are plotted, limits dashed."""
+    plan = LoadPlan(workload="clickhouse", mode="open", rate=10, duration=1, objectives=(slo.parse("p99<1s"),))
+    outcomes = [Outcome("clickhouse", i / 10, i / 10 + 0.001, i / 10 + 0.005) for i in range(10)]
+    pods = {"clickhouse-0": [(0.0, 0.2), (1.0, 0.4)], "presto-worker-0": [(0.0, 1.1), (1.0, 1.3)]}
+    samples = {
+        "interval_s": 1.0,
+        "series": {
+            "cpu_cores": pods,
+            "cpu_request": {"clickhouse-0": [(0.0, 0.5)]},
+            "cpu_limit": {"clickhouse-0": [(0.0, 1.0)], "presto-worker-0": [(0.0, 2.0)]},
+            "memory_bytes": {"clickhouse-0": [(0.0, 2e8)]},
+            "replicas": {"presto-worker": [(0.0, 1.0), (1.0, 2.0)]},
+        },
+        "no_data": ["queued_queries"],
+        "failed_queries": 0,
+        "first_failure": None,
+    }
+    stage = Stage(10, outcomes, latency.summary(outcomes, True, 10))
+    run = LoadRun(plan, [stage], overall=stage.figures, samples=samples)
+    run.verdicts = slo.judge(list(plan.objectives), {"p99": 5.0})
+    info = RunInfo("20261124000000-abcdef", "dev", "load", "2026-11-24T00:00:00+00:00", 1.5, 0, {})
+    document, paths = load_report.write(tmp_path, info, run)
+    assert [p.name for p in paths] == ["load.json", "load.raw.hlog", "load.corrected.hlog"]
+    earlier = json.loads(json.dumps(document)) | {"runId": "earlier"}
+    earlier["overall"]["latency_ms"]["corrected"]["p99"] *= 2
+    page = load_html.write(tmp_path, document, earlier, load_report.compare(earlier, document)).read_text()
+    for section in ("cpu", "memory", "replicas", "comparison", "percentiles", "throughput"):
+        assert f'id="{section}"' in page, section
+    assert 'id="queued"' not in page and "No data for: queued_queries" in page
+    assert "clickhouse-0" in page and "presto-worker" in page and "corrected, run earlier" in page
+    assert "REGRESSION" not in page, "p99 halved: an improvement"
