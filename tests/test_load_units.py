@@ -123,6 +123,7 @@ def test_comparison_calls_out_what_got_worse_by_more_than_a_tenth() -> None:
         ({"workload": "kafka", "mode": "power"}, "--mode power runs TPC-H"),
         ({"queries": ("q01", "q23")}, "unknown q23"),
         ({"schema": "huge"}, "tiny or sfN"),
+        ({"mode": "ramp", "stages": (1, 1.5)}, "a concurrency ramp takes whole numbers"),
     ],
 )
 def test_a_plan_that_cannot_run_is_a_usage_error(plan: dict, message: str) -> None:

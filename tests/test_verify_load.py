@@ -201,3 +201,5 @@ def test_a_result_unlike_the_golden_one_is_an_error_naming_the_query(document: d
         queries.golden = {"q06": tpch.Fingerprint(1, "0" * 16)}
         with pytest.raises(WrongResultError, match=r"q06 gave 1 rows, [0-9a-f]{16}; tiny's golden result is 1 rows"):
             queries("q06")
+        (wrong,) = queries.wrong()
+        assert wrong.startswith("q06 gave 1 rows, ") and "(2x); tiny's golden result is 1 rows, 0000" in wrong

@@ -12,7 +12,7 @@ from verify.errors import UsageError
 from verify.kafka_checks import idempotent_producer, scratch_topic
 from verify.load_driver import Operation, Outcome, closed_loop, constant_arrivals, open_loop, poisson_arrivals
 from verify.load_sampler import Sampler
-from verify.load_workloads import KafkaProduce, PrestoTpch, WrongResultError, clickhouse_point_queries
+from verify.load_workloads import KafkaProduce, PrestoTpch, clickhouse_point_queries
 from verify.presto_checks import ca_file
 from verify.slo import LATENCY, Objective, Verdict, judge
 from verify.targets import Targets
@@ -53,6 +53,8 @@ class LoadPlan:
     objectives: tuple[Objective, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.mode == "ramp" and self.ramp == "concurrency" and any(v != int(v) for v in self.stages):
+            raise UsageError(f"--stages {','.join(map(str, self.stages))}: a concurrency ramp takes whole numbers")
         if self.mode in TPCH_ONLY and self.workload != "tpch":
             raise UsageError(f"--mode {self.mode} runs TPC-H: use --workload tpch, or --mode open or ramp")
         unknown = sorted(set(self.queries) - set(tpch.QUERIES))
@@ -215,9 +217,9 @@ class LoadSession:
         run.knee = self._knee(stages)
         self.run = run
         figures = self.figures()
-        wrong = sorted({o.error for o in run.outcomes if o.error and o.error.startswith(WrongResultError.__name__)})
-        if wrong:
-            raise CheckFailedError(f"{len(wrong)} wrong TPC-H results: {'; '.join(wrong)[:1000]}", figures)
+        wrong = self._tpch.wrong() if self._tpch is not None else []
+        if wrong:  # warm-up runs included
+            raise CheckFailedError(f"wrong TPC-H results: {'; '.join(wrong)[:1000]}", figures)
         if run.outcomes and not run.overall["ok"]:
             first = next(iter(run.overall.get("error_kinds", {})), "")
             raise CheckFailedError(f"all {run.overall['count']} operations failed: {first}", figures)

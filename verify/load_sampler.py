@@ -61,7 +61,10 @@ class Sampler:
                 answer = requests.get(self._url, params={"query": query}, timeout=min(5.0, self._interval))
                 answer.raise_for_status()
                 result = answer.json()["data"]["result"]
-            except (OSError, ValueError, KeyError) as error:  # requests' errors are OSErrors
+            except OSError as error:  # unreachable or timed out (requests' errors are OSErrors): try next round
+                self.failures.append(f"{name}: {type(error).__name__}: {error}"[:300])
+                return
+            except (ValueError, KeyError) as error:  # an answer that is not the API's
                 self.failures.append(f"{name}: {type(error).__name__}: {error}"[:300])
                 continue
             for series in result:

@@ -35,6 +35,16 @@ class PrestoTpch:
         self.fingerprints: dict[str, Counter[tpch.Fingerprint]] = defaultdict(Counter)
         """Every fingerprint each query gave, counted (a correct run has one per query)."""
 
+    def wrong(self) -> list[str]:
+        """Every result unlike the golden one, by query (none when the schema has no golden results)."""
+        golden = self.golden or {}
+        return [
+            f"{query} gave {found} ({times}x); {self._schema}'s golden result is {golden[query]}"
+            for query, counts in self.fingerprints.items()
+            for found, times in counts.items()
+            if query in golden and found != golden[query]
+        ]
+
     def __call__(self, query: str) -> Mapping[str, float]:
         if not hasattr(self._local, "connection"):
             session = {"catalog": "tpch", "schema": self._schema}
