@@ -106,6 +106,14 @@ class LoadRun:
         return [o for stage in self.stages for o in stage.outcomes]
 
 
+def measured(figures: dict) -> dict[str, float | None]:
+    """The figures objectives can name, from a run's or a stage's summary (None: not measured)."""
+    return {
+        **latency.latency_of(figures),
+        **{name: figures.get(name) for name in ("error_ratio", "achieved_ratio", "qps", "qph")},
+    }
+
+
 def _permutation(queries: tuple[str, ...], seed: int) -> list[str]:
     order = list(queries)
     random.Random(seed).shuffle(order)
@@ -225,19 +233,12 @@ class LoadSession:
             raise CheckFailedError(f"all {run.overall['count']} operations failed: {first}", figures)
         return figures
 
-    def measured(self, figures: dict) -> dict[str, float | None]:
-        """The figures objectives can name, from a run's or a stage's summary."""
-        return {
-            **latency.latency_of(figures),
-            **{name: figures.get(name) for name in ("error_ratio", "achieved_ratio", "qps", "qph")},
-        }
-
     def figures(self) -> Figures:
         """The run's headline figures, flat, for the check's record."""
         assert self.run is not None
         overall = self.run.overall
         flat: Figures = {"operations": overall["count"], "errors": overall["errors"]}
-        for name, value in self.measured(overall).items():
+        for name, value in measured(overall).items():
             if value is not None:
                 flat[f"{name}_ms" if name in LATENCY else name] = value
         for name in ("late_starts", "power_geomean_ms"):
@@ -257,12 +258,12 @@ class LoadSession:
             raise CheckFailedError("the load check did not finish, so there is nothing to judge")
         objectives = list(self.plan.objectives)
         if self.plan.mode == "ramp":
-            meeting = [s for s in self.run.stages if all(v.met for v in judge(objectives, self.measured(s.figures)))]
+            meeting = [s for s in self.run.stages if all(v.met for v in judge(objectives, measured(s.figures)))]
             best = meeting[-1] if meeting else self.run.stages[0]
-            self.run.verdicts = judge(objectives, self.measured(best.figures))
+            self.run.verdicts = judge(objectives, measured(best.figures))
             figures: Figures = {"objectives": len(objectives), "capacity": best.value if meeting else "none"}
         else:
-            self.run.verdicts = judge(objectives, self.measured(self.run.overall))
+            self.run.verdicts = judge(objectives, measured(self.run.overall))
             figures = {"objectives": len(objectives)}
         breached = [str(v) for v in self.run.verdicts if not v.met]
         figures["breached"] = len(breached)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from verify import latency
 from verify.errors import UsageError
-from verify.load_checks import LoadRun
+from verify.load_checks import LoadRun, measured
 from verify.report import RunInfo
 
 SCHEMA_VERSION = 1
@@ -101,23 +101,12 @@ class Change:
     def regression(self) -> bool:
         return self.worse > REGRESSION
 
-    def as_dict(self) -> dict:
-        return {**asdict(self), "change": self.ratio, "regression": self.regression}
-
-
-def _headline(figures: dict) -> dict[str, float]:
-    found = dict(latency.latency_of(figures))
-    for name in ("error_ratio", "qps", "qph", "achieved_ratio"):
-        if figures.get(name) is not None:
-            found[name] = figures[name]
-    return found
-
 
 def compare(before: dict, after: dict) -> list[Change]:
     """The headline figures overall and each query's median, where both runs have them."""
     changes = []
-    old, new = _headline(before["overall"]), _headline(after["overall"])
-    changes += [Change(name, old[name], new[name]) for name in new if name in old]
+    old, new = measured(before["overall"]), measured(after["overall"])
+    changes += [Change(name, old[name], value) for name, value in new.items() if None not in (value, old.get(name))]
     for query, figures in after.get("queries", {}).items():
         then = before.get("queries", {}).get(query)
         if then and figures.get("ok") and then.get("ok"):
