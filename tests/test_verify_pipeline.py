@@ -103,6 +103,8 @@ def test_an_interrupted_run_cleans_up_and_reports(
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # As a shell's background job starts: with SIGINT ignored, which Python then leaves ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     time.sleep(8)  # started, produced, and waiting for ClickHouse
     process.send_signal(stop)

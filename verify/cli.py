@@ -260,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "plan":
         return plan(checks)
     signal.signal(signal.SIGTERM, interrupt)  # a cancelled CI job cleans up as Ctrl-C does
+    # Python leaves SIGINT ignored when it starts so (a shell's background job, some CI runners):
+    # Ctrl-C, or a runner's cancel, must still stop the run and clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
     started, began = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     progress = Progress()
