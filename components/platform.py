@@ -18,6 +18,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 
 from components import names
+from components.chaos import inject_annotations
 from components.labels import common_labels
 from components.settings import PROJECT, Amounts, Settings
 
@@ -80,14 +81,18 @@ class Platform(pulumi.ComponentResource):
         )
 
     def _declare_namespace(self, name: str) -> k8s.core.v1.Namespace:
-        """The namespace, enforcing the restricted Pod Security Standard."""
+        """The namespace, enforcing the restricted Pod Security Standard; open to Chaos Mesh unless it is off."""
         labels = common_labels(PROJECT, "platform", self._inputs.instance)
         for mode in ("enforce", "audit", "warn"):
             labels[f"pod-security.kubernetes.io/{mode}"] = POD_SECURITY_LEVEL
             labels[f"pod-security.kubernetes.io/{mode}-version"] = POD_SECURITY_VERSION
         return k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=ObjectMetaArgs(name=self._inputs.settings.namespace, labels=labels),
+            metadata=ObjectMetaArgs(
+                name=self._inputs.settings.namespace,
+                labels=labels,
+                annotations=inject_annotations(self._inputs.settings.chaos) or None,
+            ),
             opts=self._in_cluster(),
         )
 

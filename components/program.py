@@ -6,6 +6,7 @@ from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys
 from components import names
 from components.alertmanager import Alertmanager
 from components.certificates import Certificates, CertificatesArgs, ServingCertificate, service_dns_names
+from components.chaos import ChaosMesh
 from components.clickhouse import ClickHouse, ClickHouseArgs
 from components.clickhouse_config import ADMIN, INGEST, PRESTO
 from components.credential_catalog import CREDENTIALS, PRESTO_USERS_SECRET
@@ -110,6 +111,7 @@ def run() -> None:
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
     )
     KubeStateMetrics("kube-state-metrics", monitoring, opts=in_cluster)
+    ChaosMesh("chaos", monitoring, opts=in_cluster)
     pulumi.export("namespace", platform.namespace_name)
     pulumi.export("prometheusUrl", prometheus.url)
     pulumi.export("grafanaUrl", grafana.url)
