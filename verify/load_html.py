@@ -40,13 +40,12 @@ class Plot:
 def plots(document: dict, earlier: dict | None) -> list[Plot]:
     """Every plot the run has data for."""
     plan, outcomes = document["plan"], document["outcomes"]
-    scheduled = bool(document["spectrum"]["corrected"])
     spectra = {"raw": document["spectrum"]["raw"], "corrected": document["spectrum"]["corrected"]}
     if earlier:
         kind = "corrected" if earlier["spectrum"].get("corrected") else "raw"
         spectra[f"{kind}, run {earlier['runId']}"] = earlier["spectrum"][kind]
     found = [
-        Plot("latency-over-time", "Latency over time", load_plots.latency_over_time(outcomes, scheduled)),
+        Plot("latency-over-time", "Latency over time", load_plots.latency_over_time(outcomes, plan["scheduled"])),
         Plot("percentiles", "Latency by percentile", load_plots.percentile_distribution(spectra)),
         Plot("throughput", "Throughput", load_plots.throughput(outcomes, document["overall"].get("target_rate"))),
     ]
@@ -84,7 +83,7 @@ def render(document: dict, earlier: dict | None, changes: list[Change] | None) -
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("verify", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
-    plan = document["plan"] | {"scheduled": bool(document["spectrum"]["corrected"])}
+    plan = document["plan"]
     return environment.get_template("load.html.j2").render(
         doc=document,
         plan=plan,

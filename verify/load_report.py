@@ -18,7 +18,7 @@ HIGHER_IS_BETTER = ("qps", "qph", "achieved_ratio")
 
 def document(info: RunInfo, run: LoadRun) -> dict:
     """load.json: the plan, the figures overall, per query and per stage, Prometheus's samples and every outcome."""
-    plan = asdict(run.plan) | {"objectives": [o.text for o in run.plan.objectives]}
+    plan = asdict(run.plan) | {"objectives": [o.text for o in run.plan.objectives], "scheduled": run.plan.scheduled}
     outcomes = run.outcomes
     ok = [o for o in outcomes if o.error is None]
     return {
