@@ -123,6 +123,7 @@ def test_comparison_calls_out_what_got_worse_by_more_than_a_tenth() -> None:
         ({"workload": "kafka", "mode": "power"}, "--mode power runs TPC-H"),
         ({"queries": ("q01", "q23")}, "unknown q23"),
         ({"schema": "huge"}, "tiny or sfN"),
+        ({"warmup": -1}, "--warmup -1: must be 0 or more"),
         ({"mode": "ramp", "stages": (1, 1.5)}, "a concurrency ramp takes whole numbers"),
     ],
 )

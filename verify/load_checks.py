@@ -55,6 +55,8 @@ class LoadPlan:
     def __post_init__(self) -> None:
         if self.mode == "ramp" and self.ramp == "concurrency" and any(v != int(v) for v in self.stages):
             raise UsageError(f"--stages {','.join(map(str, self.stages))}: a concurrency ramp takes whole numbers")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup {self.warmup}: must be 0 or more")
         if self.mode in TPCH_ONLY and self.workload != "tpch":
             raise UsageError(f"--mode {self.mode} runs TPC-H: use --workload tpch, or --mode open or ramp")
         unknown = sorted(set(self.queries) - set(tpch.QUERIES))
