@@ -5,9 +5,8 @@ import time
 from dataclasses import dataclass, field
 
 from clickhouse_driver import Client
-from hdrh.histogram import HdrHistogram
 
-from verify import clickhouse_checks, presto_checks
+from verify import clickhouse_checks, latency, presto_checks
 from verify.checks import Check, CheckFailedError, Context, Figures
 from verify.kafka_checks import idempotent_producer
 from verify.targets import Targets
@@ -19,7 +18,6 @@ PRODUCE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
 """Seconds between two looks at ClickHouse: the resolution of produce-to-visible latencies."""
 PRESTO_CATALOG = "clickhouse"
-MAX_LATENCY_MS = 3_600_000
 
 
 @dataclass(frozen=True)
@@ -116,9 +114,8 @@ def ingest(context: Context, load: Load) -> Figures:
         if production.acked <= seen.keys():
             break
         time.sleep(POLL_INTERVAL)
-    latency = HdrHistogram(1, MAX_LATENCY_MS, 3)
-    for key in production.acked & seen.keys():
-        latency.record_value(min(MAX_LATENCY_MS, max(1, round((seen[key] - production.sent[key]) * 1000))))
+    delays = (seen[key] - production.sent[key] for key in production.acked & seen.keys())
+    visible = latency.percentiles(latency.histogram(delays))
     lost = sorted(production.acked - seen.keys())
     figures |= {
         "rows": sum(counts.values()),
@@ -126,9 +123,7 @@ def ingest(context: Context, load: Load) -> Figures:
         "lost": len(lost),
         "duplicated": sum(counts.values()) - len(counts),
         "unacked_but_stored": len(seen.keys() - production.acked),
-        "visible_p50_ms": latency.get_value_at_percentile(50),
-        "visible_p99_ms": latency.get_value_at_percentile(99),
-        "visible_max_ms": latency.get_max_value(),
+        **{f"visible_{name}_ms": round(visible.get(name, 0)) for name in ("p50", "p99", "max")},
         "poll_ms": round(POLL_INTERVAL * 1000),
     }
     if lost:
