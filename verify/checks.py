@@ -1,5 +1,6 @@
 """Checks and their records: what runs, against what, and what it found."""
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +28,10 @@ class CheckFailedError(Exception):
         super().__init__(message)
         self.figures: Figures = figures or {}
         """What the check measured before it failed: reported with the failure."""
+
+
+class CheckSkippedError(Exception):
+    """The check cannot apply to this deployment (e.g. its fault needs Chaos Mesh); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class Context:
     targets: Any
     """verify.targets.Targets."""
     cleanup: "Cleanup"
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the run is interrupted (Ctrl-C, SIGTERM): long probes wind down before cleanup runs."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ import kubernetes.client.exceptions
 import prestodb.exceptions
 import urllib3.exceptions
 
-from verify.checks import Check, CheckFailedError, Cleanup, Context, Figures, Record, Status
+from verify.checks import Check, CheckFailedError, CheckSkippedError, Cleanup, Context, Figures, Record, Status
 
 SERVICE_ERRORS: tuple[type[BaseException], ...] = (
     CheckFailedError,
@@ -77,6 +77,8 @@ def run_check(check: Check, context: Context, classify: tuple[type[BaseException
     if error is None:
         figures = outcome.get("figures") or {}
         record.figures = dict(figures)  # type: ignore[call-overload]
+    elif isinstance(error, CheckSkippedError):
+        record.status, record.error = Status.SKIPPED, str(error)
     elif isinstance(error, classify):
         record.status, record.error = Status.FAILED, _describe(error)
         record.figures = dict(getattr(error, "figures", {}))
@@ -126,6 +128,7 @@ def run(
             except KeyboardInterrupt as stop:
                 signal = stop.args[0] if stop.args else "Ctrl-C"
                 outcome.interrupted, stop_reason = True, f"interrupted ({signal})"
+                context.stopping.set()
                 record = Record(check.name, check.scenario, Status.SKIPPED, _now(), 0.0, error=stop_reason)
             if stop_reason is None and check.gate and record.status != Status.PASSED:
                 stop_reason = f"{check.name} did not pass"
