@@ -79,6 +79,7 @@ def pod_of(workload: dict) -> dict:
         "kind": "Pod",
         "metadata": {
             "name": pod_name(workload["kind"], workload["metadata"]["name"]),
+            "uid": f"uid-{pod_name(workload['kind'], workload['metadata']['name'])}",
             "namespace": workload["metadata"]["namespace"],
             "labels": template["metadata"]["labels"],
         },
@@ -183,6 +184,24 @@ def relay(connection: ServerConnection, port: int, backend: int) -> None:
             pass
 
 
+def write_kubeconfig(workdir: Path, server: str) -> Path:
+    """A kubeconfig that reaches the fake API server at `server` with its bearer token."""
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server}}],
+                "users": [{"name": "verify", "user": {"token": TOKEN}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "verify"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return kubeconfig
+
+
 @contextmanager
 def fake_api_server(cluster: FakeCluster, workdir: Path) -> Iterator[Path]:
     """Serve the fake cluster on 127.0.0.1; yield a kubeconfig that reaches it with a bearer token."""
@@ -211,19 +230,7 @@ def fake_api_server(cluster: FakeCluster, workdir: Path) -> Iterator[Path]:
     with serve(handler, "127.0.0.1", 0, process_request=process_request, subprotocols=[PORT_FORWARD]) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         host, port = server.socket.getsockname()[:2]
-        kubeconfig = workdir / "kubeconfig"
-        kubeconfig.write_text(
-            json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "fake", "cluster": {"server": f"http://{host}:{port}"}}],
-                    "users": [{"name": "verify", "user": {"token": TOKEN}}],
-                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "verify"}}],
-                    "current-context": "fake",
-                }
-            )
-        )
+        kubeconfig = write_kubeconfig(workdir, f"http://{host}:{port}")
         try:
             yield kubeconfig
         finally:

@@ -1,26 +1,15 @@
 """verify's Chaos Mesh experiments against the CRD schemas (the subset verify uses, vendored in tests/data)."""
 
 import json
-from pathlib import Path
 
 import pytest
-from jsonschema import Draft202012Validator
+from chaos_schema import problems
 
 from verify import chaos_manifests as chaos
 
-SCHEMAS = json.loads((Path(__file__).parent / "data" / "chaos-mesh-crds.json").read_text())
 RUN = "20261124021139-d7ebe1"
 WORKER = {"app.kubernetes.io/name": "presto-worker", "app.kubernetes.io/instance": "dev"}
 CLICKHOUSE = {"app.kubernetes.io/name": "clickhouse", "app.kubernetes.io/instance": "dev"}
-
-
-def problems(manifest: dict) -> list[str]:
-    """Every way the object breaks its kind's schema."""
-    schema = {"$defs": SCHEMAS["$defs"], **SCHEMAS[manifest["kind"]]}
-    return [
-        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in Draft202012Validator(schema).iter_errors(manifest)
-    ]
 
 
 EXPERIMENTS = {

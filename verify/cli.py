@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from components import names
 from verify import (
     clickhouse_checks,
     cluster,
+    failover_injectors,
     grafana_checks,
     kafka_checks,
     load_report,
@@ -26,12 +28,17 @@ from verify import (
 from verify.checks import Check, Cleanup, Context, Record, Status
 from verify.errors import UsageError, VerifyError
 from verify.exit_codes import ExitCode, describe
+from verify.failover_autoscaling import ScalePlan, autoscaling
+from verify.failover_checks import FailoverPlan
+from verify.failover_checks import checks as failover_checks
+from verify.failover_injectors import ChaosMeshInjector, Injector, KubernetesInjector
+from verify.failover_scenarios import BY_NAME
 from verify.load_checks import MODES, WORKLOADS, LoadPlan, LoadRun, LoadSession
 from verify.pipeline_checks import Load
 from verify.port_forward import forward_check
 from verify.progress import Progress
 from verify.report import RunInfo, write_reports
-from verify.runner import Options, Redactor, run
+from verify.runner import SERVICE_ERRORS, Options, Redactor, run
 from verify.slo import Objective
 from verify.targets import Targets, load_outputs, targets_from
 
@@ -51,8 +58,8 @@ def parser() -> argparse.ArgumentParser:
     )
     cli.add_argument(
         "command",
-        choices=("plan", *SCENARIOS, "load", "all"),
-        help="plan lists the checks and runs nothing; all runs smoke and pipeline (load is run on purpose)",
+        choices=("plan", *SCENARIOS, "load", "failover", "all"),
+        help="plan lists the checks and runs nothing; all runs smoke and pipeline (load, failover: on purpose)",
     )
     where = cli.add_argument_group("the stack")
     where.add_argument("--stack", help="read this stack's outputs with `pulumi stack output --json --show-secrets`")
@@ -91,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
         help="seconds ClickHouse gets to show every acknowledged event (%(default)s)",
     )
     load_arguments(cli.add_argument_group("the load command"))
+    failover_arguments(cli.add_argument_group("the failover command"))
     cli.add_argument("--report-dir", type=Path, default=Path("verify-reports"), help="where the reports go")
     return cli
 
@@ -119,6 +127,107 @@ def load_arguments(group: argparse._ArgumentGroup) -> None:
         "--slo", action="append", type=objective, help="e.g. p95<2s (repeatable; replaces the stack's loadSlos)"
     )
     group.add_argument("--compare", type=Path, help="an earlier run's load.json: print and plot the change")
+
+
+AUTOSCALING = "autoscaling"
+INJECTORS = ("auto", "chaos-mesh", "kubernetes")
+
+
+def failover_arguments(group: argparse._ArgumentGroup) -> None:
+    """Flags of `verify failover`: consent, scenarios, injector, probing and traffic."""
+    plan, scale = FailoverPlan(), ScalePlan()
+    group.add_argument(
+        "--allow-destructive", action="store_true", help="required: failover kills pods and cuts networks"
+    )
+    group.add_argument(
+        "--scenario",
+        action="append",
+        choices=(*BY_NAME, AUTOSCALING),
+        help="run this scenario (repeatable; default: every one, autoscaling last)",
+    )
+    group.add_argument("--injector", choices=INJECTORS, default="auto", help="auto: Chaos Mesh if installed")
+    group.add_argument("--hold", type=positive(float), help="seconds each fault lasts (default: each scenario's)")
+    group.add_argument(
+        "--probe-interval", type=positive(float), default=plan.probe_interval, help="seconds, at most 0.1 (%(default)s)"
+    )
+    group.add_argument(
+        "--probe-timeout", type=positive(float), default=plan.probe_timeout, help="seconds (%(default)s)"
+    )
+    group.add_argument(
+        "--recovery-probes", type=positive(int), default=plan.consecutive, help="K passing in a row (%(default)s)"
+    )
+    group.add_argument("--baseline", type=positive(float), default=plan.baseline, help="seconds (%(default)s)")
+    group.add_argument(
+        "--recover-timeout", type=positive(float), default=plan.recover_timeout, help="seconds (%(default)s)"
+    )
+    group.add_argument(
+        "--query-streams", type=positive(int), default=plan.streams, help="background query streams (%(default)s)"
+    )
+    group.add_argument("--produce-rate", type=positive(float), default=plan.rate, help="events/s (%(default)s)")
+    group.add_argument("--no-alerts", action="store_true", help="do not judge the scenarios' alerts in Prometheus")
+    group.add_argument(
+        "--scale-streams", type=positive(int), default=scale.streams, help="autoscaling load streams (%(default)s)"
+    )
+    group.add_argument("--scale-schema", default=scale.schema, help="autoscaling load's tpch schema (%(default)s)")
+    group.add_argument("--scale-poll", type=positive(float), default=scale.poll, help="seconds (%(default)s)")
+
+
+def failover_plan(args: argparse.Namespace) -> FailoverPlan:
+    """The failover plan from the flags; a usage error for a probe interval above 100 ms."""
+    try:
+        return FailoverPlan(
+            probe_interval=args.probe_interval,
+            probe_timeout=args.probe_timeout,
+            consecutive=args.recovery_probes,
+            baseline=args.baseline,
+            hold=args.hold,
+            recover_timeout=args.recover_timeout,
+            streams=args.query_streams,
+            rate=args.produce_rate,
+            alerts=not args.no_alerts,
+        )
+    except ValueError as error:
+        raise UsageError(f"--probe-interval: {error}") from None
+
+
+def injector_for(kube: cluster.Cluster, choice: str, run_id: str) -> Injector:
+    """Chaos Mesh when chosen or (auto) installed, else the Kubernetes API."""
+    if choice == "kubernetes":
+        return KubernetesInjector(kube)
+    if failover_injectors.installed(kube):
+        return ChaosMeshInjector(kube, run_id)
+    if choice == "chaos-mesh":
+        raise UsageError(f"--injector chaos-mesh: the cluster serves no chaos-mesh.org API in {kube.namespace}")
+    return KubernetesInjector(kube)
+
+
+def failover(
+    args: argparse.Namespace, targets: Targets, kube: cluster.Cluster | None, run_id: str, cleanup: Cleanup
+) -> list[Check]:
+    """The failover checks, after consent; their injector's removal registered with the cleanup."""
+    if not args.allow_destructive:
+        raise UsageError("failover kills pods, cuts networks and loads CPUs: pass --allow-destructive to consent")
+    if kube is None:
+        raise UsageError("failover injects faults through the Kubernetes API: drop --no-kubernetes")
+    plan = failover_plan(args)
+    chosen_names = args.scenario or [*BY_NAME, AUTOSCALING]
+    injector = injector_for(kube, args.injector, run_id)
+    cleanup.add(f"fault objects of run {run_id}", injector.remove_all)
+    checks = failover_checks(targets, [BY_NAME[n] for n in chosen_names if n != AUTOSCALING], injector, plan)
+    if AUTOSCALING in chosen_names:
+        scale = ScalePlan(streams=args.scale_streams, schema=args.scale_schema, poll=args.scale_poll)
+        deadline = scale.out_timeout + 3600 + scale.in_margin
+        checks.append(
+            Check(
+                "failover.autoscaling",
+                "failover",
+                f"{names.PRESTO_WORKER} HorizontalPodAutoscaler",
+                lambda context: autoscaling(context, kube, injector, scale),
+                deadline,
+                frozenset({"failover", "destructive", "presto", "kubernetes"}),
+            )
+        )
+    return checks
 
 
 def objective(text: str) -> Objective:
@@ -177,9 +286,16 @@ def positive(kind: type[Number]) -> Callable[[str], Number]:
 
 
 def scenario_checks(
-    scenario: str, targets: Targets, load: Load, kube: cluster.Cluster | None, session: LoadSession | None
+    scenario: str,
+    targets: Targets,
+    load: Load,
+    kube: cluster.Cluster | None,
+    session: LoadSession | None,
+    destructive: list[Check] | None = None,
 ) -> list[Check]:
-    """The checks of one scenario, in the order they run."""
+    """The checks of one scenario, in the order they run (failover's are built with their injector)."""
+    if scenario == "failover":
+        return destructive or []
     if scenario == "load":
         return session.checks(targets) if session else []
     if scenario == "pipeline":
@@ -195,12 +311,15 @@ def chosen(
     kube: cluster.Cluster | None,
     given: set[str],
     session: LoadSession | None,
+    destructive: list[Check] | None = None,
 ) -> list[Check]:
     """The checks of the command, filtered by tags; preflight first when the cluster is reachable."""
     scenarios = SCENARIOS if command in ("all", "plan") else (command,)
     load = Load(args.events, args.converge_timeout)
     preflight = [cluster.preflight_check(kube, targets), forward_check(kube, given)] if kube else []
-    checks = preflight + [c for scenario in scenarios for c in scenario_checks(scenario, targets, load, kube, session)]
+    checks = preflight + [
+        c for scenario in scenarios for c in scenario_checks(scenario, targets, load, kube, session, destructive)
+    ]
     wanted, unwanted = (set(filter(None, t.split(","))) for t in (args.tags, args.skip_tags))
     return [c for c in checks if c.gate or ((not wanted or c.tags & wanted) and not c.tags & unwanted)]
 
@@ -255,19 +374,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.code
     targets = dataclasses.replace(targets, endpoints=targets.endpoints.overridden(**overrides))
     given = {key for key, value in overrides.items() if value}
-    checks = chosen(args.command, targets, args, kube, given, session)
+    run_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
+    cleanup = Cleanup()
+    try:
+        destructive = failover(args, targets, kube, run_id, cleanup) if args.command == "failover" else None
+    except VerifyError as error:
+        print(f"verify: {error}", file=sys.stderr)
+        return error.code
+    except SERVICE_ERRORS as error:
+        print(f"verify: the Kubernetes API did not answer: {error}", file=sys.stderr)
+        return ExitCode.NOT_READY
+    checks = chosen(args.command, targets, args, kube, given, session, destructive)
     if args.command == "plan":
         return plan(checks)
     signal.signal(signal.SIGTERM, interrupt)  # a cancelled CI job cleans up as Ctrl-C does
     # Python leaves SIGINT ignored when it starts so (a shell's background job, some CI runners):
     # Ctrl-C, or a runner's cancel, must still stop the run and clean up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    run_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
     started, began = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     progress = Progress()
     outcome = run(
         checks,
-        Context(run_id, targets, Cleanup()),
+        Context(run_id, targets, cleanup),
         Options(deadline=args.deadline, fail_fast=args.fail_fast),
         Redactor(targets.secrets()),
         progress.start,
