@@ -184,6 +184,7 @@ def failover_plan(args: argparse.Namespace) -> FailoverPlan:
             recover_timeout=args.recover_timeout,
             streams=args.query_streams,
             rate=args.produce_rate,
+            converge_timeout=args.converge_timeout,
             alerts=not args.no_alerts,
         )
     except ValueError as error:

@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from verify import clickhouse_checks, latency, presto_checks
 from verify.checks import Check, CheckFailedError, CheckSkippedError, Context, Figures
@@ -205,10 +206,12 @@ def measure(
     if context.stopping.is_set():
         raise CheckFailedError("interrupted before the injection")
     injected = prober.now()
+    figures["injected_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
     figures["injected"] = injector.inject(fault)
     figures["injected_at_s"] = round(injected, 3)
     context.stopping.wait(fault.hold)
     injector.end(fault)
+    figures["fault_removed"] = "yes"
     reading, ready_at = wait_recovered(prober, injector, fault, injected, plan, context)
     recovered = reading.recovered if reading.recovered is not None else injected
     figures |= {
