@@ -19,12 +19,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from chaos_schema import problems
 from fake_kubernetes import TOKEN, FakeCluster, status, write_kubeconfig
+from typing_extensions import override
+from verify_harness import JsonHandler
 
 CHAOS = "/apis/chaos-mesh.org/v1alpha1/namespaces/"
 
@@ -141,7 +143,7 @@ class Writable:
 def fake_writable_api(writable: Writable, workdir: Path) -> Iterator[Path]:
     """Serve the writable fake cluster over HTTP on 127.0.0.1; yield a kubeconfig that reaches it."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def _answer(self, method: str) -> None:
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self._json(401, status(401, "Unauthorized"))
@@ -157,28 +159,20 @@ def fake_writable_api(writable: Writable, workdir: Path) -> Iterator[Path]:
                 query["gracePeriodSeconds"] = [str(body["gracePeriodSeconds"])]
             return self._json(*writable.delete(url.path, query))
 
+        @override
         def do_GET(self) -> None:
             """Reads."""
             self._answer("GET")
 
+        @override
         def do_POST(self) -> None:
             """Creates."""
             self._answer("POST")
 
+        @override
         def do_DELETE(self) -> None:
             """Deletes."""
             self._answer("DELETE")
-
-        def _json(self, code: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            """Quiet."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

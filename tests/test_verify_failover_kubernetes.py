@@ -73,7 +73,7 @@ def test_the_kubernetes_api_cannot_express_a_partition_or_a_stress(api: Api) -> 
     injector = KubernetesInjector(api.cluster)
     for scenario in SCENARIOS:
         expressible = injector.method(scenario.fault_for(None)) is not None
-        assert expressible == (scenario.fault == "pod-kill"), scenario.name
+        assert expressible == (scenario.fault.kind == "pod-kill"), scenario.name
 
 
 def test_chaos_mesh_is_used_only_where_its_api_is_served(api: Api) -> None:
@@ -88,7 +88,7 @@ def test_each_fault_becomes_valid_chaos_mesh_experiments_removed_when_it_ends(ap
     fault = scenario.fault_for(None)
     text = injector.inject(fault)  # the fake refuses (422) what the CRD schemas do not allow
     created = api.writable.created
-    assert len(created) == len(scenario.workloads) and text.startswith("created ")
+    assert len(created) == len(scenario.fault.workloads) and text.startswith("created ")
     assert all(c["metadata"]["labels"][RUN_LABEL] == RUN for c in created)
     assert all(c["spec"]["selector"]["namespaces"] == [api.cluster.namespace] for c in created)
     injector.end(fault)

@@ -32,7 +32,22 @@ from components.stack_files import REPO
 GRAFANA_PASSWORD = "grafana-test-password-0123456789"
 
 
-class FakeGrafana(BaseHTTPRequestHandler):
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet request handler that answers JSON."""
+
+    def _json(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+class FakeGrafana(JsonHandler):
     """Answers the three Grafana API calls verify makes, as Grafana 11 does, behind basic auth."""
 
     dashboards: ClassVar[list[str]] = []
@@ -49,17 +64,6 @@ class FakeGrafana(BaseHTTPRequestHandler):
         if self.path.startswith("/api/search"):
             return self._json(200, [{"uid": uid, "type": "dash-db"} for uid in self.dashboards])
         return self._json(404, {"message": "Not found"})
-
-    def _json(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        """Quiet."""
 
 
 @contextmanager

@@ -202,9 +202,7 @@ def injector_for(kube: cluster.Cluster, choice: str, run_id: str) -> Injector:
     return KubernetesInjector(kube)
 
 
-def failover(
-    args: argparse.Namespace, targets: Targets, kube: cluster.Cluster | None, run_id: str, cleanup: Cleanup
-) -> list[Check]:
+def failover(args: argparse.Namespace, kube: cluster.Cluster | None, run_id: str, cleanup: Cleanup) -> list[Check]:
     """The failover checks, after consent; their injector's removal registered with the cleanup."""
     if not args.allow_destructive:
         raise UsageError("failover kills pods, cuts networks and loads CPUs: pass --allow-destructive to consent")
@@ -214,7 +212,7 @@ def failover(
     chosen_names = args.scenario or [*BY_NAME, AUTOSCALING]
     injector = injector_for(kube, args.injector, run_id)
     cleanup.add(f"fault objects of run {run_id}", injector.remove_all)
-    checks = failover_checks(targets, [BY_NAME[n] for n in chosen_names if n != AUTOSCALING], injector, plan)
+    checks = failover_checks([BY_NAME[n] for n in chosen_names if n != AUTOSCALING], injector, plan)
     if AUTOSCALING in chosen_names:
         scale = ScalePlan(streams=args.scale_streams, schema=args.scale_schema, poll=args.scale_poll)
         deadline = scale.out_timeout + 3600 + scale.in_margin
@@ -378,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
     cleanup = Cleanup()
     try:
-        destructive = failover(args, targets, kube, run_id, cleanup) if args.command == "failover" else None
+        destructive = failover(args, kube, run_id, cleanup) if args.command == "failover" else None
     except VerifyError as error:
         print(f"verify: {error}", file=sys.stderr)
         return error.code

@@ -64,7 +64,7 @@ class FailoverPlan:
 
     def deadline(self, scenario: Scenario) -> float:
         """Seconds the whole scenario may take."""
-        hold = scenario.hold if self.hold is None else self.hold
+        hold = scenario.fault.hold if self.hold is None else self.hold
         return self.baseline + hold + self.recover_timeout + self.converge_timeout + 180
 
 
@@ -161,7 +161,7 @@ def run_scenario(context: Context, scenario: Scenario, injector: Injector, plan:
     fault = scenario.fault_for(plan.hold)
     method = injector.method(fault)
     if method is None:
-        raise CheckSkippedError(f"{scenario.fault} needs Chaos Mesh, which is not installed (or not chosen)")
+        raise CheckSkippedError(f"{fault.kind} needs Chaos Mesh, which is not installed (or not chosen)")
     targets, run_id = context.targets, f"{context.run_id}-{scenario.name}"
     figures: Figures = {"method": method}
     with contextlib.ExitStack() as stack:
@@ -278,13 +278,18 @@ def drain(
     return problems
 
 
-def checks(targets: Targets, scenarios: list[Scenario], injector: Injector, plan: FailoverPlan) -> list[Check]:
+def where(fault: Fault) -> str:
+    """What a fault hits, for `plan` and the reports."""
+    return f"{fault.kind} on {', '.join(fault.workloads)}" + (f" <-> {fault.peer}" if fault.peer else "")
+
+
+def checks(scenarios: list[Scenario], injector: Injector, plan: FailoverPlan) -> list[Check]:
     """One check per scenario, in order."""
     return [
         Check(
             f"failover.{scenario.name}",
             "failover",
-            f"{scenario.fault} on {', '.join(scenario.workloads)}" + (f" <-> {scenario.peer}" if scenario.peer else ""),
+            where(scenario.fault),
             lambda context, scenario=scenario: run_scenario(context, scenario, injector, plan),
             plan.deadline(scenario),
             frozenset({"failover", "destructive", scenario.probe.split("-")[0]}),

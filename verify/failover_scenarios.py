@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from confluent_kafka.admin import AdminClient
 
@@ -24,13 +24,9 @@ RECONNECT_BACKOFF_MS = 250
 
 @dataclass(frozen=True)
 class Scenario:
-    """One failover scenario."""
+    """One failover scenario: its fault (held for its default time), traffic, probe and alert."""
 
-    name: str
-    fault: str
-    """pod-kill, partition or cpu-stress."""
-    workloads: tuple[str, ...]
-    peer: str | None
+    fault: Fault
     probe: str
     """What the prober asks: presto, presto-clickhouse, clickhouse, kafka or ingest."""
     queries: bool
@@ -39,98 +35,79 @@ class Scenario:
     """A background producer runs through it; the data-consistency check follows."""
     alert: str | None
     """The alert that should fire if the outage outlasts its `for`."""
-    hold: float
-    """Default seconds the fault lasts (0: a kill, recovered by its controller)."""
     proves: str
 
+    @property
+    def name(self) -> str:
+        """The scenario's name, as --scenario takes it."""
+        return self.fault.scenario
+
     def fault_for(self, hold: float | None) -> Fault:
-        """The fault to inject, held for `hold` seconds if given, else the scenario's default."""
-        return Fault(self.name, self.fault, self.workloads, self.peer, self.hold if hold is None else hold)
+        """The fault to inject, held for `hold` seconds if given, else for the scenario's default."""
+        return self.fault if hold is None else replace(self.fault, hold=hold)
 
 
 SCENARIOS = (
     Scenario(
-        "worker-kill",
-        "pod-kill",
-        (names.PRESTO_WORKER,),
-        None,
+        Fault("worker-kill", "pod-kill", (names.PRESTO_WORKER,)),
         "presto",
         True,
         False,
         "PrestoWorkersBelowMinimum",
-        0,
         "queries survive losing a worker: how many fail, how long until Presto answers again",
     ),
     Scenario(
-        "coordinator-kill",
-        "pod-kill",
-        (names.PRESTO_COORDINATOR,),
-        None,
+        Fault("coordinator-kill", "pod-kill", (names.PRESTO_COORDINATOR,)),
         "presto",
         True,
         False,
         "PrestoCoordinatorDown",
-        0,
         "the coordinator comes back and workers rejoin it: the outage every client sees",
     ),
     Scenario(
-        "clickhouse-kill",
-        "pod-kill",
-        (names.CLICKHOUSE,),
-        None,
+        Fault("clickhouse-kill", "pod-kill", (names.CLICKHOUSE,)),
         "clickhouse",
         False,
         True,
         "ClickHouseDown",
-        0,
         "ingestion resumes after ClickHouse restarts, with no acknowledged event lost",
     ),
     Scenario(
-        "kafka-kill",
-        "pod-kill",
-        (names.KAFKA,),
-        None,
+        Fault("kafka-kill", "pod-kill", (names.KAFKA,)),
         "kafka",
         False,
         True,
         "ScrapeTargetDown",
-        0,
         "producers ride out a broker restart: no acknowledged event lost, duplicates counted",
     ),
     Scenario(
-        "presto-clickhouse-partition",
-        "partition",
-        (names.PRESTO_COORDINATOR, names.PRESTO_WORKER),
-        names.CLICKHOUSE,
+        Fault(
+            "presto-clickhouse-partition",
+            "partition",
+            (names.PRESTO_COORDINATOR, names.PRESTO_WORKER),
+            names.CLICKHOUSE,
+            30,
+        ),
         "presto-clickhouse",
         True,
         False,
         None,
-        30,
         "queries on the clickhouse catalog fail fast while cut off and work again once the network heals",
     ),
     Scenario(
-        "clickhouse-kafka-partition",
-        "partition",
-        (names.CLICKHOUSE,),
-        names.KAFKA,
+        Fault("clickhouse-kafka-partition", "partition", (names.CLICKHOUSE,), names.KAFKA, 30),
         "ingest",
         False,
         True,
         None,
-        30,
         "the Kafka engine catches up after a partition: no acknowledged event lost",
     ),
     Scenario(
-        "worker-cpu-stress",
-        "cpu-stress",
-        (names.PRESTO_WORKER,),
-        None,
+        Fault("worker-cpu-stress", "cpu-stress", (names.PRESTO_WORKER,), hold=60),
         "presto",
         True,
         False,
         None,
-        60,
         "what saturated workers do to query latency: p99 under stress against the baseline",
     ),
 )
