@@ -4,6 +4,11 @@ A data plane of its own (these tests break it), scraped by a real Prometheus wit
 a 1 s scrape interval (the rules' `for` are the shipped ones). Each test runs one of verify's own
 scenarios in process, with tests/local_injector.py killing (or SIGSTOPping) the processes a pod
 would run and restarting them; probing, traffic, recovery, consistency and alert judging are verify's.
+
+The ClickHouse scenarios run without the alert check: ClickHouse 18.16 has no Prometheus endpoint
+(the image we deploy, 24.8, serves one on 9363), so the test Prometheus cannot scrape it and
+ClickHouseDown fires from two minutes after it starts, before any fault; verify reports an alert
+firing before the fault as an unclean steady state.
 """
 
 import threading
@@ -110,14 +115,14 @@ def test_a_kafka_broker_killed_during_production_loses_no_acknowledged_event(ben
 
 def test_clickhouse_killed_during_ingestion_loses_no_acknowledged_event(bench: Bench) -> None:
     injector = LocalInjector({names.CLICKHOUSE: [bench.plane.clickhouse.server]})
-    figures = scenario(bench, "clickhouse-kill", injector, FailoverPlan(baseline=3, hold=2))
+    figures = scenario(bench, "clickhouse-kill", injector, FailoverPlan(baseline=3, hold=2, alerts=False))
     assert figures["failed_probes"] > 0 and figures["ttr_s"] > 0
     assert figures["events_acked"] > 0 and figures["events_lost"] == 0
 
 
 def test_a_hung_clickhouse_times_out_its_probes_and_the_scenario_ends(bench: Bench) -> None:
     injector = LocalInjector({names.CLICKHOUSE: [bench.plane.clickhouse.server]}, how="stop")
-    plan = FailoverPlan(baseline=2, hold=4, probe_timeout=0.5)
+    plan = FailoverPlan(baseline=2, hold=4, probe_timeout=0.5, alerts=False)
     figures = scenario(bench, "clickhouse-kill", injector, plan)
     assert figures["method"] == "local SIGSTOP, then SIGCONT"
     assert figures["failed_probes"] > 0

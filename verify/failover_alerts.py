@@ -42,9 +42,10 @@ def rule(prometheus: str, name: str) -> Rule:
     raise KeyError(f"Prometheus has no alerting rule {name}")
 
 
-def firing(prometheus: str, name: str) -> bool:
-    """Whether the alert fires now."""
-    return bool(get(prometheus, "/api/v1/query", query=f'ALERTS{{alertname="{name}",alertstate="firing"}}')["result"])
+def firing(prometheus: str, name: str, at: float | None = None) -> bool:
+    """Whether the alert fires now, or at Unix time `at`."""
+    query = f'ALERTS{{alertname="{name}",alertstate="firing"}}'
+    return bool(get(prometheus, "/api/v1/query", query=query, **({} if at is None else {"time": at}))["result"])
 
 
 def first_firing(prometheus: str, name: str, start: float, end: float) -> float | None:
@@ -69,9 +70,12 @@ def judge(prometheus: str, name: str, outage: tuple[float, float], stop_waiting:
     """
     found = rule(prometheus, name)
     began, ended = outage
+    if firing(prometheus, name, began - 1):
+        figures: Figures = {"alert": name, "alert_fired": "already before the fault"}
+        return figures, f"alert {name} was already firing before the fault: the steady state was not clean"
     expected = ended - began >= found.window
     fired_at = first_firing(prometheus, name, began, max(ended, time.time()))
-    figures: Figures = {
+    figures = {
         "alert": name,
         "alert_window_s": found.window,
         "alert_expected": "yes" if expected else "no (outage shorter than its window)",
