@@ -144,6 +144,11 @@ def test_failover_needs_consent_and_the_kubernetes_api(api: Api, document: dict,
     assert refused.returncode == ExitCode.USAGE and "--allow-destructive" in refused.stderr
     blind = verify("failover", "--allow-destructive", "--outputs", str(outputs))
     assert blind.returncode == ExitCode.USAGE and "--no-kubernetes" in blind.stderr
+    for flag, value in (("--probe-interval", "0.5"), ("--scale-schema", "sf0")):
+        bad = verify(
+            "failover", "--allow-destructive", flag, value, "--outputs", str(outputs), kubeconfig=api.kubeconfig
+        )
+        assert bad.returncode == ExitCode.USAGE and f"{flag} {value}:" in bad.stderr, bad.stderr
     assert not api.writable.deleted_pods and not api.writable.created
 
 

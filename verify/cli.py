@@ -188,7 +188,7 @@ def failover_plan(args: argparse.Namespace) -> FailoverPlan:
             alerts=not args.no_alerts,
         )
     except ValueError as error:
-        raise UsageError(f"--probe-interval: {error}") from None
+        raise UsageError(f"--probe-interval {args.probe_interval:g}: {error}") from None
 
 
 def injector_for(kube: cluster.Cluster, choice: str, run_id: str) -> Injector:
@@ -209,6 +209,10 @@ def failover(args: argparse.Namespace, kube: cluster.Cluster | None, run_id: str
     if kube is None:
         raise UsageError("failover injects faults through the Kubernetes API: drop --no-kubernetes")
     plan = failover_plan(args)
+    try:
+        tpch.scale_factor(args.scale_schema)
+    except UsageError:
+        raise UsageError(f"--scale-schema {args.scale_schema}: not a tpch schema; use tiny or sfN (sf1...)") from None
     chosen_names = args.scenario or [*BY_NAME, AUTOSCALING]
     injector = injector_for(kube, args.injector, run_id)
     cleanup.add(f"fault objects of run {run_id}", injector.remove_all)

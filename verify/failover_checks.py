@@ -60,7 +60,7 @@ class FailoverPlan:
 
     def __post_init__(self) -> None:
         if not 0 < self.probe_interval <= 0.1:
-            raise ValueError(f"probe interval {self.probe_interval:g}s: must be above 0 and at most 0.1s")
+            raise ValueError("the probe interval must be above 0 and at most 0.1 seconds")
 
     def deadline(self, scenario: Scenario) -> float:
         """Seconds the whole scenario may take."""
