@@ -3,11 +3,9 @@
 import time
 from dataclasses import dataclass
 
-import requests
-
 from verify.checks import Figures
+from verify.prometheus_checks import get
 
-TIMEOUT = 10
 RESOLVE_MARGIN = 15.0
 """Seconds beyond one scrape and one evaluation that an alert may take to resolve after recovery."""
 
@@ -24,13 +22,6 @@ class Rule:
     def window(self) -> float:
         """Seconds after the outage begins by which the alert must fire: `for`, one scrape, one evaluation."""
         return self.hold + 2 * self.interval
-
-
-def get(prometheus: str, path: str, **params: str | float) -> dict:
-    """GET a Prometheus API path; its data."""
-    answer = requests.get(f"{prometheus}{path}", params=params, timeout=TIMEOUT)
-    answer.raise_for_status()
-    return answer.json()["data"]
 
 
 def rule(prometheus: str, name: str) -> Rule:

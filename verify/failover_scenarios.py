@@ -4,13 +4,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from confluent_kafka.admin import AdminClient
-
 from components import names
 from verify import clickhouse_checks, presto_checks
 from verify.checks import CheckFailedError
 from verify.failover_injectors import Fault
-from verify.kafka_checks import QUIET
+from verify.kafka_checks import admin
 from verify.targets import Targets
 
 FRESHNESS = 15.0
@@ -145,18 +143,11 @@ def clickhouse_probe(targets: Targets, timeout: float) -> Callable[[], None]:
 
 def kafka_probe(targets: Targets, timeout: float) -> Callable[[], None]:
     """Fresh metadata of the events topic: every partition has a leader."""
-    admin = AdminClient(
-        {
-            "bootstrap.servers": targets.endpoints.kafka,
-            "socket.timeout.ms": int(timeout * 1000),
-            "reconnect.backoff.max.ms": RECONNECT_BACKOFF_MS,
-            **QUIET,
-        }
-    )
+    client = admin(targets, timeout, **{"reconnect.backoff.max.ms": RECONNECT_BACKOFF_MS})
     topic = targets.expected.kafka_topic
 
     def probe() -> None:
-        found = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
+        found = client.list_topics(topic=topic, timeout=timeout).topics.get(topic)
         if found is None or found.error is not None:
             raise CheckFailedError(f"topic {topic} unavailable ({found.error if found else 'not listed'})")
         leaderless = sorted(p.id for p in found.partitions.values() if p.leader < 0)

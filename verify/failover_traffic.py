@@ -13,14 +13,9 @@ from dataclasses import dataclass, field
 from verify import load_driver
 from verify.failover_timeline import Probe
 from verify.kafka_checks import idempotent_producer
+from verify.load_driver import describe
 from verify.pipeline_checks import event
 from verify.targets import Targets
-
-
-def describe(error: BaseException) -> str:
-    """An error as one short line: its type and message."""
-    text = " ".join(str(error).split())[:200]
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class Background:

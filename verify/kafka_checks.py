@@ -13,10 +13,10 @@ QUIET = {"log_level": 3}
 """librdkafka logs errors only: what goes wrong reaches the check as an exception."""
 
 
-def admin(targets: Targets) -> AdminClient:
-    """An admin client whose every request gives up after TIMEOUT."""
+def admin(targets: Targets, seconds: float = TIMEOUT, **config: str | int) -> AdminClient:
+    """An admin client whose every request gives up after `seconds`; more librdkafka settings in `config`."""
     return AdminClient(
-        {"bootstrap.servers": targets.endpoints.kafka, "socket.timeout.ms": int(TIMEOUT * 1000), **QUIET}
+        {"bootstrap.servers": targets.endpoints.kafka, "socket.timeout.ms": int(seconds * 1000), **QUIET, **config}
     )
 
 

@@ -62,7 +62,8 @@ def poisson_arrivals(rate: float, seconds: float, seed: int) -> list[float]:
     return times
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
+    """An error as one short line: its type and message."""
     text = " ".join(str(error).split())[:300]
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
@@ -83,7 +84,7 @@ class _Run:
         try:
             server, error = self.operation(label), None
         except Exception as failure:  # counted as an error of the run, never raised
-            server, error = {}, _describe(failure)
+            server, error = {}, describe(failure)
         self.outcomes.append(Outcome(label, intended, started, self.now(), error, dict(server)))
 
     def join(self, threads: list[threading.Thread]) -> list[Outcome]:

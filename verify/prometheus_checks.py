@@ -10,11 +10,16 @@ from verify.targets import Targets
 TIMEOUT = 10
 
 
-def api(context: Context, path: str) -> dict:
-    """GET a Prometheus API path; its data."""
-    answer = requests.get(f"{context.targets.endpoints.prometheus}{path}", timeout=TIMEOUT)
+def get(prometheus: str, path: str, **params: str | float) -> dict:
+    """GET a path of the Prometheus API at this URL, with query parameters; its data."""
+    answer = requests.get(f"{prometheus}{path}", params=params, timeout=TIMEOUT)
     answer.raise_for_status()
     return answer.json()["data"]
+
+
+def api(context: Context, path: str) -> dict:
+    """GET a path of the stack's Prometheus API; its data."""
+    return get(context.targets.endpoints.prometheus, path)
 
 
 def ready(context: Context) -> Figures:
