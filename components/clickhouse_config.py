@@ -110,14 +110,13 @@ def users_config(settings: Settings, password_hashes: dict[str, str]) -> str:
         _element(interval, "execution_time", 0)
 
     users = _element(root, "users")
-    # The default user has no password: it may connect from inside the pod only.
+    # The default user (no password) stays for the server's own use but admits no address at all, not
+    # even loopback: a port-forward arrives on loopback, and must not make a client someone without a password.
     local = _element(users, "default")
     _element(local, "password", "")
-    networks = _element(local, "networks", replace="replace")
-    _element(networks, "ip", "::1")
-    _element(networks, "ip", "127.0.0.1")
-    _element(local, "profile", "default")
-    _element(local, "quota", "default")
+    _element(local, "networks", replace="replace")
+    _element(local, "profile", "readonly")
+    _element(local, "quota", "readonly")
     for user, profile, quota, databases in (
         (ADMIN, "default", "default", None),
         (INGEST, "default", "default", [DATABASE]),

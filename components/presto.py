@@ -41,11 +41,11 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
 from components import names
-from components.clickhouse_config import PRESTO
 from components.credential_catalog import CLICKHOUSE_USERS_SECRET, PRESTO_INTERNAL_SECRET
 from components.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option
 from components.labels import common_labels, image_version, selector_labels
 from components.presto_config import (
+    CLICKHOUSE_CATALOGS,
     KEYSTORE_FILE,
     PASSWORD_FILE,
     ClientAccess,
@@ -175,7 +175,6 @@ class Presto(NamespacedComponent):
             discovery_uri=self._discovery_uri,
             data_dir=f"{WORK_DIR}/data",
             clickhouse_jdbc_url=clickhouse_jdbc_url(self._inputs.clickhouse_host_port),
-            clickhouse_user=PRESTO,
             kafka_nodes=self._inputs.kafka_bootstrap,
             topic=settings.kafka.topic.name,
             etc_dir=f"{WORK_DIR}/etc",
@@ -316,12 +315,12 @@ class Presto(NamespacedComponent):
 def _secrets_volume(coordinator: bool) -> ProjectedVolumeSourceArgs:
     """The secrets a node reads, as files: nothing else of those Secrets.
 
-    Every node: the internal shared secret and ClickHouse's presto password. The coordinator also:
+    Every node: the internal shared secret and the passwords of the ClickHouse catalogs' users. The coordinator also:
     its TLS key and certificate, and the users' password hashes.
     """
     wanted = {
         PRESTO_INTERNAL_SECRET: {"shared-secret": "shared-secret"},
-        CLICKHOUSE_USERS_SECRET: {PRESTO: "clickhouse-password"},
+        CLICKHOUSE_USERS_SECRET: {user: f"{catalog}-password" for catalog, user in CLICKHOUSE_CATALOGS.items()},
     }
     if coordinator:
         wanted[names.PRESTO_TLS_SECRET] = {"tls.key": "tls.key", "tls.crt": "tls.crt"}

@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from components.clickhouse_config import DATABASE
+from components.clickhouse_config import DATABASE, INGEST, PRESTO
 from components.jmx_exporter import CONFIG_FILE, presto_exporter_config
 from components.jvm import heap_megabytes
 from components.settings import PrestoSettings, Resources
@@ -26,6 +26,44 @@ EVENTS_SCHEMA = "default"
 PBKDF2_ITERATIONS = 100_000
 KEYSTORE_FILE = "keystore.pem"
 PASSWORD_FILE = "password.db"
+RULES_FILE = "rules.json"
+CLICKHOUSE_CATALOGS = {"clickhouse": PRESTO, "clickhouse_ingest": INGEST}
+"""The ClickHouse catalogs, each with the ClickHouse user it connects as: reads as the read-only
+presto user; writes (backfills, corrections) only through clickhouse_ingest, as the ingest user."""
+CATALOGS = ("system", "tpch", "kafka", *CLICKHOUSE_CATALOGS)
+
+
+@dataclass(frozen=True)
+class Role:
+    """A client user of Presto and what file-based access control lets it do, catalog by catalog."""
+
+    user: str
+    writes: tuple[str, ...]
+    reads: tuple[str, ...]
+    """Catalogs it may only read; any other catalog it does not see."""
+    purpose: str
+
+
+ROLES: tuple[Role, ...] = (
+    Role("admin", CATALOGS, (), "operators: reads and writes every catalog"),
+    Role(
+        "ingest",
+        ("clickhouse_ingest",),
+        ("system", "tpch", "kafka", "clickhouse"),
+        "pipelines and backfills: writes ClickHouse through clickhouse_ingest, reads the rest",
+    ),
+    Role(
+        "analyst",
+        (),
+        ("system", "tpch", "kafka", "clickhouse"),
+        "dashboards, ad-hoc queries and verify: reads, writes nothing, never sees clickhouse_ingest",
+    ),
+)
+"""The users of the password file. Any other name (the nodes' HTTP port takes any) gets the system
+catalog only, which file-based access control always grants.
+
+The kafka catalog is read-only for everyone in practice: Presto 0.287's Kafka connector has no JSON
+encoder, so an INSERT into the JSON events topic fails whatever the rules say."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +187,25 @@ def password_authenticator(password_file: str) -> str:
     return f"password-authenticator.name=file\nfile.password-file={password_file}\nfile.refresh-period=1m\n"
 
 
+def access_control(rules_file: str) -> str:
+    """access-control.properties: file-based system access control, re-read every minute."""
+    return f"access-control.name=file\nsecurity.config-file={rules_file}\nsecurity.refresh-period=1m\n"
+
+
+def access_rules(roles: tuple[Role, ...] = ROLES) -> str:
+    """rules.json: per user, full access to the catalogs it writes and read-only to those it reads.
+
+    The first rule matching both user and catalog decides; a user or catalog no rule matches is denied.
+    """
+    rules = [
+        {"user": role.user, "catalog": "|".join(catalogs), "allow": mode}
+        for role in roles
+        for mode, catalogs in (("all", role.writes), ("read-only", role.reads))
+        if catalogs
+    ]
+    return json.dumps({"catalogs": rules}, indent=2) + "\n"
+
+
 def password_entry(user: str, password: str, salt: bytes) -> str:
     """One line of the password file: user:iterations:salt:hash, the PBKDF2 form Presto verifies."""
     digest = hashlib.pbkdf2_hmac("sha1", password.encode(), salt, PBKDF2_ITERATIONS)
@@ -222,7 +279,6 @@ def template_files(
     discovery_uri: str,
     data_dir: str,
     clickhouse_jdbc_url: str,
-    clickhouse_user: str,
     kafka_nodes: str,
     topic: str,
     etc_dir: str,
@@ -247,12 +303,18 @@ def template_files(
         CONFIG_FILE: presto_exporter_config(),
         "node.properties": node_properties(environment, NODE_ID_TOKEN, data_dir),
         "catalog-tpch.properties": tpch_catalog(),
-        "catalog-clickhouse.properties": clickhouse_catalog(clickhouse_jdbc_url, clickhouse_user),
+        **{
+            f"catalog-{catalog}.properties": clickhouse_catalog(clickhouse_jdbc_url, user)
+            for catalog, user in CLICKHOUSE_CATALOGS.items()
+        },
         "catalog-kafka.properties": kafka_catalog(kafka_nodes, topic, f"{etc_dir}/kafka"),
         f"kafka-{topic}.json": kafka_table_description(topic),
     }
     if clients is not None:
+        # Who the client is (password file), then what it may do (rules, checked as a query is planned).
         files["password-authenticator.properties"] = password_authenticator(clients.password_file)
+        files["access-control.properties"] = access_control(f"{etc_dir}/{RULES_FILE}")
+        files[RULES_FILE] = access_rules()
     return files
 
 
@@ -260,8 +322,8 @@ def start_script() -> str:
     """POSIX sh run as the container's command: assemble etc from the templates and Secrets, start.
 
     Reads POD_NAME, PRESTO_HOME, TEMPLATE_DIR (the ConfigMap), SECRETS_DIR (files shared-secret and
-    clickhouse-password; on the coordinator also tls.key and tls.crt), ETC_DIR and DATA_DIR (writable
-    directories).
+    <catalog>-password per ClickHouse catalog; on the coordinator also tls.key and tls.crt), ETC_DIR
+    and DATA_DIR (writable directories).
     """
     return f"""#!/bin/sh
 set -eu
@@ -269,7 +331,8 @@ umask 077
 mkdir -p "$ETC_DIR/catalog" "$ETC_DIR/kafka" "$DATA_DIR"
 cp "$TEMPLATE_DIR/config.properties" "$TEMPLATE_DIR/jvm.config" "$ETC_DIR/"
 if [ -f "$TEMPLATE_DIR/password-authenticator.properties" ]; then
-  cp "$TEMPLATE_DIR/password-authenticator.properties" "$ETC_DIR/"
+  cp "$TEMPLATE_DIR/password-authenticator.properties" "$TEMPLATE_DIR/access-control.properties" \\
+    "$TEMPLATE_DIR/{RULES_FILE}" "$ETC_DIR/"
   cat "$SECRETS_DIR/tls.key" "$SECRETS_DIR/tls.crt" > "$ETC_DIR/{KEYSTORE_FILE}"
 fi
 sed "s/{NODE_ID_TOKEN}/$POD_NAME/" "$TEMPLATE_DIR/node.properties" > "$ETC_DIR/node.properties"
@@ -278,8 +341,10 @@ for file in "$TEMPLATE_DIR"/kafka-*.json; do cp "$file" "$ETC_DIR/kafka/${{file#
 # Secrets reach the files here, at start, from the mounted Secrets: never through the ConfigMap.
 printf 'internal-communication.jwt.enabled=true\\ninternal-communication.shared-secret=%s\\n' \\
   "$(cat "$SECRETS_DIR/shared-secret")" >> "$ETC_DIR/config.properties"
-printf 'clickhouse.connection-password=%s\\n' "$(cat "$SECRETS_DIR/clickhouse-password")" \\
-  >> "$ETC_DIR/catalog/clickhouse.properties"
+for catalog in {" ".join(CLICKHOUSE_CATALOGS)}; do
+  printf 'clickhouse.connection-password=%s\\n' "$(cat "$SECRETS_DIR/$catalog-password")" \\
+    >> "$ETC_DIR/catalog/$catalog.properties"
+done
 exec "$PRESTO_HOME/bin/launcher" run --etc-dir="$ETC_DIR" --data-dir="$DATA_DIR"
 """
 

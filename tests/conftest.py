@@ -77,7 +77,7 @@ def presto(
         dev_settings,
         tmp_path_factory.mktemp("presto"),
         f"127.0.0.1:{clickhouse_node.ports.http}",
-        clickhouse_node.passwords["presto"],
+        clickhouse_node.passwords,
         kafka_node.bootstrap,
     )
     yield cluster

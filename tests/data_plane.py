@@ -33,7 +33,7 @@ def data_plane(settings: Settings, workdir: Path) -> Iterator[DataPlane]:
             settings,
             workdir / "presto",
             f"127.0.0.1:{clickhouse.ports.http}",
-            clickhouse.passwords["presto"],
+            clickhouse.passwords,
             kafka.bootstrap,
         )
         servers += [presto.coordinator, presto.worker, presto.exporter]

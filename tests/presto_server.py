@@ -18,6 +18,7 @@ from servers import CACHE, ServerError, ServerProcess, free_ports, installed, jm
 
 from components.jmx_exporter import CONFIG_FILE, presto_exporter_config
 from components.presto_config import (
+    CLICKHOUSE_CATALOGS,
     KEYSTORE_FILE,
     PASSWORD_FILE,
     ClientAccess,
@@ -73,7 +74,7 @@ def start_node(
     port: int,
     discovery_port: int,
     clickhouse_http: str,
-    clickhouse_password: str,
+    clickhouse_passwords: dict[str, str],
     kafka_bootstrap: str,
     clients: Clients | None = None,
     jmx: Jmx | None = None,
@@ -94,7 +95,6 @@ def start_node(
         # Test-only: ClickHouse 18.16 fails an internal assertion (Poco HTTPServerResponseImpl, "!_pStream")
         # writing the driver's compressed responses and sends an empty body; 24.8 does not.
         clickhouse_jdbc_url=clickhouse_jdbc_url(clickhouse_http) + "?compress=0",
-        clickhouse_user="presto",
         kafka_nodes=kafka_bootstrap,
         topic=settings.kafka.topic.name,
         etc_dir=str(workdir / "etc"),
@@ -120,7 +120,8 @@ def start_node(
     for key, text in files.items():
         (templates / key).write_text(text)
     (secrets / "shared-secret").write_text(SHARED_SECRET)
-    (secrets / "clickhouse-password").write_text(clickhouse_password)
+    for catalog, user in CLICKHOUSE_CATALOGS.items():
+        (secrets / f"{catalog}-password").write_text(clickhouse_passwords[user])
     if clients:
         (secrets / "tls.key").write_bytes(clients.tls.tls_key.read_bytes())
         (secrets / "tls.crt").write_bytes(clients.tls.tls_crt.read_bytes())
@@ -152,7 +153,7 @@ def serving(port: int) -> bool:
 
 
 def start_cluster(
-    settings: Settings, workdir: Path, clickhouse_http: str, clickhouse_password: str, kafka_bootstrap: str
+    settings: Settings, workdir: Path, clickhouse_http: str, clickhouse_passwords: dict[str, str], kafka_bootstrap: str
 ) -> PrestoCluster:
     """Start a coordinator and a worker in parallel, and wait until the worker has joined."""
     port, worker_port, https_port, registry, rmi, metrics = free_ports(6)
@@ -161,7 +162,7 @@ def start_cluster(
     common = {
         "discovery_port": port,
         "clickhouse_http": clickhouse_http,
-        "clickhouse_password": clickhouse_password,
+        "clickhouse_passwords": clickhouse_passwords,
         "kafka_bootstrap": kafka_bootstrap,
     }
     coordinator = start_node(
@@ -194,8 +195,8 @@ def active_nodes(port: int) -> int:
     return rows(port, "SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'")[0][0]
 
 
-def connect(port: int, user: str = "verify") -> prestodb.dbapi.Connection:
-    """A connection to the coordinator's HTTP port, as the nodes use it."""
+def connect(port: int, user: str = "admin") -> prestodb.dbapi.Connection:
+    """A connection to the coordinator's HTTP port, as the nodes use it (the user is named, not authenticated)."""
     return prestodb.dbapi.connect(host="127.0.0.1", port=port, user=user, request_timeout=120)
 
 

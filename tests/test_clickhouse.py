@@ -42,7 +42,7 @@ def test_users_file_is_a_secret_with_hashes_of_the_generated_passwords(stack: Re
         password = fake_password(f"credentials-{credential}")
         assert password_hash(password) in document
         assert password not in document
-    assert "<ip>127.0.0.1</ip>" in document, "the default user is locked to localhost"
+    assert '<networks replace="replace" />' in document, "the default user admits no address"
 
 
 def test_schema_job_reads_its_password_from_the_secret(stack: Rendered) -> None:

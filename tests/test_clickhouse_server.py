@@ -6,6 +6,8 @@ whose differences are listed in components.clickhouse_config._LEGACY.
 
 import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from clickhouse_server import ADMIN, INGEST, PRESTO, ClickHouseNode, ClickHouseRefusedError, apply_schema, query
@@ -26,6 +28,14 @@ def test_every_user_signs_in_with_its_password(clickhouse_node: ClickHouseNode) 
 def test_a_wrong_password_is_refused(clickhouse_node: ClickHouseNode) -> None:
     with pytest.raises(ClickHouseRefusedError, match=r"(?i)password"):
         query(clickhouse_node, "SELECT 1", PRESTO, password="not-the-password-at-all")
+
+
+def test_a_client_without_credentials_is_refused_even_from_loopback(clickhouse_node: ClickHouseNode) -> None:
+    request = urllib.request.Request(f"{clickhouse_node.http}/", data=b"SELECT 1", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    # 18.16 names the address (code 195); 24.8 answers "default: Authentication failed" (code 516).
+    assert "User default is not allowed to connect from address 127.0.0.1" in refused.value.read().decode()
 
 
 def test_the_presto_user_is_read_only(clickhouse_node: ClickHouseNode, pipeline: str) -> None:

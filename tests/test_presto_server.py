@@ -5,14 +5,16 @@ Their catalogs reach the real ClickHouse and Kafka of the other integration test
 
 import time
 
+import prestodb
 import pytest
 import requests
 from clickhouse_server import ClickHouseNode, query
 from kafka_server import KafkaNode
-from presto_server import USERS, PrestoCluster, connect_as, rows
+from presto_server import USERS, PrestoCluster, connect, connect_as, rows
 from test_clickhouse_server import produce_events
 
 from components.clickhouse_config import DATABASE, EVENTS_TABLE
+from components.presto_config import CATALOGS, ROLES
 
 pytestmark = pytest.mark.integration
 
@@ -51,14 +53,77 @@ def test_a_user_of_the_password_file_queries_over_https(presto: PrestoCluster) -
         assert cursor.fetchall() == [[25]], user
 
 
+def run_as(presto: PrestoCluster, user: str, sql: str) -> list[list]:
+    """Run a statement over HTTPS as one of the password file's users."""
+    cursor = connect_as(presto.clients, user, USERS[user]).cursor()
+    cursor.execute(sql)
+    return cursor.fetchall()
+
+
+def table_rows(presto: PrestoCluster, table: str) -> int:
+    """Rows of a ClickHouse table as Presto reads it."""
+    return rows(presto.port, f"SELECT count(*) FROM clickhouse.{DATABASE}.{table}")[0][0]
+
+
+@pytest.mark.parametrize("user", ["admin", "ingest"])
+def test_a_writing_user_writes_clickhouse_through_clickhouse_ingest(
+    presto: PrestoCluster, clickhouse_node: ClickHouseNode, user: str
+) -> None:
+    table = f"written_by_{user}_{time.time_ns()}"
+    run_as(presto, user, f"CREATE TABLE clickhouse_ingest.{DATABASE}.{table} AS SELECT nationkey FROM tpch.tiny.nation")
+    assert table_rows(presto, table) == 25
+    run_as(presto, user, f"INSERT INTO clickhouse_ingest.{DATABASE}.{table} SELECT regionkey FROM tpch.tiny.region")
+    assert table_rows(presto, table) == 30
+    # The catalogs keep clickhouse.allow-drop-table at its default, false: tables are dropped in ClickHouse.
+    query(clickhouse_node, f"DROP TABLE {DATABASE}.{table}")
+
+
+@pytest.mark.parametrize("user", ["analyst", "ingest"])
+def test_the_clickhouse_catalog_refuses_writes(presto: PrestoCluster, user: str) -> None:
+    events = f"clickhouse.{DATABASE}.{EVENTS_TABLE}"
+    with pytest.raises(prestodb.exceptions.PrestoUserError, match="Access Denied: Cannot insert into table"):
+        run_as(
+            presto,
+            user,
+            f"INSERT INTO {events} SELECT * FROM {events} WHERE false",
+        )
+    with pytest.raises(prestodb.exceptions.PrestoUserError, match="Access Denied: Cannot create table"):
+        run_as(presto, user, f"CREATE TABLE clickhouse.{DATABASE}.intruder (x bigint)")
+
+
+def test_the_analyst_cannot_write_anywhere(presto: PrestoCluster) -> None:
+    with pytest.raises(
+        prestodb.exceptions.PrestoUserError, match="Access Denied: Cannot access catalog clickhouse_ingest"
+    ):
+        run_as(presto, "analyst", f"CREATE TABLE clickhouse_ingest.{DATABASE}.intruder (x bigint)")
+
+
+def test_the_presto_clickhouse_user_is_read_only_even_for_admin(presto: PrestoCluster) -> None:
+    with pytest.raises(prestodb.exceptions.PrestoQueryError, match="readonly"):
+        run_as(presto, "admin", f"CREATE TABLE clickhouse.{DATABASE}.by_the_read_only_user AS SELECT 1 AS x")
+
+
+def test_each_user_sees_the_catalogs_of_its_role(presto: PrestoCluster) -> None:
+    for role in ROLES:
+        assert {row[0] for row in run_as(presto, role.user, "SHOW CATALOGS")} == {*role.writes, *role.reads}, role.user
+
+
+def test_a_name_outside_the_roles_gets_only_the_system_catalog(presto: PrestoCluster) -> None:
+    cursor = connect(presto.port, user="intruder").cursor()
+    cursor.execute("SHOW CATALOGS")
+    assert cursor.fetchall() == [["system"]]
+    with pytest.raises(prestodb.exceptions.PrestoUserError, match="Access Denied"):
+        connect(presto.port, user="intruder").cursor().execute("SELECT count(*) FROM tpch.tiny.nation")
+
+
 def test_the_worker_joined_with_the_internal_shared_secret(presto: PrestoCluster) -> None:
     nodes = rows(presto.port, "SELECT coordinator FROM system.runtime.nodes WHERE state = 'active'")
     assert sorted(n[0] for n in nodes) == [False, True], nodes
 
 
-def test_the_three_catalogs_are_present(presto: PrestoCluster) -> None:
+def test_the_catalogs_are_present(presto: PrestoCluster) -> None:
     catalogs = {row[0] for row in rows(presto.port, "SHOW CATALOGS")}
-    assert {"tpch", "clickhouse", "kafka"} <= catalogs
+    assert catalogs == set(CATALOGS)
 
 
 def test_clickhouse_rows_are_read_and_joined_with_tpch(

@@ -102,6 +102,7 @@ def outputs_document(
         "credentials": {
             "prestoAnalystPassword": USERS["analyst"],
             "clickhouseAdminPassword": clickhouse.passwords["admin"],
+            "clickhousePrestoPassword": clickhouse.passwords["presto"],
             "grafanaAdminPassword": GRAFANA_PASSWORD,
         },
         "expected": {

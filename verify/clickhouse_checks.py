@@ -1,26 +1,31 @@
-"""ClickHouse smoke checks: it answers, its version, and a write/read round trip in a scratch table."""
+"""ClickHouse smoke checks: it answers, its version, a write/read round trip, and who it refuses."""
 
 import time
 
 import requests
 from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException
 
 from verify.checks import Check, CheckFailedError, Context, Figures
 from verify.targets import Targets, host_port
 
 USER = "admin"
 PASSWORD = "clickhouseAdminPassword"
+READ_ONLY_USER = "presto"
+READ_ONLY_PASSWORD = "clickhousePrestoPassword"
+READONLY = 164
+"""ClickHouse's error code for a write by a read-only user."""
 ROWS = 1000
 
 
-def client(targets: Targets, seconds: float) -> Client:
-    """A native-protocol client as the admin user, every wait bounded."""
+def client(targets: Targets, seconds: float, user: str = USER, password: str = PASSWORD) -> Client:
+    """A native-protocol client as the admin user (or another, by its credential's name), every wait bounded."""
     host, port = host_port(targets.endpoints.clickhouse_native, 9000)
     return Client(
         host=host,
         port=port,
-        user=USER,
-        password=targets.credentials[PASSWORD],
+        user=user,
+        password=targets.credentials[password],
         connect_timeout=min(5, seconds),
         send_receive_timeout=seconds,
         sync_request_timeout=min(5, seconds),
@@ -63,6 +68,27 @@ def round_trip(context: Context) -> Figures:
     return {"rows": ROWS, "write_ms": round((wrote - began) * 1000, 1), "read_ms": round((read - wrote) * 1000, 1)}
 
 
+def refuses_anonymous(context: Context) -> Figures:
+    """A query without credentials is refused, also through a port-forward (which arrives on loopback)."""
+    answer = requests.post(f"{context.targets.endpoints.clickhouse_http}/", data="SELECT 1", timeout=5)
+    if answer.status_code == 200:
+        raise CheckFailedError("a query without a user and password was answered")
+    return {"status": answer.status_code}
+
+
+def read_only_refuses_writes(context: Context) -> Figures:
+    """Presto's user may not write: its INSERT (of no rows) into the events table fails as read-only."""
+    events = context.targets.expected.events_table
+    connection = client(context.targets, 20, READ_ONLY_USER, READ_ONLY_PASSWORD)
+    try:
+        connection.execute(f"INSERT INTO {events} SELECT * FROM {events} WHERE 0")
+    except ServerException as refused:
+        if refused.code != READONLY:
+            raise CheckFailedError(f"refused, but not as read-only: {refused.message.splitlines()[0]}") from None
+        return {"user": READ_ONLY_USER, "error_code": refused.code}
+    raise CheckFailedError(f"ClickHouse user {READ_ONLY_USER} may insert into {events}")
+
+
 def checks(targets: Targets) -> list[Check]:
     """The ClickHouse smoke checks."""
     http, native = targets.endpoints.clickhouse_http, targets.endpoints.clickhouse_native
@@ -70,4 +96,13 @@ def checks(targets: Targets) -> list[Check]:
         Check("clickhouse.ping", "smoke", http, ping, 10, frozenset({"clickhouse"})),
         Check("clickhouse.version", "smoke", native, version, 15, frozenset({"clickhouse"})),
         Check("clickhouse.round_trip", "smoke", native, round_trip, 30, frozenset({"clickhouse", "writes"})),
+        Check("clickhouse.refuses_anonymous", "smoke", http, refuses_anonymous, 10, frozenset({"clickhouse"})),
+        Check(
+            "clickhouse.read_only_refuses_writes",
+            "smoke",
+            native,
+            read_only_refuses_writes,
+            20,
+            frozenset({"clickhouse"}),
+        ),
     ]

@@ -113,6 +113,18 @@ def refuses_anonymous(context: Context) -> Figures:
     return {"status": answer.status_code}
 
 
+def read_only_refuses_writes(context: Context) -> Figures:
+    """The read-only user's INSERT (of no rows) into the events table is refused by access control."""
+    events = f"clickhouse.{context.targets.expected.events_table}"
+    try:
+        query(context.targets, f"INSERT INTO {events} SELECT * FROM {events} WHERE false", 20)
+    except prestodb.exceptions.PrestoUserError as refused:
+        if refused.error_name != "PERMISSION_DENIED":
+            raise CheckFailedError(f"refused, but not by access control: {refused.message}") from None
+        return {"user": USER, "error": refused.error_name}
+    raise CheckFailedError(f"{USER} may insert into {events}: the access rules let a read-only user write")
+
+
 def checks(targets: Targets) -> list[Check]:
     """The Presto smoke checks."""
     where = targets.endpoints.presto
@@ -123,4 +135,5 @@ def checks(targets: Targets) -> list[Check]:
         Check("presto.catalogs", "smoke", where, catalogs, 30, tags),
         Check("presto.tpch", "smoke", where, tpch, 90, tags),
         Check("presto.refuses_anonymous", "smoke", where, refuses_anonymous, 10, tags),
+        Check("presto.read_only_refuses_writes", "smoke", where, read_only_refuses_writes, 30, tags),
     ]
