@@ -68,6 +68,7 @@ class Alertmanager(NamespacedComponent):
             name,
             names.ALERTMANAGER,
             PodSpecArgs(
+                service_account_name=self._service_account(name, names.ALERTMANAGER),
                 automount_service_account_token=False,
                 security_context=pod_security(NOBODY),
                 containers=[container],

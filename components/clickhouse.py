@@ -192,6 +192,7 @@ class ClickHouse(NamespacedComponent):
                 selector=LabelSelectorArgs(match_labels=self._selector),
                 template=self._pod_template(
                     PodSpecArgs(
+                        service_account_name=self._service_account(name, names.CLICKHOUSE),
                         automount_service_account_token=False,
                         security_context=pod_security(CLICKHOUSE_USER),
                         termination_grace_period_seconds=60,
@@ -247,6 +248,7 @@ class ClickHouse(NamespacedComponent):
         return one_shot_job(
             f"{name}-schema-bootstrap",
             metadata,
+            self._service_account(name, names.CLICKHOUSE_SCHEMA_JOB, labels),
             CLICKHOUSE_USER,
             container,
             volumes,

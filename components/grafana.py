@@ -71,7 +71,7 @@ class Grafana(NamespacedComponent):
             data=boards,
             opts=self._opts(),
         )
-        self._http_service(name, names.GRAFANA, GRAFANA_PORT)
+        self._http_service(name, names.GRAFANA, GRAFANA_PORT, args.settings.network)
         # One file each (subPath): the image's other provisioning directories stay as they are.
         config_mounts = [
             VolumeMountArgs(name="config", mount_path=path, sub_path=key, read_only=True)
@@ -104,6 +104,7 @@ class Grafana(NamespacedComponent):
             name,
             names.GRAFANA,
             PodSpecArgs(
+                service_account_name=self._service_account(name, names.GRAFANA),
                 automount_service_account_token=False,
                 security_context=pod_security(GRAFANA_USER),
                 containers=[container],

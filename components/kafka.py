@@ -230,6 +230,7 @@ class Kafka(NamespacedComponent):
                 selector=LabelSelectorArgs(match_labels=self._selector),
                 template=self._pod_template(
                     PodSpecArgs(
+                        service_account_name=self._service_account(name, names.KAFKA),
                         automount_service_account_token=False,
                         security_context=pod_security(KAFKA_USER),
                         # Room for a controlled shutdown: leadership moves away before the process exits.
@@ -270,6 +271,7 @@ class Kafka(NamespacedComponent):
         return one_shot_job(
             f"{name}-topic-bootstrap",
             metadata,
+            self._service_account(name, names.KAFKA_TOPIC_JOB, labels),
             KAFKA_USER,
             container,
             volumes,

@@ -1,9 +1,8 @@
 """kube-state-metrics, limited to our namespace: replicas, restarts, HPAs, PVCs and budgets as metrics."""
 
 import pulumi
-import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import ContainerArgs, ContainerPortArgs, PodSpecArgs
-from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs
 
 from components import names
 from components.prometheus import NOBODY
@@ -35,28 +34,11 @@ class KubeStateMetrics(NamespacedComponent):
         ksm = args.settings.monitoring.kube_state_metrics
         identity = (names.KUBE_STATE_METRICS, "exporter", args.instance, ksm.image)
         super().__init__("qestack:observability:KubeStateMetrics", name, args.namespace, identity, opts)
-        k8s.core.v1.ServiceAccount(
-            f"{name}-account",
-            metadata=self._metadata(names.KUBE_STATE_METRICS),
-            automount_service_account_token=False,
-            opts=self._opts(),
-        )
-        k8s.rbac.v1.Role(
-            f"{name}-reader",
-            metadata=self._metadata(names.KUBE_STATE_METRICS),
-            rules=[
-                PolicyRuleArgs(api_groups=[group], resources=resources, verbs=["list", "watch"])
-                for group, resources in WATCHED.items()
-            ],
-            opts=self._opts(),
-        )
-        k8s.rbac.v1.RoleBinding(
-            f"{name}-reader",
-            metadata=self._metadata(names.KUBE_STATE_METRICS),
-            role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=names.KUBE_STATE_METRICS),
-            subjects=[SubjectArgs(kind="ServiceAccount", name=names.KUBE_STATE_METRICS, namespace=self._namespace)],
-            opts=self._opts(),
-        )
+        rules = [
+            PolicyRuleArgs(api_groups=[group], resources=resources, verbs=["list", "watch"])
+            for group, resources in WATCHED.items()
+        ]
+        self._account_with_role(name, names.KUBE_STATE_METRICS, rules, "reader")
         container = ContainerArgs(
             name="kube-state-metrics",
             image=ksm.image,

@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,7 +18,7 @@ from pulumi_kubernetes.networking.v1 import (
 
 from components import names
 from components.labels import common_labels, selector_labels
-from components.settings import PROJECT
+from components.settings import PROJECT, Clients, Settings
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ PROMETHEUS = Peer(names.PROMETHEUS, "server")
 ALERTMANAGER = Peer(names.ALERTMANAGER, "alerting")
 KUBE_STATE_METRICS = Peer(names.KUBE_STATE_METRICS, "exporter")
 GRAFANA = Peer(names.GRAFANA, "dashboards")
+CLIENTS = Peer("clients", "external")
+"""Not pods of the stack: the namespaces and address ranges of settings.network.clients."""
 
 FLOWS: tuple[Flow, ...] = (
     Flow(
@@ -94,6 +97,8 @@ FLOWS: tuple[Flow, ...] = (
             (KAFKA_BROKER, names.KAFKA_CLIENT_PORT, "the kafka catalog reads the events topic"),
         )
     ),
+    Flow(CLIENTS, PRESTO_COORDINATOR, (names.PRESTO_HTTPS_PORT,), "clients query over HTTPS, with a password"),
+    Flow(CLIENTS, GRAFANA, (names.GRAFANA_PORT,), "people read the dashboards"),
 )
 
 
@@ -110,8 +115,15 @@ EGRESS: tuple[Egress, ...] = (
     Egress(PROMETHEUS, (443, 6443), "service discovery through the Kubernetes API"),
     Egress(PROMETHEUS, (10250,), "kubelet and cAdvisor metrics of every node"),
     Egress(KUBE_STATE_METRICS, (443, 6443), "object state through the Kubernetes API"),
-    Egress(ALERTMANAGER, (443,), "webhook receivers"),
 )
+
+
+def egress(settings: Settings) -> tuple[Egress, ...]:
+    """The fixed connections out, and Alertmanager's to the ports of its configured receivers (if any)."""
+    receivers = settings.monitoring.alertmanager.receivers
+    urls = [url for url in (receivers.critical, receivers.warning) if url]
+    ports = sorted({urlsplit(url).port or (443 if url.startswith("https") else 80) for url in urls})
+    return EGRESS + ((Egress(ALERTMANAGER, tuple(ports), "webhook receivers of the alerts"),) if ports else ())
 
 
 @dataclass(frozen=True)
@@ -119,13 +131,15 @@ class NetworkArgs:
     """Inputs of the network policy component."""
 
     namespace: pulumi.Input[str]
-    """Namespace the policies live in (and the only one they admit traffic from, for now)."""
+    """Namespace the policies live in: the only one whose pods they admit, clients aside."""
     instance: str
     """The stack name, for app.kubernetes.io/instance and the pod selectors."""
+    clients: Clients
+    """Where CLIENTS are: their namespaces and address ranges."""
+    egress: tuple[Egress, ...]
+    """The allowed connections out of the pod network."""
     flows: tuple[Flow, ...] = FLOWS
     """The allowed flows."""
-    egress: tuple[Egress, ...] = EGRESS
-    """The allowed connections out of the pod network."""
 
 
 class NetworkPolicies(pulumi.ComponentResource):
@@ -157,14 +171,28 @@ class NetworkPolicies(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
-        for peer, flows in inbound.items():
-            ingress = [
-                NetworkPolicyIngressRuleArgs(
-                    from_=[NetworkPolicyPeerArgs(pod_selector=selector(f.source))], ports=ports(f)
-                )
-                for f in flows
+        def sources(flow: Flow) -> list[NetworkPolicyPeerArgs]:
+            """Pods of the source workload; for CLIENTS, every pod of their namespaces and their ranges."""
+            if flow.source != CLIENTS:
+                return [NetworkPolicyPeerArgs(pod_selector=selector(flow.source))]
+            return [
+                *(
+                    NetworkPolicyPeerArgs(
+                        namespace_selector=LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
+                    )
+                    for namespace in args.clients.namespaces
+                ),
+                *(NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr)) for cidr in args.clients.cidrs),
             ]
-            declare(f"allow-ingress-{peer.slug()}", peer, "ingress", ingress)
+
+        for peer, flows in inbound.items():
+            # A flow from nowhere (no client configured) gets no rule: an empty `from` would admit everyone.
+            ingress = [
+                NetworkPolicyIngressRuleArgs(from_=peers, ports=ports(f)) for f in flows if (peers := sources(f))
+            ]
+            if ingress:
+                declare(f"allow-ingress-{peer.slug()}", peer, "ingress", ingress)
+        outbound.pop(CLIENTS, None)
         for peer, flows in outbound.items():
             egress = [
                 NetworkPolicyEgressRuleArgs(to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f))

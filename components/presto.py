@@ -58,6 +58,7 @@ from components.presto_config import (
 from components.settings import Resources, Settings
 from components.workloads import (
     NamespacedComponent,
+    client_service_spec,
     container_resources,
     container_security,
     disruption_budget,
@@ -126,7 +127,7 @@ class Presto(NamespacedComponent):
         return selector_labels(name, component, instance), common_labels(name, component, instance, self._version)
 
     def _declare_service(self, name: str) -> None:
-        """The coordinator's Service: clients (HTTPS), and the workers' discovery (HTTP), go through it."""
+        """The coordinator's Service (clients: HTTPS; workers' discovery: HTTP), and the exposed one if asked."""
         selector, _ = self._role(coordinator=True)
         k8s.core.v1.Service(
             f"{name}-coordinator",
@@ -141,6 +142,19 @@ class Presto(NamespacedComponent):
             ),
             opts=self._opts(),
         )
+        network = self._inputs.settings.network
+        if network.service_type != "ClusterIP":
+            # Exposed outside the cluster: HTTPS only; the nodes' HTTP port never leaves the ClusterIP Service.
+            k8s.core.v1.Service(
+                f"{name}-clients",
+                metadata=self._metadata(names.PRESTO_CLIENTS),
+                spec=client_service_spec(
+                    network,
+                    selector,
+                    [ServicePortArgs(name="https", port=names.PRESTO_HTTPS_PORT, target_port="https")],
+                ),
+                opts=self._opts(),
+            )
 
     def _declare_password_file(self, name: str) -> k8s.core.v1.Secret:
         """The users' PBKDF2 hashes, each with a random salt kept in the stack's state."""
@@ -198,6 +212,7 @@ class Presto(NamespacedComponent):
         resources = presto.coordinator.resources if coordinator else presto.workers.resources
         grace = presto.workers.shutdown_grace_period_seconds
         spec = PodSpecArgs(
+            service_account_name=self._service_account(name, workload, labels),
             automount_service_account_token=False,
             security_context=pod_security(PRESTO_USER),
             # A worker drains for two grace periods (before and after its last task) before it exits.

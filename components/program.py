@@ -16,12 +16,13 @@ from components.grafana import Grafana, GrafanaArgs
 from components.inventory import Inventory
 from components.kafka import Kafka, KafkaArgs
 from components.kube_state_metrics import KubeStateMetrics
-from components.network import NetworkArgs, NetworkPolicies
+from components.network import NetworkArgs, NetworkPolicies, egress
 from components.platform import Platform, PlatformArgs
 from components.presto import Presto, PrestoArgs
 from components.prometheus import Prometheus
 from components.settings import Settings
 from components.stack_config import SettingsError, parse_settings
+from components.verify_access import VerifyAccess
 from components.workloads import StackArgs
 
 
@@ -69,7 +70,16 @@ def run() -> None:
         ),
         opts=in_cluster,
     )
-    NetworkPolicies("network", NetworkArgs(namespace=platform.namespace_name, instance=stack), opts=in_cluster)
+    NetworkPolicies(
+        "network",
+        NetworkArgs(
+            namespace=platform.namespace_name,
+            instance=stack,
+            clients=settings.network.clients,
+            egress=egress(settings),
+        ),
+        opts=in_cluster,
+    )
     kafka = Kafka(
         "kafka", KafkaArgs(settings=settings, namespace=platform.namespace_name, instance=stack), opts=in_cluster
     )
@@ -111,6 +121,7 @@ def run() -> None:
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
     )
     KubeStateMetrics("kube-state-metrics", monitoring, opts=in_cluster)
+    VerifyAccess("verify", platform.namespace_name, stack, opts=in_cluster)
     ChaosMesh("chaos", monitoring, opts=in_cluster)
     pulumi.export("namespace", platform.namespace_name)
     pulumi.export("prometheusUrl", prometheus.url)

@@ -110,30 +110,10 @@ class Prometheus(NamespacedComponent):
 
     def _declare_rbac(self, name: str, namespace: str) -> None:
         """Read-only discovery: pods and services of our namespace; nodes and their metrics cluster-wide."""
-        k8s.core.v1.ServiceAccount(
-            f"{name}-account",
-            metadata=self._metadata(names.PROMETHEUS),
-            automount_service_account_token=False,
-            opts=self._opts(),
+        discovery = PolicyRuleArgs(
+            api_groups=[""], resources=["pods", "services", "endpoints"], verbs=["get", "list", "watch"]
         )
-        subject = [SubjectArgs(kind="ServiceAccount", name=names.PROMETHEUS, namespace=self._namespace)]
-        k8s.rbac.v1.Role(
-            f"{name}-discovery",
-            metadata=self._metadata(names.PROMETHEUS),
-            rules=[
-                PolicyRuleArgs(
-                    api_groups=[""], resources=["pods", "services", "endpoints"], verbs=["get", "list", "watch"]
-                )
-            ],
-            opts=self._opts(),
-        )
-        k8s.rbac.v1.RoleBinding(
-            f"{name}-discovery",
-            metadata=self._metadata(names.PROMETHEUS),
-            role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=names.PROMETHEUS),
-            subjects=subject,
-            opts=self._opts(),
-        )
+        self._account_with_role(name, names.PROMETHEUS, [discovery], "discovery")
         # Cluster-scoped: named after the namespace, so two stacks in one cluster never collide.
         cluster_name = f"{namespace}-{names.PROMETHEUS}"
         cluster_metadata = ObjectMetaArgs(name=cluster_name, labels=self._labels)
@@ -150,6 +130,6 @@ class Prometheus(NamespacedComponent):
             f"{name}-nodes",
             metadata=cluster_metadata,
             role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=cluster_name),
-            subjects=subject,
+            subjects=[SubjectArgs(kind="ServiceAccount", name=names.PROMETHEUS, namespace=self._namespace)],
             opts=self._opts(),
         )

@@ -1,5 +1,6 @@
 """The stack's settings: one typed, validated object built from the stack config."""
 
+import ipaddress
 import re
 import typing
 from collections.abc import Callable
@@ -65,6 +66,15 @@ def _regex(pattern: str, allowed: str) -> Callable[[str], str]:
     return check
 
 
+def _cidr(text: str) -> str:
+    """Accept an IPv4 or IPv6 network in CIDR form, host bits zero (e.g. '10.20.0.0/16')."""
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise ValueError("must be a network in CIDR form with its host bits zero, e.g. '10.20.0.0/16'") from None
+    return text
+
+
 def _semver(text: str) -> str:
     """Accept an exact semantic version such as '2.7.2' (a Helm chart pin)."""
     return _regex(r"\d+\.\d+\.\d+", "an exact version such as '2.7.2'")(text)
@@ -99,6 +109,7 @@ TopicName = Annotated[
     AfterValidator(_regex(r"[A-Za-z0-9._-]{1,249}", "a Kafka topic name: letters, digits, '.', '_', '-'")),
 ]
 ChartVersion = Annotated[str, AfterValidator(_semver)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
 
 # What each constrained text type is called in the settings reference.
 TYPE_NAMES: dict[Any, str] = {
@@ -111,6 +122,7 @@ TYPE_NAMES: dict[Any, str] = {
         (Duration, "duration"),
         (TopicName, "topic name"),
         (ChartVersion, "version"),
+        (Cidr, "CIDR"),
     )
 }
 
@@ -208,6 +220,41 @@ class Dns(Model):
     pod_labels: dict[str, str] = Field(
         default_factory=lambda: {"k8s-app": "kube-dns"}, description="labels of the cluster DNS pods"
     )
+
+
+class Clients(Model):
+    """Who, outside the stack's namespace, may open Presto's client port and Grafana."""
+
+    namespaces: list[DnsLabel] = Field(
+        default_factory=list, description="namespaces whose pods may connect (an ingress controller's, say)"
+    )
+    cidrs: list[Cidr] = Field(
+        default_factory=list, description="address ranges that may connect (office, VPN, the nodes behind a NodePort)"
+    )
+
+
+class Network(Model):
+    """How the stack is reached from outside its namespace (port-forwards need none of it)."""
+
+    clients: Clients = Field(default_factory=Clients, description="who may connect to Presto and Grafana")
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        "ClusterIP", description="type of the Presto coordinator and Grafana Services; others stay ClusterIP"
+    )
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "Network":
+        if self.service_type != "ClusterIP" and not self.clients.cidrs:
+            report(
+                [
+                    (
+                        "serviceType",
+                        self.service_type,
+                        "needs clients.cidrs: traffic through a node port or load balancer comes from outside "
+                        "the cluster, which the NetworkPolicies admit only from the listed ranges",
+                    )
+                ]
+            )
+        return self
 
 
 class Quota(Model):
@@ -534,6 +581,7 @@ class Settings(Model):
     storage_class: str | None = Field(None, description="StorageClass of every PVC; unset = the cluster default")
     spread: Spread = Field(default_factory=Spread, description="failure-domain spread")
     dns: Dns = Field(default_factory=Dns, description="cluster DNS allowed through default-deny")
+    network: Network = Field(default_factory=Network, description="client access from outside the namespace")
     quota: Quota = Field(default_factory=Quota, description="namespace ResourceQuota")
     limit_range: LimitRange = Field(default_factory=LimitRange, description="namespace LimitRange")
     presto: PrestoSettings = Field(default_factory=PrestoSettings, description="Presto")

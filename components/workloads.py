@@ -34,9 +34,10 @@ from pulumi_kubernetes.core.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
 
 from components.labels import common_labels, image_version, selector_labels
-from components.settings import Resources, Settings
+from components.settings import Network, Resources, Settings
 
 
 def container_security() -> SecurityContextArgs:
@@ -134,6 +135,7 @@ def data_claim(settings: Settings, labels: dict[str, str], size: str) -> k8s.cor
 def one_shot_job(
     resource_name: str,
     metadata: ObjectMetaArgs,
+    service_account: pulumi.Input[str],
     user: int,
     container: ContainerArgs,
     volumes: list[VolumeArgs],
@@ -149,6 +151,7 @@ def one_shot_job(
                 metadata=ObjectMetaArgs(labels=metadata.labels),
                 spec=PodSpecArgs(
                     restart_policy="OnFailure",
+                    service_account_name=service_account,
                     automount_service_account_token=False,
                     security_context=pod_security(user),
                     containers=[container],
@@ -201,6 +204,36 @@ class NamespacedComponent(pulumi.ComponentResource):
         """Metadata of a namespaced child object."""
         return ObjectMetaArgs(name=object_name, namespace=self._namespace, labels=labels or self._labels)
 
+    def _service_account(self, name: str, object_name: str, labels: dict[str, str] | None = None) -> pulumi.Output[str]:
+        """The workload's own ServiceAccount, with no token mounted unless a pod asks (none of these call the API)."""
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-{object_name}-account",
+            metadata=self._metadata(object_name, labels),
+            automount_service_account_token=False,
+            opts=self._opts(),
+        )
+        return account.metadata.name
+
+    def _account_with_role(self, name: str, object_name: str, rules: list[PolicyRuleArgs], role: str) -> None:
+        """A ServiceAccount (no token mounted by default) bound to a Role of its own name in the namespace.
+
+        role: the suffix of the Role's and RoleBinding's Pulumi names (kept stable: renaming replaces them).
+        """
+        k8s.core.v1.ServiceAccount(
+            f"{name}-account",
+            metadata=self._metadata(object_name),
+            automount_service_account_token=False,
+            opts=self._opts(),
+        )
+        k8s.rbac.v1.Role(f"{name}-{role}", metadata=self._metadata(object_name), rules=rules, opts=self._opts())
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-{role}",
+            metadata=self._metadata(object_name),
+            role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=object_name),
+            subjects=[SubjectArgs(kind="ServiceAccount", name=object_name, namespace=self._namespace)],
+            opts=self._opts(),
+        )
+
     def _pod_template(self, spec: PodSpecArgs, config: tuple[str, ...] = ()) -> PodTemplateSpecArgs:
         """Pods with our labels; given the config's text, its hash too, so that a changed config rolls them."""
         digest = hashlib.sha256("".join(config).encode()).hexdigest()[:16]
@@ -220,16 +253,30 @@ class NamespacedComponent(pulumi.ComponentResource):
             opts=self._opts(),
         )
 
-    def _http_service(self, name: str, object_name: str, port: int) -> None:
-        """A Service in front of the pods' port named http."""
+    def _http_service(self, name: str, object_name: str, port: int, network: Network | None = None) -> None:
+        """A Service in front of the pods' port named http; of the stack's client type if given its network."""
+        ports = [ServicePortArgs(name="http", port=port, target_port="http")]
         k8s.core.v1.Service(
             f"{name}-service",
             metadata=self._metadata(object_name),
-            spec=ServiceSpecArgs(
-                selector=self._selector, ports=[ServicePortArgs(name="http", port=port, target_port="http")]
-            ),
+            spec=client_service_spec(network, self._selector, ports)
+            if network
+            else ServiceSpecArgs(selector=self._selector, ports=ports),
             opts=self._opts(),
         )
+
+
+def client_service_spec(network: Network, selector: dict[str, str], ports: list[ServicePortArgs]) -> ServiceSpecArgs:
+    """A Service clients reach: ClusterIP, or a node port or load balancer open to the client ranges only."""
+    balanced = network.service_type == "LoadBalancer"
+    return ServiceSpecArgs(
+        type=network.service_type,
+        selector=selector,
+        ports=ports,
+        load_balancer_source_ranges=list(network.clients.cidrs) if balanced else None,
+        # Keep the client's address, so that the NetworkPolicy's ranges see who is really connecting.
+        external_traffic_policy="Local" if network.service_type != "ClusterIP" else None,
+    )
 
 
 def pod_name_env() -> EnvVarArgs:

@@ -3,9 +3,11 @@
 It implements the parts of the NetworkPolicy semantics the stack uses: policies select pods of their
 own namespace by matchLabels; a pod selected by any policy of a type is isolated for that direction;
 traffic passes when an egress rule of the source and an ingress rule of the target both admit it.
-Peers are pods of the same namespace (podSelector), or pods of other namespaces (namespaceSelector).
+Peers are pods of the same namespace (podSelector), pods of other namespaces (namespaceSelector), or
+addresses (ipBlock, with its exceptions).
 """
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +16,11 @@ from render import Rendered
 
 @dataclass(frozen=True)
 class Pod:
-    """A pod by its labels and namespace."""
+    """A pod by its labels and namespace, or (no namespace) a machine outside the cluster by its address."""
 
     labels: dict[str, str]
-    namespace: str
+    namespace: str | None
+    address: str = "10.244.0.10"
 
 
 def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
@@ -30,6 +33,11 @@ def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
 def _peer_matches(peer: dict[str, Any], pod: Pod, policy_namespace: str) -> bool:
     """Whether a from/to peer admits a pod."""
     if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        address = ipaddress.ip_address(pod.address)
+        inside = address in ipaddress.ip_network(block["cidr"])
+        return inside and not any(address in ipaddress.ip_network(e) for e in block.get("except", []))
+    if pod.namespace is None:
         return False
     if "namespaceSelector" in peer:
         namespace_labels = {"kubernetes.io/metadata.name": pod.namespace}
@@ -53,7 +61,8 @@ def _admits(stack: Rendered, pod: Pod, direction: str, other: Pod, port: int, pr
     selecting = [
         p.inputs
         for p in stack.of_kind("NetworkPolicy")
-        if p.inputs["metadata"]["namespace"] == pod.namespace
+        if pod.namespace is not None
+        and p.inputs["metadata"]["namespace"] == pod.namespace
         and _matches(p.inputs["spec"]["podSelector"], pod.labels)
         and kind in p.inputs["spec"]["policyTypes"]
     ]
