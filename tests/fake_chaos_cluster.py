@@ -24,9 +24,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from chaos_schema import problems
-from fake_kubernetes import TOKEN, FakeCluster, status, write_kubeconfig
+from fake_kubernetes import OPERATOR_TOKEN, TOKEN, FakeCluster, status, write_kubeconfig
 from typing_extensions import override
 from verify_harness import JsonHandler
+
+from components import names
 
 CHAOS = "/apis/chaos-mesh.org/v1alpha1/namespaces/"
 
@@ -145,14 +147,20 @@ def fake_writable_api(writable: Writable, workdir: Path) -> Iterator[Path]:
 
     class Handler(JsonHandler):
         def _answer(self, method: str) -> None:
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                return self._json(401, status(401, "Unauthorized"))
             url = urlsplit(self.path)
             query = parse_qs(url.query)
+            refused = writable.cluster.refusal(self.headers.get("Authorization"), method, url.path, query)
+            if refused:
+                return self._json(*refused)
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             if method == "GET":
                 return self._json(*writable.get(url.path, query))
+            if method == "POST" and url.path.endswith(f"/serviceaccounts/{names.VERIFY}/token"):
+                # TokenRequest: the operator mints the verify ServiceAccount's token.
+                return self._json(
+                    201, {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "status": {"token": TOKEN}}
+                )
             if method == "POST":
                 return self._json(*writable.post(url.path, body))
             if "gracePeriodSeconds" in body:
@@ -177,6 +185,8 @@ def fake_writable_api(writable: Writable, workdir: Path) -> Iterator[Path]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        # Beside the verify ServiceAccount's kubeconfig, an operator's (kubeconfig-operator), who may mint its token.
+        write_kubeconfig(workdir, f"http://127.0.0.1:{server.server_address[1]}", OPERATOR_TOKEN)
         yield write_kubeconfig(workdir, f"http://127.0.0.1:{server.server_address[1]}")
     finally:
         server.shutdown()

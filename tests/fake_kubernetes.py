@@ -6,6 +6,10 @@ PodDisruptionBudgets and NetworkPolicies; one Service; and the pod `portforward`
 (subprotocol v4.channel.k8s.io: per port a data and an error channel, each opened by a frame with the
 port number, then data frames prefixed by their channel byte). A port-forward is relayed to a real
 server on 127.0.0.1, so what verify reads through it comes from the real Presto or ClickHouse.
+
+Every request is authorized as the API server's RBAC would: its bearer TOKEN is the verify
+ServiceAccount's, bound to the rendered `verify` Role, so a call outside that Role gets 403; the
+OPERATOR_TOKEN may do anything (and mint verify's token, on the writable fake).
 """
 
 import copy
@@ -14,19 +18,22 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from rbac import attributes, permits
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
 
+from components import names
 from render import Rendered
 
-TOKEN = "fake-kubernetes-token"
+TOKEN = "fake-token-of-serviceaccount-verify"
+OPERATOR_TOKEN = "fake-token-of-an-operator"
 PORT_FORWARD = "v4.channel.k8s.io"
 ROUTES = {
     ("apps/v1", "deployments"): "Deployment",
@@ -110,11 +117,18 @@ class FakeCluster:
 
     objects: dict[str, dict[str, dict]] = field(default_factory=dict)
     backends: dict[tuple[str, int], int] = field(default_factory=dict)
+    rules: list[dict] = field(default_factory=list)
+    """The rules of the verify Role, which TOKEN's requests are held to."""
+    forbidden: list[str] = field(default_factory=list)
+    """Every request refused with 403, as 'METHOD path'."""
+    by_operator: list[str] = field(default_factory=list)
+    """Every request made with OPERATOR_TOKEN, as 'METHOD path'."""
 
     @classmethod
     def healthy(cls, rendered: Rendered) -> "FakeCluster":
         """The rendered stack, rolled out and ready, one pod per workload."""
         cluster = cls({kind: {} for kind in ROUTES.values()})
+        cluster.rules = integral(rendered.named("Role", names.VERIFY).inputs["rules"])
         for resource in rendered.resources:
             manifest = integral(copy.deepcopy(resource.inputs))
             kind = manifest.get("kind")
@@ -129,6 +143,25 @@ class FakeCluster:
             if kind in cluster.objects:
                 cluster.objects[kind][manifest["metadata"]["name"]] = manifest
         return cluster
+
+    def refusal(
+        self, authorization: str | None, method: str, path: str, query: dict[str, list[str]]
+    ) -> tuple[int, dict] | None:
+        """401 without a known token, 403 for what TOKEN's Role does not grant; None when the request may go on."""
+        if authorization == f"Bearer {OPERATOR_TOKEN}":
+            self.by_operator.append(f"{method} {path}")
+            return None
+        if authorization != f"Bearer {TOKEN}":
+            return 401, status(401, "Unauthorized")
+        wanted = attributes(method, path, query)
+        # A websocket port-forward is a GET; newer API servers also require create on the subresource.
+        verbs = ("get", "create") if wanted.resource == "pods/portforward" else (wanted.verb,)
+        if all(permits(self.rules, replace(wanted, verb=verb)) for verb in verbs):
+            return None
+        self.forbidden.append(f"{method} {path}")
+        return 403, status(
+            403, f'{wanted.resource} is forbidden: User "system:serviceaccount:verify" cannot {wanted.verb}'
+        )
 
     def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
         """The API's answer to a GET: a list, one Service, or a Status for what is not there."""
@@ -184,16 +217,16 @@ def relay(connection: ServerConnection, port: int, backend: int) -> None:
             pass
 
 
-def write_kubeconfig(workdir: Path, server: str) -> Path:
-    """A kubeconfig that reaches the fake API server at `server` with its bearer token."""
-    kubeconfig = workdir / "kubeconfig"
+def write_kubeconfig(workdir: Path, server: str, token: str = TOKEN) -> Path:
+    """A kubeconfig that reaches the fake API server at `server` with a bearer token (verify's by default)."""
+    kubeconfig = workdir / ("kubeconfig" if token == TOKEN else "kubeconfig-operator")
     kubeconfig.write_text(
         json.dumps(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": [{"name": "fake", "cluster": {"server": server}}],
-                "users": [{"name": "verify", "user": {"token": TOKEN}}],
+                "users": [{"name": "verify", "user": {"token": token}}],
                 "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "verify"}}],
                 "current-context": "fake",
             }
@@ -207,9 +240,10 @@ def fake_api_server(cluster: FakeCluster, workdir: Path) -> Iterator[Path]:
     """Serve the fake cluster on 127.0.0.1; yield a kubeconfig that reaches it with a bearer token."""
 
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return json_response(401, status(401, "Unauthorized"))
         url = urlsplit(request.path)
+        refused = cluster.refusal(request.headers.get("Authorization"), "GET", url.path, parse_qs(url.query))
+        if refused:
+            return json_response(*refused)
         if url.path.endswith("/portforward"):
             return None  # go on with the websocket handshake
         code, body = cluster.answer(url.path, parse_qs(url.query))

@@ -105,4 +105,3 @@ def test_every_pod_may_resolve_names_and_nothing_else_outside(stack: Rendered) -
         assert allowed(stack, pod(stack, peer), dns, 53, "UDP")
         assert allowed(stack, pod(stack, peer), dns, 53, "TCP")
         assert not allowed(stack, pod(stack, peer), dns, 80)
-

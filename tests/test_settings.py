@@ -100,6 +100,15 @@ BAD_CONFIGS = [
     ("prod", {"presto": {"workers": {"minReplicas": 1, "maxReplicas": 4}}}, "presto.workers.minReplicas", "at least 2"),
     ("prod", {"monitoring": {"prometheus": {"storage": None}}}, "monitoring.prometheus.storage", "must be set"),
     ("prod", {"presto": {"coordinator": {"schedulesWork": True}}}, "presto.coordinator.schedulesWork", "must be false"),
+    ("dev", {"network": {"serviceType": "NodePort"}}, "network.serviceType", "needs clients.cidrs"),
+    (
+        "dev",
+        {"network": {"serviceType": "Ingress"}},
+        "network.serviceType",
+        "'ClusterIP', 'NodePort' or 'LoadBalancer'",
+    ),
+    ("dev", {"network": {"clients": {"cidrs": ["10.1.2.3/8"]}}}, "network.clients.cidrs.0", "host bits zero"),
+    ("dev", {"network": {"clients": {"namespaces": ["Ingress"]}}}, "network.clients.namespaces.0", "DNS-1123"),
 ]
 
 

@@ -31,6 +31,7 @@ from verify import cluster, failover_injectors
 from verify.chaos_manifests import RUN_LABEL
 from verify.checks import Cleanup, Context
 from verify.cli import exit_code
+from verify.errors import UsageError
 from verify.exit_codes import ExitCode
 from verify.failover_autoscaling import ScalePlan, autoscaling
 from verify.failover_injectors import ChaosMeshInjector, CleanupError, KubernetesInjector
@@ -56,6 +57,7 @@ def api(tmp_path: Path, rendered_stacks: dict[str, Rendered], dev_settings: Sett
     writable = Writable(FakeCluster.healthy(rendered_stacks["dev"]), restart_seconds=0.5)
     with fake_writable_api(writable, tmp_path) as kubeconfig:
         yield Api(writable, kubeconfig, cluster.connect(str(kubeconfig), None, dev_settings.namespace))
+    assert writable.cluster.forbidden == [], "verify needs nothing its Role does not grant"
 
 
 def test_the_kubernetes_injector_deletes_a_ready_pod_at_once_and_waits_for_its_replacement(api: Api) -> None:
@@ -152,10 +154,14 @@ def test_failover_needs_consent_and_the_kubernetes_api(api: Api, document: dict,
     assert not api.writable.deleted_pods and not api.writable.created
 
 
+@pytest.mark.parametrize("identity", ["verify's kubeconfig", "an operator's, --service-account verify"])
 def test_a_worker_kill_through_the_kubernetes_api_reports_its_method_and_pods_ready(
-    api: Api, document: dict, tmp_path: Path
+    api: Api, document: dict, tmp_path: Path, identity: str
 ) -> None:
+    as_operator = identity.startswith("an operator")
+    kubeconfig = api.kubeconfig.with_name("kubeconfig-operator") if as_operator else api.kubeconfig
     args = (
+        *(("--service-account", names.VERIFY) if as_operator else ()),
         "failover",
         "--allow-destructive",
         "--scenario",
@@ -165,13 +171,15 @@ def test_a_worker_kill_through_the_kubernetes_api_reports_its_method_and_pods_re
         "--baseline",
         "1",
     )
-    code, report, _ = run_verify(document, tmp_path, *args, kubeconfig=api.kubeconfig)
+    code, report, _ = run_verify(document, tmp_path, *args, kubeconfig=kubeconfig)
     found = by_name(report)["failover.worker-kill"]
     assert code == ExitCode.PASSED, found
     assert found["figures"]["method"] == "kubernetes pod delete"
     assert found["figures"]["pods_ready_s"] >= 0.5, "the fake's replacement turns ready after 0.5 s"
     assert found["figures"]["ttr_s"] == 0, "the fake's delete never reached the real Presto"
     assert [name for name, _ in api.writable.deleted_pods] == [pod_name("Deployment", names.PRESTO_WORKER)]
+    token_request = f"POST /api/v1/namespaces/{document['namespace']}/serviceaccounts/{names.VERIFY}/token"
+    assert api.writable.cluster.by_operator == ([token_request] if as_operator else [])
 
 
 def test_sigterm_during_a_partition_removes_its_experiments_before_exit(
@@ -194,3 +202,12 @@ def test_sigterm_during_a_partition_removes_its_experiments_before_exit(
     assert by_name(report)["cleanup"]["status"] == "passed"
     assert [c["kind"] for c in api.writable.created] == ["NetworkChaos", "NetworkChaos"]
     assert all(not objects for objects in api.writable.custom.values()), "every experiment removed"
+
+
+def test_a_service_account_without_a_token_is_a_usage_error_naming_it(api: Api, dev_settings: Settings) -> None:
+    operator = str(api.kubeconfig.with_name("kubeconfig-operator"))
+    with pytest.raises(
+        UsageError,
+        match=rf"--service-account nobody: the API refused a token for {dev_settings.namespace}/nobody \(404",
+    ):
+        cluster.connect(operator, None, dev_settings.namespace, "nobody")

@@ -16,12 +16,14 @@ import pytest
 from clickhouse_server import ClickHouseNode
 from fake_kubernetes import FakeCluster, fake_api_server, pod_name
 from kafka_server import KafkaNode
+from kubernetes import client
 from presto_server import PrestoCluster
 from verify_harness import by_name, outputs_document, run_verify, verify
 
 from components import names
 from components.settings import Settings
 from render import Rendered
+from verify import cluster
 from verify.exit_codes import ExitCode
 
 pytestmark = pytest.mark.integration
@@ -96,28 +98,41 @@ def test_a_ready_stack_passes_preflight_and_is_checked_through_port_forwards(set
     code, report = run_in(setting, tmp_path, "--tags", "presto,clickhouse,kubernetes")
     checks = by_name(report)
     assert code == ExitCode.PASSED, [(c["name"], c["error"]) for c in report["checks"]]
-    assert checks["kubernetes.preflight"]["figures"] == {"Deployment": 5, "StatefulSet": 3, "Service": 8, "Secret": 8}
+    assert checks["kubernetes.preflight"]["figures"] == {"Deployment": 5, "StatefulSet": 3, "Service": 8}
     forwarded = checks["kubernetes.port_forward"]["figures"]
     assert forwarded["presto"].startswith("https://localhost:") and forwarded["clickhouse_native"].startswith("local")
     assert "prometheus" not in forwarded, "an endpoint given on the command line is not forwarded"
     assert checks["presto.tpch"]["figures"]["rows"] == 60175, "a real query ran through the port-forward"
     assert checks["clickhouse.round_trip"]["status"] == "passed"
     assert checks["kubernetes.hpas"]["figures"] == {"presto-worker.replicas": 1, "presto-worker.desired": 1}
-    assert checks["kubernetes.network_policies"]["figures"] == {"present": 21}
+    assert checks["kubernetes.network_policies"]["figures"] == {
+        "present": len(setting.cluster.objects["NetworkPolicy"])
+    }
+    assert setting.cluster.forbidden == [], "verify needs nothing its Role does not grant"
+
+
+def test_the_verify_role_may_not_read_secrets(setting: Setting) -> None:
+    api = cluster.connect(str(setting.kubeconfig), None, setting.document["namespace"]).api
+    with pytest.raises(client.exceptions.ApiException) as refused:
+        client.CoreV1Api(api).list_namespaced_secret(setting.document["namespace"])
+    assert refused.value.status == 403
+    with pytest.raises(client.exceptions.ApiException) as refused:
+        client.CoreV1Api(api).read_namespaced_secret(names.PRESTO_TLS_SECRET, setting.document["namespace"])
+    assert refused.value.status == 403
 
 
 def test_a_stack_not_rolled_out_exits_3_naming_what_is_missing(setting: Setting, tmp_path: Path) -> None:
     objects = setting.cluster.objects
     objects["StatefulSet"]["kafka"]["status"]["readyReplicas"] = 0
     objects["Deployment"]["grafana"]["metadata"]["generation"] = 2
-    del objects["Secret"][names.PRESTO_TLS_SECRET]
+    del objects["Service"][names.GRAFANA]
     code, report = run_in(setting, tmp_path)
     checks = by_name(report)
     assert code == ExitCode.NOT_READY
     error = checks["kubernetes.preflight"]["error"]
     assert "StatefulSet/kafka: 0/1 replicas ready" in error
     assert "Deployment/grafana: generation 2 not yet observed" in error
-    assert f"Secret/{names.PRESTO_TLS_SECRET}: missing" in error
+    assert f"Service/{names.GRAFANA}: missing" in error
     skipped = [c for c in report["checks"] if c["scenario"] not in ("preflight", "cleanup")]
     assert skipped and all(c["status"] == "skipped" for c in skipped)
     assert checks["cleanup"]["status"] == "passed"

@@ -80,6 +80,11 @@ def parser() -> argparse.ArgumentParser:
         "--kube-context", help="the kubeconfig context (default: the stack's kubernetes.context, else the current one)"
     )
     where.add_argument(
+        "--service-account",
+        help="run as this ServiceAccount of the stack's namespace (`verify`: the least verify needs); "
+        "the kubeconfig's user only mints its token",
+    )
+    where.add_argument(
         "--no-kubernetes",
         action="store_true",
         help="do not use the Kubernetes API: no preflight, no Kubernetes checks, no port-forwards",
@@ -371,7 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         context = args.kube_context or targets.kube_context
         session = LoadSession(load_plan(args, targets)) if args.command == "load" else None
         earlier = load_report.read(args.compare) if args.compare and session else None
-        kube = None if args.no_kubernetes else cluster.connect(args.kubeconfig, context, targets.namespace)
+        kube = (
+            None
+            if args.no_kubernetes
+            else cluster.connect(args.kubeconfig, context, targets.namespace, args.service_account)
+        )
     except VerifyError as error:
         print(f"verify: {error}", file=sys.stderr)
         return error.code

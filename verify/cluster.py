@@ -1,9 +1,11 @@
 """The stack as Kubernetes sees it: preflight (rolled out, nothing missing) and the Kubernetes smoke checks."""
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
@@ -13,6 +15,8 @@ from verify.targets import Targets
 
 REQUEST_TIMEOUT = (5, 15)
 """Seconds to connect to the API server and to read one answer."""
+TOKEN_SECONDS = 3600
+"""Lifetime of the ServiceAccount token verify asks for: longer than any run (the API may shorten it)."""
 
 
 @dataclass(frozen=True)
@@ -37,17 +41,23 @@ LISTS: dict[str, Callable[[client.ApiClient], Callable[..., Any]]] = {
     "Deployment": lambda api: client.AppsV1Api(api).list_namespaced_deployment,
     "StatefulSet": lambda api: client.AppsV1Api(api).list_namespaced_stateful_set,
     "Service": lambda api: client.CoreV1Api(api).list_namespaced_service,
-    "Secret": lambda api: client.CoreV1Api(api).list_namespaced_secret,
     "HorizontalPodAutoscaler": lambda api: client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler,
     "PodDisruptionBudget": lambda api: client.PolicyV1Api(api).list_namespaced_pod_disruption_budget,
     "NetworkPolicy": lambda api: client.NetworkingV1Api(api).list_namespaced_network_policy,
 }
-"""How to list each kind the stack exports in `expected.objects`."""
-PREFLIGHT_KINDS = ("Deployment", "StatefulSet", "Service", "Secret")
+"""How to list each kind the stack exports in `expected.objects` that verify checks.
+
+Not Secrets: listing them reads their data, which verify's Role does not grant. A missing Secret shows
+as a pod that cannot start, so as a workload the preflight finds not ready."""
+PREFLIGHT_KINDS = ("Deployment", "StatefulSet", "Service")
 
 
-def connect(kubeconfig: str | None, context: str | None, namespace: str) -> Cluster:
-    """A client from a kubeconfig (the default one, or in-cluster when run in a pod); usage error if none."""
+def connect(kubeconfig: str | None, context: str | None, namespace: str, service_account: str | None = None) -> Cluster:
+    """A client from a kubeconfig (the default one, or in-cluster when run in a pod); usage error if none.
+
+    Given a ServiceAccount, the kubeconfig's identity only asks for a short-lived token of it, and every
+    other call is made with that token: verify then has exactly the rights of the account's Role.
+    """
     try:
         api = config.new_client_from_config(config_file=kubeconfig, context=context, persist_config=False)
     except (ConfigException, OSError) as outside:
@@ -58,7 +68,36 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str) -> Clus
                 f"no Kubernetes config ({outside}): pass --kubeconfig, or --no-kubernetes with every endpoint given"
             ) from None
         api = client.ApiClient()
+    if service_account:
+        api = as_service_account(api, namespace, service_account)
     return Cluster(api, namespace)
+
+
+def as_service_account(api: client.ApiClient, namespace: str, name: str) -> client.ApiClient:
+    """A client of the same API server that authenticates as the ServiceAccount, with a token minted for it."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=TOKEN_SECONDS)
+    )
+    try:
+        minted = client.CoreV1Api(api).create_namespaced_service_account_token(
+            name, namespace, request, _request_timeout=REQUEST_TIMEOUT
+        )
+    except client.exceptions.ApiException as error:
+        raise UsageError(
+            f"--service-account {name}: the API refused a token for {namespace}/{name} "
+            f"({error.status} {error.reason}); the ServiceAccount comes with the stack, and the kubeconfig's "
+            "user needs create on serviceaccounts/token"
+        ) from None
+    except (OSError, urllib3.exceptions.HTTPError) as error:
+        raise UsageError(f"--service-account {name}: the API server could not be reached ({error})") from None
+    configuration = copy.copy(api.configuration)
+    # Only the token identifies the client: no client certificate, password or token of the kubeconfig.
+    configuration.cert_file = configuration.key_file = None
+    configuration.username = configuration.password = None
+    configuration.refresh_api_key_hook = None
+    configuration.api_key = {"authorization": minted.status.token}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    return client.ApiClient(configuration)
 
 
 Judge = Callable[[str, Any, Figures], str | None]
@@ -105,7 +144,7 @@ def rolled_out(name: str, item: Any, figures: Figures) -> str | None:
 
 
 def preflight_problems(cluster: Cluster, objects: dict[str, tuple[str, ...]]) -> tuple[list[str], Figures]:
-    """What is missing or not ready among the stack's workloads, Services and Secrets; and how many are there."""
+    """What is missing or not ready among the stack's workloads and Services; and how many are there."""
     problems: list[str] = []
     figures: Figures = {}
     for kind in PREFLIGHT_KINDS:
@@ -117,7 +156,7 @@ def preflight_problems(cluster: Cluster, objects: dict[str, tuple[str, ...]]) ->
 
 
 def preflight_check(cluster: Cluster, targets: Targets) -> Check:
-    """Every Deployment and StatefulSet rolled out and ready, every Service and Secret there."""
+    """Every Deployment and StatefulSet rolled out and ready, every Service there."""
 
     def probe(_: Context) -> Figures:
         problems, figures = preflight_problems(cluster, targets.expected.objects)
