@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from components.credential_catalog import CREDENTIALS, MIN_OVERRIDE_LENGTH
+from components.images import unpinned
 from components.quantities import quantity_value
 from verify import slo
 
@@ -40,17 +41,9 @@ def _positive_quantity(text: str) -> str:
 
 def _pinned_image(text: str) -> str:
     """Accept an image reference pinned to a version tag (not 'latest') or a digest."""
-    name, _, digest = text.partition("@")
-    if digest:
-        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-            raise ValueError("digest must be 'sha256:' followed by 64 hex digits")
-        return text
-    last = name.rsplit("/", 1)[-1]
-    tag = last.partition(":")[2]
-    if not tag or tag == "latest":
-        raise ValueError(
-            "image is not pinned: give an explicit version tag (not 'latest') or a digest, e.g. 'prestodb/presto:0.287'"
-        )
+    problem = unpinned(text)
+    if problem:
+        raise ValueError(problem)
     return text
 
 
