@@ -13,7 +13,6 @@ def unpinned(image: str) -> str | None:
     tag = name.rsplit("/", 1)[-1].partition(":")[2]
     if not tag or tag == "latest":
         return (
-            "image is not pinned: give an explicit version tag (not 'latest') or a digest, "
-            "e.g. 'prestodb/presto:0.287'"
+            "image is not pinned: give an explicit version tag (not 'latest') or a digest, e.g. 'prestodb/presto:0.287'"
         )
     return None

@@ -1,4 +1,4 @@
-"""The README's generated sections: settings reference, credentials, alerts, dashboards and exit codes."""
+"""The README's generated sections: settings, credentials, security tables, alerts, dashboards, exit codes."""
 
 import re
 import sys
@@ -15,9 +15,13 @@ from pydantic.fields import FieldInfo
 from components.alert_rules import alerts
 from components.credential_catalog import CREDENTIALS
 from components.dashboards import dashboards
+from components.network import CLIENTS, EGRESS, FLOWS
+from components.presto_config import ROLES
 from components.settings import TYPE_NAMES, Amounts, Settings, Storage, nested_model
 from components.stack_config import parse_settings
 from components.stack_files import stack_config
+from components.verify_access import PERMISSIONS
+from policy.rules import RULES
 from verify.exit_codes import MEANING, ExitCode
 
 STACKS = ("dev", "prod")
@@ -66,9 +70,54 @@ def dashboard_rows() -> str:
     return "\n".join(["| dashboard | uid | shows |", "|---|---|---|", *rows])
 
 
+def flow_rows() -> str:
+    """The network flow table: every connection the NetworkPolicies allow, and why."""
+
+    def ports(numbers: tuple[int, ...]) -> str:
+        return ", ".join(str(n) for n in numbers)
+
+    rows = [
+        f"| {'clients (`network.clients`)' if f.source == CLIENTS else f.source.slug()} | {f.target.slug()} "
+        f"| {ports(f.ports)} | {f.reason} |"
+        for f in FLOWS
+    ]
+    rows += [f"| {e.source.slug()} | any address | {ports(e.ports)} | {e.reason} |" for e in EGRESS]
+    rows.append("| alertmanager | any address | the ports of its receivers' URLs | webhook receivers, if configured |")
+    rows.append("| every pod | cluster DNS (`dns.*`) | 53 UDP and TCP | name lookups |")
+    return "\n".join(["| from | to | TCP port | why |", "|---|---|---|---|", *rows])
+
+
+def role_rows() -> str:
+    """Presto's users: what each writes, reads, and is for."""
+
+    def catalogs(names: tuple[str, ...]) -> str:
+        return ", ".join(f"`{n}`" for n in names) or "none"
+
+    rows = [f"| `{r.user}` | {catalogs(r.writes)} | {catalogs(r.reads)} | {r.purpose} |" for r in ROLES]
+    return "\n".join(["| Presto user | writes | only reads | for |", "|---|---|---|---|", *rows])
+
+
+def permission_rows() -> str:
+    """The verify Role: what it may do and why."""
+    rows = [
+        f"| `{p.group or 'core'}` | {', '.join(p.resources)} | {', '.join(p.verbs)} | {p.why} |" for p in PERMISSIONS
+    ]
+    return "\n".join(["| API group | resources | verbs | used by |", "|---|---|---|---|", *rows])
+
+
+def policy_rows() -> str:
+    """The policy pack's rules."""
+    rows = [f"| `{r.name}` | {r.description} |" for r in RULES]
+    return "\n".join(["| policy (mandatory) | demands |", "|---|---|", *rows])
+
+
 SECTIONS = {
     "settings-reference": reference_table,
     "credentials": credentials_rows,
+    "network-flows": flow_rows,
+    "presto-roles": role_rows,
+    "verify-permissions": permission_rows,
+    "policies": policy_rows,
     "dashboards": dashboard_rows,
     "alerts": alert_rows,
     "exit-codes": exit_code_rows,
