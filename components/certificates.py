@@ -1,4 +1,4 @@
-"""A private certificate authority made at deploy time, and the serving certificates it signs."""
+"""Serving certificates: signed by a private CA made at deploy time, or issued by cert-manager."""
 
 from dataclasses import dataclass
 
@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components import names
-from components.settings import PROJECT
+from components.settings import PROJECT, PrestoTls
 from components.workloads import NamespacedComponent
 
 CA_VALIDITY_HOURS = 5 * 365 * 24
@@ -39,10 +39,16 @@ class CertificatesArgs:
     """The stack name, for app.kubernetes.io/instance and the CA's subject."""
     serving: tuple[ServingCertificate, ...]
     """The certificates to issue."""
+    source: PrestoTls
+    """Where they come from (settings.presto.tls)."""
 
 
 class Certificates(NamespacedComponent):
-    """An ECDSA P-256 CA and one serving certificate per Service; clients trust the CA's certificate."""
+    """One serving certificate per Service, in a TLS Secret; clients trust the CA's certificate.
+
+    Generated: an ECDSA P-256 CA made by pulumi-tls signs them. cert-manager: a Certificate per
+    Service asks the configured issuer, and the CA clients trust is the one given in settings.
+    """
 
     ca_certificate: pulumi.Output[str]
     """The CA certificate (PEM): what clients such as verify trust. Public, not a secret."""
@@ -51,21 +57,53 @@ class Certificates(NamespacedComponent):
         super().__init__(
             "qestack:security:Certificates", name, args.namespace, (PROJECT, "certificates", args.instance, None), opts
         )
+        if args.source.source == "cert-manager":
+            self.ca_certificate = pulumi.Output.from_input(str(args.source.ca_certificate))
+            for serving in args.serving:
+                self._request(name, serving, args.source)
+        else:
+            self.ca_certificate = self._generate(name, args.instance, args.serving)
+        self.register_outputs({"caCertificate": self.ca_certificate})
+
+    def _generate(self, name: str, instance: str, serving: tuple[ServingCertificate, ...]) -> pulumi.Output[str]:
+        """The deploy-time CA and the certificates it signs; its certificate, for clients."""
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
         ca = tls.SelfSignedCert(
             f"{name}-ca",
             private_key_pem=ca_key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{PROJECT} {args.instance} CA", organization=PROJECT),
+            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{PROJECT} {instance} CA", organization=PROJECT),
             is_ca_certificate=True,
             validity_period_hours=CA_VALIDITY_HOURS,
             early_renewal_hours=EARLY_RENEWAL_HOURS,
             allowed_uses=["cert_signing", "crl_signing"],
             opts=self._opts(),
         )
-        self.ca_certificate = ca.cert_pem
-        for serving in args.serving:
-            self._issue(name, serving, ca_key, ca)
-        self.register_outputs({"caCertificate": self.ca_certificate})
+        for one in serving:
+            self._issue(name, one, ca_key, ca)
+        return ca.cert_pem
+
+    def _request(self, name: str, serving: ServingCertificate, source: PrestoTls) -> k8s.apiextensions.CustomResource:
+        """A cert-manager Certificate that keeps the Secret filled and renewed (PKCS#8 key, as Presto reads it)."""
+        assert source.issuer is not None  # settings require it with cert-manager
+        return k8s.apiextensions.CustomResource(
+            f"{name}-{serving.service}",
+            api_version="cert-manager.io/v1",
+            kind="Certificate",
+            metadata=self._metadata(serving.secret),
+            spec={
+                "secretName": serving.secret,
+                "secretTemplate": {"labels": self._labels},
+                "commonName": serving.service,
+                "dnsNames": list(serving.dns_names),
+                "ipAddresses": ["127.0.0.1"],
+                "duration": f"{SERVING_VALIDITY_HOURS}h",
+                "renewBefore": f"{EARLY_RENEWAL_HOURS}h",
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "encoding": "PKCS8", "rotationPolicy": "Always"},
+                "usages": ["digital signature", "key encipherment", "server auth"],
+                "issuerRef": {"group": "cert-manager.io", "kind": source.issuer.kind, "name": source.issuer.name},
+            },
+            opts=self._opts(),
+        )
 
     def _issue(
         self, name: str, serving: ServingCertificate, ca_key: tls.PrivateKey, ca: tls.SelfSignedCert

@@ -67,6 +67,7 @@ def run() -> None:
                     service_dns_names(names.PRESTO_COORDINATOR, settings.namespace),
                 ),
             ),
+            source=settings.presto.tls,
         ),
         opts=in_cluster,
     )

@@ -103,6 +103,15 @@ TopicName = Annotated[
 ]
 ChartVersion = Annotated[str, AfterValidator(_semver)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
+PemCertificate = Annotated[
+    str,
+    AfterValidator(
+        _regex(
+            r"\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*",
+            "one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
+        )
+    ),
+]
 
 # What each constrained text type is called in the settings reference.
 TYPE_NAMES: dict[Any, str] = {
@@ -116,6 +125,7 @@ TYPE_NAMES: dict[Any, str] = {
         (TopicName, "topic name"),
         (ChartVersion, "version"),
         (Cidr, "CIDR"),
+        (PemCertificate, "PEM"),
     )
 }
 
@@ -326,10 +336,42 @@ class PrestoWorkers(Model):
         return self
 
 
+class Issuer(Model):
+    """A cert-manager issuer."""
+
+    kind: Literal["ClusterIssuer", "Issuer"] = Field("ClusterIssuer", description="issuer kind")
+    name: DnsLabel = Field(description="issuer name (an Issuer must be in the stack's namespace)")
+
+
+class PrestoTls(Model):
+    """Where the coordinator's HTTPS certificate comes from."""
+
+    source: Literal["generated", "cert-manager"] = Field(
+        "generated", description="a CA made at deploy time (pulumi-tls), or a Certificate from cert-manager"
+    )
+    issuer: Issuer | None = Field(None, description="cert-manager issuer; set with source cert-manager only")
+    ca_certificate: PemCertificate | None = Field(
+        None, description="PEM of the CA that issuer signs with, which verify trusts; with cert-manager only"
+    )
+
+    @model_validator(mode="after")
+    def _source(self) -> "PrestoTls":
+        findings: list[Finding] = []
+        managed = self.source == "cert-manager"
+        for key, value in (("issuer", self.issuer), ("caCertificate", self.ca_certificate)):
+            if managed and value is None:
+                findings.append((key, None, "must be set when source is cert-manager"))
+            if not managed and value is not None:
+                findings.append((key, "[set]", "must be unset when source is generated (the stack makes its own CA)"))
+        report(findings)
+        return self
+
+
 class PrestoSettings(Model):
     """Presto: coordinator, autoscaled workers and catalogs."""
 
     image: Image = Field("prestodb/presto:0.287", description="Presto server image")
+    tls: PrestoTls = Field(default_factory=PrestoTls, description="the coordinator's HTTPS certificate")
     coordinator: PrestoCoordinator = Field(default_factory=PrestoCoordinator, description="coordinator")
     workers: PrestoWorkers = Field(default_factory=PrestoWorkers, description="workers")
 

@@ -107,3 +107,26 @@ def test_the_coordinator_certificate_is_a_tls_secret_signed_by_the_exported_ca(s
     assert f"{names.PRESTO_COORDINATOR}.{namespace}.svc.cluster.local" in request.inputs["dnsNames"]
     assert stack.outputs["prestoCaCertificate"] == secret.inputs["stringData"]["ca.crt"]
     assert "prestoCaCertificate" not in stack.secret_outputs, "clients need it; it is public"
+
+
+ISSUER_CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2FtYW5hZ2VyIHRlc3QgQ0E=\n-----END CERTIFICATE-----\n"
+
+
+def test_with_cert_manager_a_certificate_fills_the_same_secret_and_verify_trusts_the_given_ca() -> None:
+    tls = {
+        "source": "cert-manager",
+        "issuer": {"kind": "ClusterIssuer", "name": "internal-ca"},
+        "caCertificate": ISSUER_CA,
+    }
+    managed = render("dev", overrides={"presto": {"tls": tls}})
+    assert not [r for r in managed.resources if r.type.startswith("tls:")], "no CA is generated"
+    assert not [s for s in managed.of_kind("Secret") if s.inputs["metadata"]["name"] == names.PRESTO_TLS_SECRET]
+    (certificate,) = managed.of_kind("Certificate")
+    assert certificate.inputs["apiVersion"] == "cert-manager.io/v1"
+    spec = certificate.inputs["spec"]
+    assert spec["secretName"] == names.PRESTO_TLS_SECRET, "the coordinator mounts the Secret it always did"
+    assert spec["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "internal-ca"}
+    assert spec["privateKey"]["encoding"] == "PKCS8", "Presto reads a PKCS#8 key"
+    namespace = managed.outputs["namespace"]
+    assert f"{names.PRESTO_COORDINATOR}.{namespace}.svc.cluster.local" in spec["dnsNames"]
+    assert managed.outputs["prestoCaCertificate"] == ISSUER_CA

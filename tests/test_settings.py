@@ -89,7 +89,7 @@ BAD_CONFIGS = [
         "presto.coordinator.resources.limits.memory",
         "exceeds limitRange.max.memory",
     ),
-    ("dev", {"presto": "workers=3"}, "presto", "must be an object with keys: coordinator, image, workers"),
+    ("dev", {"presto": "workers=3"}, "presto", "must be an object with keys: coordinator, image, tls, workers"),
     ("prod", {"kafka": {"brokers": 1, "replicationFactor": 1, "minInsyncReplicas": 1}}, "kafka.brokers", "at least 3"),
     (
         "prod",
@@ -101,6 +101,9 @@ BAD_CONFIGS = [
     ("prod", {"monitoring": {"prometheus": {"storage": None}}}, "monitoring.prometheus.storage", "must be set"),
     ("prod", {"presto": {"coordinator": {"schedulesWork": True}}}, "presto.coordinator.schedulesWork", "must be false"),
     ("dev", {"network": {"serviceType": "NodePort"}}, "network.serviceType", "needs clients.cidrs"),
+    ("dev", {"presto": {"tls": {"source": "cert-manager"}}}, "presto.tls.issuer", "must be set when source is cert"),
+    ("dev", {"presto": {"tls": {"issuer": {"name": "ca"}}}}, "presto.tls.issuer", "must be unset when source is gen"),
+    ("dev", {"presto": {"tls": {"caCertificate": "not a pem"}}}, "presto.tls.caCertificate", "one PEM certificate"),
     (
         "dev",
         {"network": {"serviceType": "Ingress"}},
