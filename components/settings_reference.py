@@ -184,7 +184,8 @@ def _type_name(field: FieldInfo) -> str:
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
         if any(SecretStr in (a, *typing.get_args(a)) for a in inner):
             return "secret"
-        return "text or unset"
+        named = [TYPE_NAMES[m] for a in inner for m in typing.get_args(a)[1:] if m in TYPE_NAMES]
+        return f"{named[0]} or unset" if named else "text or unset"
     if typing.get_origin(annotation) is dict:
         return "map of text"
     name = {str: "text"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
