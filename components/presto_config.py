@@ -31,6 +31,8 @@ CLICKHOUSE_CATALOGS = {"clickhouse": PRESTO, "clickhouse_ingest": INGEST}
 """The ClickHouse catalogs, each with the ClickHouse user it connects as: reads as the read-only
 presto user; writes (backfills, corrections) only through clickhouse_ingest, as the ingest user."""
 CATALOGS = ("system", "tpch", "kafka", *CLICKHOUSE_CATALOGS)
+READABLE = ("system", "tpch", "kafka", "clickhouse")
+"""What every user may read: all catalogs but clickhouse_ingest."""
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,13 @@ ROLES: tuple[Role, ...] = (
     Role(
         "ingest",
         ("clickhouse_ingest",),
-        ("system", "tpch", "kafka", "clickhouse"),
+        READABLE,
         "pipelines and backfills: writes ClickHouse through clickhouse_ingest, reads the rest",
     ),
     Role(
         "analyst",
         (),
-        ("system", "tpch", "kafka", "clickhouse"),
+        READABLE,
         "dashboards, ad-hoc queries and verify: reads, writes nothing, never sees clickhouse_ingest",
     ),
 )

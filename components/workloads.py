@@ -204,10 +204,15 @@ class NamespacedComponent(pulumi.ComponentResource):
         """Metadata of a namespaced child object."""
         return ObjectMetaArgs(name=object_name, namespace=self._namespace, labels=labels or self._labels)
 
-    def _service_account(self, name: str, object_name: str, labels: dict[str, str] | None = None) -> pulumi.Output[str]:
-        """The workload's own ServiceAccount, with no token mounted unless a pod asks (none of these call the API)."""
+    def _service_account(
+        self, name: str, object_name: str, labels: dict[str, str] | None = None, resource_name: str | None = None
+    ) -> pulumi.Output[str]:
+        """The workload's own ServiceAccount, with no token mounted unless a pod asks (none of these call the API).
+
+        resource_name: its Pulumi name, if not `{name}-{object_name}-account` (kept stable: renaming replaces it).
+        """
         account = k8s.core.v1.ServiceAccount(
-            f"{name}-{object_name}-account",
+            resource_name or f"{name}-{object_name}-account",
             metadata=self._metadata(object_name, labels),
             automount_service_account_token=False,
             opts=self._opts(),
@@ -219,12 +224,7 @@ class NamespacedComponent(pulumi.ComponentResource):
 
         role: the suffix of the Role's and RoleBinding's Pulumi names (kept stable: renaming replaces them).
         """
-        k8s.core.v1.ServiceAccount(
-            f"{name}-account",
-            metadata=self._metadata(object_name),
-            automount_service_account_token=False,
-            opts=self._opts(),
-        )
+        self._service_account(name, object_name, resource_name=f"{name}-account")
         k8s.rbac.v1.Role(f"{name}-{role}", metadata=self._metadata(object_name), rules=rules, opts=self._opts())
         k8s.rbac.v1.RoleBinding(
             f"{name}-{role}",
