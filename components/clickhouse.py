@@ -31,12 +31,14 @@ from components.clickhouse_config import (
     INGEST,
     PRESTO,
     Ports,
+    kafka_authentication_config,
     password_hash,
     schema_sql,
     server_config,
     users_config,
 )
 from components.credential_catalog import CLICKHOUSE_USERS_SECRET
+from components.kafka_config import CLICKHOUSE_PRINCIPAL, SCRAM_MECHANISM
 from components.labels import common_labels
 from components.settings import Settings
 from components.workloads import (
@@ -53,6 +55,8 @@ CLICKHOUSE_USER = 101
 ETC = "/etc/clickhouse-server"
 DATA_DIR = "/var/lib/clickhouse/"
 PORTS = Ports()
+USERS_FILE = "qestack-users.xml"
+KAFKA_LOGIN_FILE = "qestack-kafka.xml"
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class ClickHouseArgs:
     """Secret passwords of the admin, ingest and presto users."""
     kafka_bootstrap: str
     """host:port the Kafka engine consumes from."""
+    kafka_password: pulumi.Output[str]
+    """Secret password of the Kafka SCRAM user clickhouse (used with kafka.authentication scram)."""
 
 
 class ClickHouse(NamespacedComponent):
@@ -113,7 +119,7 @@ class ClickHouse(NamespacedComponent):
         )
 
     def _declare_users(self, name: str) -> k8s.core.v1.Secret:
-        """The users file: it holds password hashes, so it is a Secret."""
+        """The users file (password hashes) and, with Kafka SCRAM, the Kafka login: so a Secret."""
         settings = self._inputs.settings
         passwords = self._inputs.passwords
         document = pulumi.Output.all(passwords[ADMIN], passwords[INGEST], passwords[PRESTO]).apply(
@@ -122,11 +128,18 @@ class ClickHouse(NamespacedComponent):
                 {user: password_hash(value) for user, value in zip((ADMIN, INGEST, PRESTO), values, strict=True)},
             )
         )
+        files = {USERS_FILE: pulumi.Output.secret(document)}
+        if settings.kafka.authentication == "scram":
+            files[KAFKA_LOGIN_FILE] = pulumi.Output.secret(
+                self._inputs.kafka_password.apply(
+                    lambda password: kafka_authentication_config(CLICKHOUSE_PRINCIPAL, password, SCRAM_MECHANISM)
+                )
+            )
         return k8s.core.v1.Secret(
             f"{name}-users-config",
             metadata=self._metadata(names.CLICKHOUSE_USERS_CONFIG),
             type="Opaque",
-            string_data={"qestack-users.xml": pulumi.Output.secret(document)},
+            string_data=files,
             opts=self._opts(),
         )
 
@@ -175,8 +188,15 @@ class ClickHouse(NamespacedComponent):
             volume_mounts=[
                 VolumeMountArgs(name="data", mount_path=DATA_DIR),
                 VolumeMountArgs(name="config", mount_path=f"{ETC}/config.d/qestack.xml", sub_path="qestack.xml"),
-                VolumeMountArgs(
-                    name="users", mount_path=f"{ETC}/users.d/qestack-users.xml", sub_path="qestack-users.xml"
+                VolumeMountArgs(name="users", mount_path=f"{ETC}/users.d/{USERS_FILE}", sub_path=USERS_FILE),
+                *(
+                    [
+                        VolumeMountArgs(
+                            name="users", mount_path=f"{ETC}/config.d/{KAFKA_LOGIN_FILE}", sub_path=KAFKA_LOGIN_FILE
+                        )
+                    ]
+                    if settings.kafka.authentication == "scram"
+                    else []
                 ),
                 VolumeMountArgs(name="tmp", mount_path="/tmp"),
                 VolumeMountArgs(name="logs", mount_path="/var/log/clickhouse-server"),

@@ -77,6 +77,18 @@ def server_config(settings: Settings, *, ports: Ports, listen_host: str, data_pa
     return _xml(root)
 
 
+def kafka_authentication_config(username: str, password: str, mechanism: str) -> str:
+    """config.d file logging every Kafka engine consumer in as a SASL user (it holds a password: a Secret)."""
+    root = ET.Element("clickhouse")
+    kafka = _element(root, "kafka")
+    # Element names are librdkafka's settings with '_' for '.'.
+    _element(kafka, "security_protocol", "sasl_plaintext")
+    _element(kafka, "sasl_mechanism", mechanism)
+    _element(kafka, "sasl_username", username)
+    _element(kafka, "sasl_password", password)
+    return _xml(root)
+
+
 def password_hash(password: str) -> str:
     """The password_sha256_hex ClickHouse compares against."""
     return hashlib.sha256(password.encode()).hexdigest()

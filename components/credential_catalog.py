@@ -1,11 +1,13 @@
 """Every credential the stack uses: which Kubernetes Secret holds it, under which key."""
 
+import re
 from dataclasses import dataclass
 
 PRESTO_USERS_SECRET = "presto-users"
 PRESTO_INTERNAL_SECRET = "presto-internal"
 CLICKHOUSE_USERS_SECRET = "clickhouse-users"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+KAFKA_USERS_SECRET = "kafka-users"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,29 @@ CREDENTIALS: tuple[Credential, ...] = (
     ),
     Credential("clickhousePrestoPassword", CLICKHOUSE_USERS_SECRET, "presto", 32, "ClickHouse user presto (read-only)"),
     Credential("grafanaAdminPassword", GRAFANA_ADMIN_SECRET, "admin-password", 32, "Grafana admin"),
+    Credential(
+        "kafkaBrokerPassword",
+        KAFKA_USERS_SECRET,
+        "broker",
+        32,
+        "Kafka principal broker (scram only: brokers, controllers and the topic Job; super user)",
+    ),
+    Credential(
+        "kafkaClickhousePassword",
+        KAFKA_USERS_SECRET,
+        "clickhouse",
+        32,
+        "Kafka user clickhouse (scram only: the Kafka engine reads the events topic)",
+    ),
+    Credential(
+        "kafkaVerifyPassword",
+        KAFKA_USERS_SECRET,
+        "verify",
+        32,
+        "Kafka user verify (scram only: writes and reads the events topic and its own verify-* topics)",
+    ),
 )
 
 MIN_OVERRIDE_LENGTH = 16
+OVERRIDE_ALPHABET = re.compile(rf"[A-Za-z0-9._~-]{{{MIN_OVERRIDE_LENGTH},}}")
+"""What a configured credential may be: it ends up unescaped in properties files, XML, JAAS and URLs."""

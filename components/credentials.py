@@ -56,6 +56,10 @@ class Credentials(pulumi.ComponentResource):
         }
         self.register_outputs({"secrets": list(self.secrets)})
 
+    def in_secret(self, secret_name: str) -> dict[str, pulumi.Output[str]]:
+        """The credentials one Kubernetes Secret holds, by their key in it."""
+        return {c.key: self.values[c.name] for c in CREDENTIALS if c.secret == secret_name}
+
 
 def _value(prefix: str, credential: Credential, overrides: Any, parent: pulumi.Resource) -> pulumi.Output[str]:
     """The configured value if one was set, else a generated password; always a secret."""

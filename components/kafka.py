@@ -12,8 +12,10 @@ from pulumi_kubernetes.core.v1 import (
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
+    EnvVarSourceArgs,
     PodSpecArgs,
     ProbeArgs,
+    SecretKeySelectorArgs,
     ServicePortArgs,
     ServiceSpecArgs,
     TCPSocketActionArgs,
@@ -24,14 +26,18 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
 
 from components import names
 from components.budget import JOB_RESOURCES
+from components.credential_catalog import KAFKA_USERS_SECRET
 from components.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option, kafka_exporter_config
 from components.jvm import heap_megabytes
 from components.kafka_config import (
+    BROKER_PRINCIPAL,
+    ENV_PASSWORD,
     NODE_ID_TOKEN,
     POD_NAME_TOKEN,
+    Ports,
     server_properties,
     start_script,
-    topic_bootstrap_command,
+    topic_bootstrap_script,
 )
 from components.labels import common_labels
 from components.settings import Settings
@@ -56,6 +62,15 @@ AGENT_DIR = "/opt/metrics-agent"
 AGENT_FILE = "jmx_prometheus_javaagent.jar"
 # Kafka leans on the page cache for its log segments: give the heap half the container, not more.
 HEAP_FRACTION = 0.5
+LISTENER_PORTS = (
+    ("client", names.KAFKA_CLIENT_PORT),
+    ("controller", names.KAFKA_CONTROLLER_PORT),
+    ("internal", names.KAFKA_INTERNAL_PORT),
+    ("presto", names.KAFKA_PRESTO_PORT),
+)
+"""Each listener of kafka_config, by its port name."""
+CLIENT_SERVICE_LISTENERS = ("client", "presto")
+"""What the client Service exposes: the quorum and replication listeners stay on the headless one."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,8 @@ class KafkaArgs:
     """Namespace to deploy into (an Output, so objects wait for the namespace)."""
     instance: str
     """The stack name, for app.kubernetes.io/instance."""
+    passwords: dict[str, pulumi.Output[str]]
+    """Secret passwords of the broker principal and the SCRAM users (used with authentication: scram)."""
 
 
 def pod_host(pod: str, namespace: str) -> str:
@@ -80,9 +97,17 @@ def kafka_host(ordinal: int | str, namespace: str) -> str:
     return pod_host(f"{names.KAFKA}-{ordinal}", namespace)
 
 
-def bootstrap_address(namespace: str) -> str:
-    """The address clients bootstrap from: the client Service."""
-    return f"{names.service_host(names.KAFKA, namespace)}:{names.KAFKA_CLIENT_PORT}"
+def bootstrap_address(namespace: str, port: int = names.KAFKA_CLIENT_PORT) -> str:
+    """The address clients bootstrap from: the client Service (Presto: its own PRESTO listener's port)."""
+    return f"{names.service_host(names.KAFKA, namespace)}:{port}"
+
+
+def password_env(principal: str) -> EnvVarArgs:
+    """The variable a script reads a principal's password from, filled from the Secret kafka-users."""
+    return EnvVarArgs(
+        name=ENV_PASSWORD[principal],
+        value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=KAFKA_USERS_SECRET, key=principal)),
+    )
 
 
 class Kafka(NamespacedComponent):
@@ -90,6 +115,8 @@ class Kafka(NamespacedComponent):
 
     bootstrap: str
     """host:port clients bootstrap from."""
+    presto_bootstrap: str
+    """host:port of the PRESTO listener, which only Presto's pods may reach."""
     statefulset: k8s.apps.v1.StatefulSet
 
     def __init__(self, name: str, args: KafkaArgs, opts: pulumi.ResourceOptions | None = None):
@@ -103,6 +130,7 @@ class Kafka(NamespacedComponent):
         )
         self._inputs = args
         self.bootstrap = bootstrap_address(settings.namespace)
+        self.presto_bootstrap = bootstrap_address(settings.namespace, names.KAFKA_PRESTO_PORT)
         config = self._declare_config(name)
         self._declare_services(name)
         # The KRaft cluster id: 16 random bytes, base64url without padding, fixed for the stack's life.
@@ -110,8 +138,10 @@ class Kafka(NamespacedComponent):
         self.statefulset = self._declare_statefulset(name, config, cluster_id.b64_url)
         if settings.high_availability:
             disruption_budget(names.KAFKA, args.namespace, self._labels, self._selector, self._opts())
-        self._declare_topic_job(name)
-        self.register_outputs({"bootstrap": self.bootstrap, "topic": settings.kafka.topic.name})
+        self._declare_topic_job(name, config)
+        self.register_outputs(
+            {"bootstrap": self.bootstrap, "prestoBootstrap": self.presto_bootstrap, "topic": settings.kafka.topic.name}
+        )
 
     def _declare_config(self, name: str) -> k8s.core.v1.ConfigMap:
         """server.properties (a template the start script completes) and the start script."""
@@ -123,15 +153,15 @@ class Kafka(NamespacedComponent):
             advertised_host=pod_host(POD_NAME_TOKEN, namespace),
             voters=[(ordinal, kafka_host(ordinal, namespace)) for ordinal in range(settings.kafka.brokers)],
             log_dir=DATA_DIR,
-            client_port=names.KAFKA_CLIENT_PORT,
-            controller_port=names.KAFKA_CONTROLLER_PORT,
+            ports=Ports(),
         )
         return k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata=self._metadata(names.KAFKA_CONFIG),
             data={
                 "server.properties": properties,
-                "start.sh": start_script(),
+                "start.sh": start_script(settings.kafka),
+                "topic-bootstrap.sh": topic_bootstrap_script(settings.kafka),
                 CONFIG_FILE: kafka_exporter_config(),
             },
             opts=self._opts(),
@@ -139,10 +169,7 @@ class Kafka(NamespacedComponent):
 
     def _declare_services(self, name: str) -> None:
         """A headless Service for stable node names, and a client Service to bootstrap from."""
-        ports = [
-            ServicePortArgs(name="client", port=names.KAFKA_CLIENT_PORT, target_port="client"),
-            ServicePortArgs(name="controller", port=names.KAFKA_CONTROLLER_PORT, target_port="controller"),
-        ]
+        ports = [ServicePortArgs(name=listener, port=port, target_port=listener) for listener, port in LISTENER_PORTS]
         k8s.core.v1.Service(
             f"{name}-headless",
             metadata=self._metadata(names.KAFKA_HEADLESS),
@@ -155,7 +182,11 @@ class Kafka(NamespacedComponent):
         k8s.core.v1.Service(
             f"{name}-client",
             metadata=self._metadata(names.KAFKA),
-            spec=ServiceSpecArgs(type="ClusterIP", selector=self._selector, ports=ports[:1]),
+            spec=ServiceSpecArgs(
+                type="ClusterIP",
+                selector=self._selector,
+                ports=[port for port in ports if port.name in CLIENT_SERVICE_LISTENERS],
+            ),
             opts=self._opts(),
         )
 
@@ -177,6 +208,7 @@ class Kafka(NamespacedComponent):
                 EnvVarArgs(name="TEMPLATE", value=f"{TEMPLATE_DIR}/server.properties"),
                 EnvVarArgs(name="RUNTIME_DIR", value="/tmp"),
                 EnvVarArgs(name="LOG_DIR", value="/tmp/logs"),
+                *([password_env(BROKER_PRINCIPAL)] if kafka.authentication == "scram" else []),
                 EnvVarArgs(name="KAFKA_HEAP_OPTS", value=f"-Xms{heap}m -Xmx{heap}m"),
                 EnvVarArgs(
                     name="KAFKA_OPTS",
@@ -186,8 +218,7 @@ class Kafka(NamespacedComponent):
                 ),
             ],
             ports=[
-                ContainerPortArgs(name="client", container_port=names.KAFKA_CLIENT_PORT),
-                ContainerPortArgs(name="controller", container_port=names.KAFKA_CONTROLLER_PORT),
+                *(ContainerPortArgs(name=listener, container_port=port) for listener, port in LISTENER_PORTS),
                 ContainerPortArgs(name="metrics", container_port=names.JMX_METRICS_PORT),
             ],
             resources=container_resources(kafka.resources),
@@ -250,23 +281,53 @@ class Kafka(NamespacedComponent):
             opts=self._opts(),
         )
 
-    def _declare_topic_job(self, name: str) -> k8s.batch.v1.Job:
-        """Create the events topic once the nodes are up; re-running it changes nothing."""
+    def _declare_topic_job(self, name: str, config: k8s.core.v1.ConfigMap) -> k8s.batch.v1.Job:
+        """Create the events topic (and with scram, the users and their ACLs) once the nodes are up.
+
+        Re-running it changes nothing; it runs again when a Kafka password changes, to set the new one.
+        """
         kafka = self._inputs.settings.kafka
         labels = common_labels(names.KAFKA, "topic-bootstrap", self._inputs.instance)
+        env = [
+            EnvVarArgs(name="KAFKA_HOME", value=KAFKA_HOME),
+            EnvVarArgs(
+                name="BOOTSTRAP",
+                value=f"{names.service_host(names.KAFKA_HEADLESS, self._inputs.settings.namespace)}:"
+                f"{names.KAFKA_INTERNAL_PORT}",
+            ),
+            EnvVarArgs(name="RUNTIME_DIR", value="/tmp"),
+            EnvVarArgs(name="KAFKA_HEAP_OPTS", value="-Xmx96m"),
+            EnvVarArgs(name="LOG_DIR", value="/tmp/logs"),
+        ]
+        if kafka.authentication == "scram":
+            # A new value of any password gives the Job a new spec, so it is replaced and sets it in Kafka:
+            # a random id that changes with them, never anything derived from them.
+            generation = random.RandomId(
+                f"{name}-credentials-generation",
+                byte_length=8,
+                keepers=self._inputs.passwords,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            env += [
+                *(password_env(principal) for principal in ENV_PASSWORD),
+                EnvVarArgs(name="CREDENTIALS_GENERATION", value=generation.hex),
+            ]
         container = ContainerArgs(
             name="create-topic",
             image=kafka.image,
-            command=topic_bootstrap_command(kafka, KAFKA_HOME, self.bootstrap),
-            env=[
-                EnvVarArgs(name="KAFKA_HEAP_OPTS", value="-Xmx96m"),
-                EnvVarArgs(name="LOG_DIR", value="/tmp/logs"),
-            ],
+            command=["/bin/sh", f"{TEMPLATE_DIR}/topic-bootstrap.sh"],
+            env=env,
             resources=container_resources(JOB_RESOURCES),
             security_context=container_security(),
-            volume_mounts=[VolumeMountArgs(name="tmp", mount_path="/tmp")],
+            volume_mounts=[
+                VolumeMountArgs(name="config", mount_path=TEMPLATE_DIR, read_only=True),
+                VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            ],
         )
-        volumes = [VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi"))]
+        volumes = [
+            VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
+            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+        ]
         metadata = self._metadata(names.KAFKA_TOPIC_JOB, labels)
         return one_shot_job(
             f"{name}-topic-bootstrap",

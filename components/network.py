@@ -61,10 +61,15 @@ FLOWS: tuple[Flow, ...] = (
     Flow(
         KAFKA_BROKER,
         KAFKA_BROKER,
-        (names.KAFKA_CLIENT_PORT, names.KAFKA_CONTROLLER_PORT),
-        "replication between brokers and the KRaft controller quorum",
+        (names.KAFKA_CONTROLLER_PORT, names.KAFKA_INTERNAL_PORT),
+        "the KRaft controller quorum and replication between brokers",
     ),
-    Flow(KAFKA_TOPIC_JOB, KAFKA_BROKER, (names.KAFKA_CLIENT_PORT,), "the bootstrap Job creates the events topic"),
+    Flow(
+        KAFKA_TOPIC_JOB,
+        KAFKA_BROKER,
+        (names.KAFKA_INTERNAL_PORT,),
+        "the bootstrap Job creates the events topic (with scram, also the users and ACLs)",
+    ),
     Flow(CLICKHOUSE_SERVER, KAFKA_BROKER, (names.KAFKA_CLIENT_PORT,), "the Kafka engine consumes the events topic"),
     Flow(
         CLICKHOUSE_SCHEMA_JOB,
@@ -94,7 +99,7 @@ FLOWS: tuple[Flow, ...] = (
         for node in PRESTO
         for target, port, reason in (
             (CLICKHOUSE_SERVER, names.CLICKHOUSE_HTTP_PORT, "the clickhouse catalog (JDBC over HTTP)"),
-            (KAFKA_BROKER, names.KAFKA_CLIENT_PORT, "the kafka catalog reads the events topic"),
+            (KAFKA_BROKER, names.KAFKA_PRESTO_PORT, "the kafka catalog reads the events topic"),
         )
     ),
     Flow(CLIENTS, PRESTO_COORDINATOR, (names.PRESTO_HTTPS_PORT,), "clients query over HTTPS, with a password"),

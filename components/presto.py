@@ -88,7 +88,7 @@ class PrestoArgs:
     clickhouse_host_port: str
     """host:port of ClickHouse's HTTP interface."""
     kafka_bootstrap: str
-    """host:port of Kafka's client Service."""
+    """host:port of Kafka's PRESTO listener (PLAINTEXT: Presto 0.287's Kafka client cannot speak SASL)."""
     user_passwords: dict[str, pulumi.Output[str]]
     """Secret passwords of the client users, by user name."""
 

@@ -9,7 +9,7 @@ from components.certificates import Certificates, CertificatesArgs, ServingCerti
 from components.chaos import ChaosMesh
 from components.clickhouse import ClickHouse, ClickHouseArgs
 from components.clickhouse_config import ADMIN, INGEST, PRESTO
-from components.credential_catalog import CREDENTIALS, PRESTO_USERS_SECRET
+from components.credential_catalog import KAFKA_USERS_SECRET, PRESTO_USERS_SECRET
 from components.credentials import Credentials, CredentialsArgs
 from components.expectations import expectations
 from components.grafana import Grafana, GrafanaArgs
@@ -82,7 +82,14 @@ def run() -> None:
         opts=in_cluster,
     )
     kafka = Kafka(
-        "kafka", KafkaArgs(settings=settings, namespace=platform.namespace_name, instance=stack), opts=in_cluster
+        "kafka",
+        KafkaArgs(
+            settings=settings,
+            namespace=platform.namespace_name,
+            instance=stack,
+            passwords=credentials.in_secret(KAFKA_USERS_SECRET),
+        ),
+        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
     )
     clickhouse = ClickHouse(
         "clickhouse",
@@ -95,6 +102,7 @@ def run() -> None:
                 INGEST: credentials.values["clickhouseIngestPassword"],
                 PRESTO: credentials.values["clickhousePrestoPassword"],
             },
+            kafka_password=credentials.values["kafkaClickhousePassword"],
             kafka_bootstrap=kafka.bootstrap,
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
@@ -106,8 +114,8 @@ def run() -> None:
             namespace=platform.namespace_name,
             instance=stack,
             clickhouse_host_port=clickhouse.http_host_port,
-            kafka_bootstrap=kafka.bootstrap,
-            user_passwords={c.key: credentials.values[c.name] for c in CREDENTIALS if c.secret == PRESTO_USERS_SECRET},
+            kafka_bootstrap=kafka.presto_bootstrap,
+            user_passwords=credentials.in_secret(PRESTO_USERS_SECRET),
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials, certificates]),
     )
@@ -132,6 +140,7 @@ def run() -> None:
     pulumi.export("clickhouseUrl", clickhouse.http_url)
     pulumi.export("clickhouseNativeAddress", clickhouse.native_address)
     pulumi.export("kafkaBootstrap", kafka.bootstrap)
+    pulumi.export("kafkaAuthentication", settings.kafka.authentication)
     pulumi.export("kafkaTopic", settings.kafka.topic.name)
     pulumi.export("highAvailability", settings.high_availability)
     pulumi.export("kubeContext", settings.kubernetes.context or "")

@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from components.credential_catalog import CREDENTIALS, MIN_OVERRIDE_LENGTH
+from components.credential_catalog import CREDENTIALS, MIN_OVERRIDE_LENGTH, OVERRIDE_ALPHABET
 from components.images import unpinned
 from components.quantities import quantity_value
 from verify import slo
@@ -413,6 +413,11 @@ class KafkaSettings(Model):
     # 3.9 rather than 4.x: Presto's Kafka connector ships an old client, and Kafka 4 removed the old
     # protocol versions such clients speak (KIP-896).
     image: Image = Field("apache/kafka:3.9.1", description="Kafka image")
+    authentication: Literal["none", "scram"] = Field(
+        "none",
+        description="how clients authenticate: none (PLAINTEXT, no ACLs) or scram "
+        "(SASL/SCRAM-SHA-512 users with ACLs; Presto reads through a PLAINTEXT listener limited to reading the topic)",
+    )
     brokers: int = Field(1, ge=1, le=9, description="number of nodes (each is broker and controller)")
     replication_factor: int = Field(1, ge=1, description="replication factor of the events topic and internal topics")
     min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas")
@@ -578,10 +583,10 @@ class VerifySettings(Model):
     )
 
 
-def _long_enough(value: SecretStr) -> SecretStr:
-    """Accept a credential override of a safe length, without ever echoing it."""
-    if len(value.get_secret_value()) < MIN_OVERRIDE_LENGTH:
-        raise ValueError(f"must be at least {MIN_OVERRIDE_LENGTH} characters")
+def _safe_credential(value: SecretStr) -> SecretStr:
+    """Accept a credential override of a safe length and alphabet, without ever echoing it."""
+    if not OVERRIDE_ALPHABET.fullmatch(value.get_secret_value()):
+        raise ValueError(f"must be at least {MIN_OVERRIDE_LENGTH} characters, each a letter, a digit or one of - . _ ~")
     return value
 
 
@@ -592,7 +597,7 @@ CredentialOverrides = create_model(
     __doc__="Credentials given in stack config instead of generated.",
     **{
         c.name.replace("-", "_"): (
-            Annotated[SecretStr, AfterValidator(_long_enough)] | None,
+            Annotated[SecretStr, AfterValidator(_safe_credential)] | None,
             Field(None, alias=c.name, description=c.purpose),
         )
         for c in CREDENTIALS

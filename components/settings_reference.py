@@ -15,6 +15,7 @@ from pydantic.fields import FieldInfo
 from components.alert_rules import alerts
 from components.credential_catalog import CREDENTIALS
 from components.dashboards import dashboards
+from components.kafka_config import Grant, grants
 from components.network import CLIENTS, EGRESS, FLOWS
 from components.presto_config import ROLES
 from components.settings import TYPE_NAMES, Amounts, Settings, Storage, nested_model
@@ -97,6 +98,20 @@ def role_rows() -> str:
     return "\n".join(["| Presto user | writes | only reads | for |", "|---|---|---|---|", *rows])
 
 
+def kafka_grant_rows() -> str:
+    """Kafka's ACLs in a scram stack (prod's topic name): who may do what to which resource."""
+
+    def resources(grant: Grant) -> str:
+        shown = (f"{kind} `{name}`" + (" (prefix)" if how == "prefixed" else "") for kind, how, name in grant.resources)
+        return ", ".join(shown)
+
+    rows = [
+        f"| `{g.principal}` | {', '.join(g.operations)} | {resources(g)} | {g.reason} |"
+        for g in grants(parse_settings("prod", stack_config("prod")).kafka)
+    ]
+    return "\n".join(["| Kafka principal | may | on | for |", "|---|---|---|---|", *rows])
+
+
 def permission_rows() -> str:
     """The verify Role: what it may do and why."""
     rows = [
@@ -116,6 +131,7 @@ SECTIONS = {
     "credentials": credentials_rows,
     "network-flows": flow_rows,
     "presto-roles": role_rows,
+    "kafka-acls": kafka_grant_rows,
     "verify-permissions": permission_rows,
     "policies": policy_rows,
     "dashboards": dashboard_rows,

@@ -18,6 +18,7 @@ from components.clickhouse_config import (
     INGEST,
     PRESTO,
     Ports,
+    kafka_authentication_config,
     legacy_form,
     password_hash,
     schema_sql,
@@ -25,6 +26,7 @@ from components.clickhouse_config import (
     statements,
     users_config,
 )
+from components.kafka_config import SCRAM_MECHANISM
 from components.settings import Settings
 
 CLICKHOUSE_SERVER = Path("/usr/sbin/clickhouse-server")
@@ -50,8 +52,13 @@ class ClickHouseNode:
         return f"http://127.0.0.1:{self.ports.http}"
 
 
-def start_clickhouse(settings: Settings, workdir: Path, ports: Ports | None = None) -> ClickHouseNode:
-    """Start ClickHouse with the distribution's config and the stack's config.d and users.d files."""
+def start_clickhouse(
+    settings: Settings, workdir: Path, ports: Ports | None = None, kafka_login: tuple[str, str] | None = None
+) -> ClickHouseNode:
+    """Start ClickHouse with the distribution's config and the stack's config.d and users.d files.
+
+    `kafka_login`: (user, password) the Kafka engine logs in with over SASL/SCRAM, as with kafka.authentication scram.
+    """
     installed(CLICKHOUSE_SERVER, "ClickHouse (Debian package clickhouse-server)")
     http, native, metrics, interserver_port = free_ports(4)
     ports = ports or Ports(http=http, native=native, metrics=metrics)
@@ -64,6 +71,9 @@ def start_clickhouse(settings: Settings, workdir: Path, ports: Ports | None = No
         settings, ports=ports, listen_host="127.0.0.1", data_path=f"{workdir}/data/", tmp_path=f"{workdir}/tmp/"
     )
     (etc / "config.d" / "qestack.xml").write_text(legacy_form(config))
+    if kafka_login:
+        login = kafka_authentication_config(*kafka_login, SCRAM_MECHANISM)
+        (etc / "config.d" / "qestack-kafka.xml").write_text(legacy_form(login))
     users = users_config(settings, {user: password_hash(p) for user, p in PASSWORDS.items()})
     (etc / "users.d" / "qestack-users.xml").write_text(legacy_form(users))
     # Test-only: the distribution's config takes a fixed interserver port (unused by a single server),

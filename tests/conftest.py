@@ -4,10 +4,11 @@ from collections.abc import Iterator
 
 import pytest
 from clickhouse_server import ClickHouseNode, apply_schema, start_clickhouse
-from kafka_server import KafkaNode, run_topic_bootstrap, start_kafka
+from kafka_server import PASSWORDS, KafkaNode, run_topic_bootstrap, start_kafka, with_scram
 from presto_server import PrestoCluster, start_cluster
 from verify_harness import fake_grafana_api
 
+from components.kafka_config import CLICKHOUSE_PRINCIPAL
 from components.settings import Settings
 from components.stack_config import parse_settings
 from components.stack_files import stack_config
@@ -36,23 +37,28 @@ def dev_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def kafka_node(tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings) -> Iterator[KafkaNode]:
-    """A real Kafka node running the dev stack's config, for the whole session."""
-    node = start_kafka(dev_settings.kafka, tmp_path_factory.mktemp("kafka"))
+    """A real Kafka node running the dev stack's config with prod's authentication (SCRAM, ACLs), for the session.
+
+    Every test that talks to it goes through the stricter path: ClickHouse and verify log in, Presto reads
+    through its own listener. A dev node (no authentication) is tested in test_kafka_server.
+    """
+    node = start_kafka(with_scram(dev_settings).kafka, tmp_path_factory.mktemp("kafka"))
     yield node
     node.server.stop()
 
 
 @pytest.fixture(scope="session")
 def events_topic(kafka_node: KafkaNode, dev_settings: Settings) -> str:
-    """The events topic, created by the stack's own bootstrap command."""
-    run_topic_bootstrap(kafka_node, dev_settings)
+    """The events topic, its users and ACLs, created by the stack's own bootstrap script."""
+    run_topic_bootstrap(kafka_node)
     return dev_settings.kafka.topic.name
 
 
 @pytest.fixture(scope="session")
 def clickhouse_node(tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings) -> Iterator[ClickHouseNode]:
-    """A real ClickHouse running the dev stack's config and users, for the whole session."""
-    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse"))
+    """A real ClickHouse running the dev stack's config and users, for the whole session; its Kafka engine logs in."""
+    login = (CLICKHOUSE_PRINCIPAL, PASSWORDS[CLICKHOUSE_PRINCIPAL])
+    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse"), kafka_login=login)
     yield node
     node.server.stop()
 
@@ -78,7 +84,7 @@ def presto(
         tmp_path_factory.mktemp("presto"),
         f"127.0.0.1:{clickhouse_node.ports.http}",
         clickhouse_node.passwords,
-        kafka_node.bootstrap,
+        kafka_node.presto_bootstrap,
     )
     yield cluster
     cluster.exporter.stop()

@@ -9,6 +9,7 @@ from clickhouse_server import ClickHouseNode, apply_schema, start_clickhouse
 from kafka_server import KafkaNode, run_topic_bootstrap, start_kafka
 from presto_server import PrestoCluster, start_cluster
 
+from components.kafka_config import CLICKHOUSE_PRINCIPAL
 from components.settings import Settings
 
 
@@ -27,17 +28,18 @@ def data_plane(settings: Settings, workdir: Path) -> Iterator[DataPlane]:
     kafka = start_kafka(settings.kafka, workdir / "kafka")
     servers = [kafka.server]
     try:
-        clickhouse = start_clickhouse(settings, workdir / "clickhouse")
+        login = (CLICKHOUSE_PRINCIPAL, kafka.passwords[CLICKHOUSE_PRINCIPAL]) if kafka.passwords else None
+        clickhouse = start_clickhouse(settings, workdir / "clickhouse", kafka_login=login)
         servers.append(clickhouse.server)
         presto = start_cluster(
             settings,
             workdir / "presto",
             f"127.0.0.1:{clickhouse.ports.http}",
             clickhouse.passwords,
-            kafka.bootstrap,
+            kafka.presto_bootstrap,
         )
         servers += [presto.coordinator, presto.worker, presto.exporter]
-        run_topic_bootstrap(kafka, settings)
+        run_topic_bootstrap(kafka)
         apply_schema(clickhouse, settings, kafka.bootstrap)
         yield DataPlane(kafka, clickhouse, presto)
     finally:

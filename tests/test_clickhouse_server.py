@@ -92,9 +92,9 @@ def test_events_produced_to_kafka_arrive_in_the_events_table(
 
 
 def produce_events(node: KafkaNode, topic: str, run_id: str, keys: list[str]) -> set[str]:
-    """Produce events in the JSON form the Kafka engine table reads."""
+    """Produce events in the JSON form the Kafka engine table reads (as verify, if the node wants a login)."""
     return produce(
-        node.bootstrap,
+        node.client_config(),
         topic,
         keys,
         value=lambda i, key: json.dumps(

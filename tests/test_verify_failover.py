@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from data_plane import DataPlane, data_plane
+from kafka_server import with_scram
 from local_injector import LocalInjector
 from verify_harness import outputs_document, start_local_prometheus
 
@@ -58,7 +59,7 @@ def dedicated_coordinator(settings: Settings) -> Settings:
 def bench(tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings, fake_grafana: str) -> Iterator[Bench]:
     """Kafka, ClickHouse and Presto of their own, and a Prometheus scraping Kafka and the coordinator."""
     workdir = tmp_path_factory.mktemp("failover")
-    with data_plane(dedicated_coordinator(dev_settings), workdir) as plane:
+    with data_plane(with_scram(dedicated_coordinator(dev_settings)), workdir) as plane:
         prometheus, url = start_local_prometheus(fast_scrapes(dev_settings), plane.kafka, plane.presto, workdir)
         try:
             topic = dev_settings.kafka.topic.name

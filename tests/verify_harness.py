@@ -25,6 +25,7 @@ from servers import ServerProcess, free_ports
 
 from components.alert_rules import RULE_FILE, rule_file
 from components.expectations import expectations
+from components.kafka_config import VERIFY_PRINCIPAL
 from components.prometheus_config import StaticTarget, prometheus_config
 from components.settings import Settings
 from components.stack_files import REPO
@@ -96,6 +97,7 @@ def outputs_document(
         "clickhouseUrl": clickhouse.http,
         "clickhouseNativeAddress": f"127.0.0.1:{clickhouse.ports.native}",
         "kafkaBootstrap": kafka.bootstrap,
+        "kafkaAuthentication": "scram" if kafka.passwords else "none",
         "kafkaTopic": topic,
         "prometheusUrl": prometheus_url,
         "grafanaUrl": grafana_url,
@@ -104,6 +106,7 @@ def outputs_document(
             "clickhouseAdminPassword": clickhouse.passwords["admin"],
             "clickhousePrestoPassword": clickhouse.passwords["presto"],
             "grafanaAdminPassword": GRAFANA_PASSWORD,
+            **({"kafkaVerifyPassword": kafka.passwords[VERIFY_PRINCIPAL]} if kafka.passwords else {}),
         },
         "expected": {
             **expectations(settings),

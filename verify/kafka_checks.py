@@ -5,19 +5,32 @@ import time
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from components.kafka_config import SCRAM_MECHANISM
 from verify.checks import Check, CheckFailedError, Context, Figures
 from verify.targets import Targets
 
 TIMEOUT = 10.0
-QUIET = {"log_level": 3}
+QUIET: dict[str, str | int] = {"log_level": 3}
 """librdkafka logs errors only: what goes wrong reaches the check as an exception."""
+
+
+def connection(targets: Targets) -> dict[str, str | int]:
+    """Where Kafka is and, if the stack wants it, the SASL/SCRAM login: the settings every client starts from."""
+    settings = {"bootstrap.servers": targets.endpoints.kafka, **QUIET}
+    if targets.kafka_login:
+        user, password = targets.kafka_login
+        settings |= {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": SCRAM_MECHANISM,
+            "sasl.username": user,
+            "sasl.password": password,
+        }
+    return settings
 
 
 def admin(targets: Targets, seconds: float = TIMEOUT, **config: str | int) -> AdminClient:
     """An admin client whose every request gives up after `seconds`; more librdkafka settings in `config`."""
-    return AdminClient(
-        {"bootstrap.servers": targets.endpoints.kafka, "socket.timeout.ms": int(seconds * 1000), **QUIET, **config}
-    )
+    return AdminClient({**connection(targets), "socket.timeout.ms": int(seconds * 1000), **config})
 
 
 def cluster(context: Context) -> Figures:
@@ -63,11 +76,10 @@ def idempotent_producer(targets: Targets, seconds: float) -> Producer:
     """A producer that counts a message sent only once every in-sync replica has it, each once."""
     return Producer(
         {
-            "bootstrap.servers": targets.endpoints.kafka,
+            **connection(targets),
             "acks": "all",
             "enable.idempotence": True,
             "message.timeout.ms": int(seconds * 1000),
-            **QUIET,
         }
     )
 
@@ -101,11 +113,10 @@ def round_trip(context: Context) -> Figures:
     produced = time.monotonic()
     consumer = Consumer(
         {
-            "bootstrap.servers": targets.endpoints.kafka,
+            **connection(targets),
             "group.id": name,
             "enable.auto.commit": False,
             "socket.timeout.ms": int(TIMEOUT * 1000),
-            **QUIET,
         }
     )
     try:

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from components.kafka_config import VERIFY_PRINCIPAL
 from verify.errors import UsageError
 
 PULUMI_TIMEOUT = 120
+VERIFY_KAFKA_PASSWORD = "kafkaVerifyPassword"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class Targets:
     expected: Expected
     kube_context: str | None = None
     """The kubeconfig context the stack was deployed with (None: the current one)."""
+    kafka_login: tuple[str, str] | None = None
+    """(user, password) for Kafka's SASL/SCRAM, when the stack has kafka.authentication scram."""
 
     def secrets(self) -> set[str]:
         """Every credential value, for redaction."""
@@ -119,6 +123,7 @@ def targets_from(stack: str, outputs: dict[str, Any]) -> Targets:
         presto_ca=_field(outputs, "prestoCaCertificate"),
         credentials=dict(_field(outputs, "credentials")),
         kube_context=outputs.get("kubeContext") or None,
+        kafka_login=_kafka_login(outputs),
         expected=Expected(
             presto_workers=int(_field(expected, "prestoWorkers")),
             presto_catalogs=tuple(_field(expected, "prestoCatalogs")),
@@ -134,6 +139,13 @@ def targets_from(stack: str, outputs: dict[str, Any]) -> Targets:
             load_slos=tuple(_field(expected, "loadSlos")),
         ),
     )
+
+
+def _kafka_login(outputs: dict[str, Any]) -> tuple[str, str] | None:
+    """The Kafka SCRAM login of verify, if the stack authenticates Kafka clients."""
+    if _field(outputs, "kafkaAuthentication") != "scram":
+        return None
+    return VERIFY_PRINCIPAL, _field(outputs, "credentials", VERIFY_KAFKA_PASSWORD)
 
 
 def split_address(address: str) -> SplitResult:
