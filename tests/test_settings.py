@@ -164,6 +164,20 @@ def test_credential_names_and_lengths_are_checked_without_echoing_them() -> None
     assert "short" not in message
 
 
+@pytest.mark.parametrize("value", ['quote"in-the-middle-1234', "comma,and]bracket-12345", "spaces are not allowed 1"])
+def test_a_credential_that_would_break_a_config_file_is_refused_without_echoing_it(value: str) -> None:
+    message = str(problems("dev", secret_keys=(f"{PROJECT}:credentials",), credentials={"kafkaVerifyPassword": value}))
+    expected = "must be at least 16 characters, each a letter, a digit or one of - . _ ~"
+    assert f"{PROJECT}:credentials.kafkaVerifyPassword = [secret]: {expected}" in message
+    assert value not in message
+
+
+def test_a_credential_of_letters_digits_and_unreserved_marks_is_accepted() -> None:
+    config = stack_config("dev", {"credentials": {"kafkaVerifyPassword": "Abc-123_x.y~z-0099"}})
+    settings = parse_settings("dev", config, (f"{PROJECT}:credentials",))
+    assert settings.credentials.kafkaVerifyPassword.get_secret_value() == "Abc-123_x.y~z-0099"
+
+
 def test_keys_of_other_namespaces_are_left_alone() -> None:
     config = stack_config("dev")
     config["kubernetes:context"] = "other"
