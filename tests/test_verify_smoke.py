@@ -10,6 +10,7 @@ the Grafana checks is tested against it.
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,10 @@ from presto_server import PrestoCluster
 from verify_harness import outputs_document, start_local_prometheus, verify
 
 from components.settings import Settings
+from verify import kafka_checks
+from verify.checks import CheckFailedError, Cleanup, Context
 from verify.exit_codes import ExitCode
+from verify.targets import targets_from
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +57,8 @@ def test_every_smoke_check_passes_on_the_real_servers(outputs: Path, tmp_path: P
     assert result.returncode == ExitCode.PASSED, f"{failed}\n{result.stderr}"
     names = {c["name"] for c in report["checks"]}
     assert {"presto.tpch", "clickhouse.round_trip", "kafka.round_trip", "prometheus.rules", "cleanup"} <= names
+    # The session's Kafka has prod's authentication: verify logs in, and checks that it must.
+    assert {"kafka.refuses_anonymous", "kafka.read_only_refuses_writes"} <= names
     assert report["versions"]["clickhouse"] == "18.16.1" and report["versions"]["presto"].startswith("0.287")
     suites = ET.parse(reports / "junit.xml").getroot()
     assert int(suites.find("testsuite[@name='smoke']").get("tests")) == len(names) - 1
@@ -66,3 +72,14 @@ def test_plan_lists_the_checks_and_runs_nothing(outputs: Path, tmp_path: Path) -
     assert result.returncode == ExitCode.PASSED, result.stderr
     assert "presto.tpch" in result.stdout and "nothing was run" in result.stdout
     assert not (tmp_path / "reports").exists()
+
+
+def test_kafka_refuses_anonymous_fails_where_kafka_answers_without_a_login(
+    outputs: Path, kafka_node: KafkaNode
+) -> None:
+    # Presto's listener is PLAINTEXT: a stack whose client listener answered like it must fail the check.
+    document = json.loads(outputs.read_text())
+    targets = targets_from("test", {**document, "kafkaBootstrap": kafka_node.presto_bootstrap})
+    context = Context("anon", replace(targets, kafka_login=None), Cleanup())
+    with pytest.raises(CheckFailedError, match="without a login got the cluster's metadata"):
+        kafka_checks.refuses_anonymous(context)

@@ -25,7 +25,7 @@ from servers import ServerProcess, free_ports
 
 from components.alert_rules import RULE_FILE, rule_file
 from components.expectations import expectations
-from components.kafka_config import VERIFY_PRINCIPAL
+from components.kafka_config import CLICKHOUSE_PRINCIPAL, VERIFY_PRINCIPAL
 from components.prometheus_config import StaticTarget, prometheus_config
 from components.settings import Settings
 from components.stack_files import REPO
@@ -106,7 +106,14 @@ def outputs_document(
             "clickhouseAdminPassword": clickhouse.passwords["admin"],
             "clickhousePrestoPassword": clickhouse.passwords["presto"],
             "grafanaAdminPassword": GRAFANA_PASSWORD,
-            **({"kafkaVerifyPassword": kafka.passwords[VERIFY_PRINCIPAL]} if kafka.passwords else {}),
+            **(
+                {
+                    "kafkaVerifyPassword": kafka.passwords[VERIFY_PRINCIPAL],
+                    "kafkaClickhousePassword": kafka.passwords[CLICKHOUSE_PRINCIPAL],
+                }
+                if kafka.passwords
+                else {}
+            ),
         },
         "expected": {
             **expectations(settings),

@@ -2,23 +2,26 @@
 
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from components.kafka_config import SCRAM_MECHANISM
+from components.kafka_config import CLICKHOUSE_PRINCIPAL, SCRAM_MECHANISM
 from verify.checks import Check, CheckFailedError, Context, Figures
 from verify.targets import Targets
 
 TIMEOUT = 10.0
+ANONYMOUS_WAIT = 5.0
+"""How long a client without a login waits for metadata it must not get."""
+CLICKHOUSE_PASSWORD = "kafkaClickhousePassword"
 QUIET: dict[str, str | int] = {"log_level": 3}
 """librdkafka logs errors only: what goes wrong reaches the check as an exception."""
 
 
-def connection(targets: Targets) -> dict[str, str | int]:
-    """Where Kafka is and, if the stack wants it, the SASL/SCRAM login: the settings every client starts from."""
+def connection(targets: Targets, login: tuple[str, str] | None = None) -> dict[str, str | int]:
+    """Where Kafka is and, if the stack wants it, the SASL/SCRAM login (verify's unless another is given)."""
     settings = {"bootstrap.servers": targets.endpoints.kafka, **QUIET}
     if targets.kafka_login:
-        user, password = targets.kafka_login
+        user, password = login or targets.kafka_login
         settings |= {
             "security.protocol": "SASL_PLAINTEXT",
             "sasl.mechanism": SCRAM_MECHANISM,
@@ -134,11 +137,54 @@ def round_trip(context: Context) -> Figures:
     }
 
 
+def refuses_anonymous(context: Context) -> Figures:
+    """Kafka answers verify's login, and gives a client without one nothing."""
+    targets = context.targets
+    admin(targets).list_topics(timeout=TIMEOUT)  # reachable: a refusal below is the login's doing
+    anonymous = AdminClient(
+        {"bootstrap.servers": targets.endpoints.kafka, "socket.timeout.ms": int(ANONYMOUS_WAIT * 1000), **QUIET}
+    )
+    try:
+        anonymous.list_topics(timeout=ANONYMOUS_WAIT)
+    except KafkaException as refused:
+        return {"anonymous": refused.args[0].name()}
+    raise CheckFailedError("a client without a login got the cluster's metadata")
+
+
+def read_only_refuses_writes(context: Context) -> Figures:
+    """Kafka's clickhouse user, which may only read, is refused a write to the events topic."""
+    targets = context.targets
+    login = (CLICKHOUSE_PRINCIPAL, targets.credentials[CLICKHOUSE_PASSWORD])
+    producer = Producer({**connection(targets, login), "message.timeout.ms": int(TIMEOUT * 1000)})
+    reports: list[KafkaError | None] = []
+    # An empty value: were it accepted, the Kafka engine would skip it rather than ingest it.
+    producer.produce(
+        targets.expected.kafka_topic, key=context.run_id, value=b"", on_delivery=lambda e, _: reports.append(e)
+    )
+    producer.flush(TIMEOUT + 5)
+    if not reports:
+        raise CheckFailedError(f"no answer to the write within {TIMEOUT:g}s")
+    if reports[0] is None:
+        raise CheckFailedError(
+            f"{CLICKHOUSE_PRINCIPAL} wrote to {targets.expected.kafka_topic}: the ACLs let a reader write"
+        )
+    if reports[0].code() != KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        raise CheckFailedError(f"refused, but not by the ACLs: {reports[0].str()}")
+    return {"user": CLICKHOUSE_PRINCIPAL, "error": reports[0].name()}
+
+
 def checks(targets: Targets) -> list[Check]:
-    """The Kafka smoke checks."""
+    """The Kafka smoke checks; with authentication, also that it is required and a reader cannot write."""
     where = targets.endpoints.kafka
-    return [
-        Check("kafka.cluster", "smoke", where, cluster, 20, frozenset({"kafka"})),
-        Check("kafka.topic", "smoke", where, topic, 20, frozenset({"kafka"})),
-        Check("kafka.round_trip", "smoke", where, round_trip, 45, frozenset({"kafka", "writes"})),
+    tags = frozenset({"kafka"})
+    found = [
+        Check("kafka.cluster", "smoke", where, cluster, 20, tags),
+        Check("kafka.topic", "smoke", where, topic, 20, tags),
+        Check("kafka.round_trip", "smoke", where, round_trip, 45, tags | {"writes"}),
     ]
+    if targets.kafka_login:
+        found += [
+            Check("kafka.refuses_anonymous", "smoke", where, refuses_anonymous, 20, tags),
+            Check("kafka.read_only_refuses_writes", "smoke", where, read_only_refuses_writes, 20, tags),
+        ]
+    return found
