@@ -3,9 +3,10 @@
 from workloads import pod_spec
 
 from components import names
-from components.clickhouse import PORTS
-from components.clickhouse_config import password_hash, schema_sql, server_config
+from components.clickhouse import KAFKA_LOGIN_FILE, PORTS
+from components.clickhouse_config import kafka_authentication_config, password_hash, schema_sql, server_config
 from components.kafka import bootstrap_address
+from components.kafka_config import CLICKHOUSE_PRINCIPAL, SCRAM_MECHANISM
 from render import Rendered, fake_password, settings_of
 
 
@@ -43,6 +44,19 @@ def test_users_file_is_a_secret_with_hashes_of_the_generated_passwords(stack: Re
         assert password_hash(password) in document
         assert password not in document
     assert '<networks replace="replace" />' in document, "the default user admits no address"
+
+
+def test_the_kafka_engine_logs_in_only_where_kafka_wants_it(stack: Rendered) -> None:
+    scram = settings_of(stack).kafka.authentication == "scram"
+    files = stack.named("Secret", names.CLICKHOUSE_USERS_CONFIG).inputs["stringData"]
+    (container,) = pod_spec(stack.named("StatefulSet", names.CLICKHOUSE))["containers"]
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    login = "/etc/clickhouse-server/config.d/qestack-kafka.xml"
+    assert (KAFKA_LOGIN_FILE in files) == scram and (login in mounted) == scram
+    if scram:
+        password = fake_password("credentials-kafkaClickhousePassword")
+        expected = kafka_authentication_config(CLICKHOUSE_PRINCIPAL, password, SCRAM_MECHANISM)
+        assert files[KAFKA_LOGIN_FILE] == expected
 
 
 def test_schema_job_reads_its_password_from_the_secret(stack: Rendered) -> None:
