@@ -46,7 +46,7 @@ def main() -> None:
         run_id = f"throughput-{time.time_ns()}"
         keys = [f"{run_id}-{i}" for i in range(options.events)]
         began = time.monotonic()
-        produce(kafka.bootstrap, settings.kafka.topic.name, keys, lambda i, key: event_json(i, key, run_id))
+        produce(kafka.client_config(), settings.kafka.topic.name, keys, lambda i, key: event_json(i, key, run_id))
         acked_in = time.monotonic() - began
         while visible(clickhouse, run_id) < len(keys) and time.monotonic() - began < 300:
             time.sleep(0.2)
@@ -60,7 +60,7 @@ def main() -> None:
         for batch in range(options.batches):
             batch_id = f"lag-{time.time_ns()}-{batch}"
             produce(
-                kafka.bootstrap,
+                kafka.client_config(),
                 settings.kafka.topic.name,
                 [f"{batch_id}-0"],
                 lambda i, key, run=batch_id: event_json(i, key, run),

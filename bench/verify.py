@@ -62,12 +62,12 @@ def main() -> None:
                 )
                 outputs = work / "outputs.json"
                 outputs.write_text(json.dumps(document))
-                measure(outputs, work, plane.kafka.bootstrap, settings.kafka.topic.name, options)
+                measure(outputs, work, plane.kafka.client_config(), settings.kafka.topic.name, options)
         finally:
             prometheus.stop()
 
 
-def measure(outputs: Path, work: Path, bootstrap: str, topic: str, options: argparse.Namespace) -> None:
+def measure(outputs: Path, work: Path, kafka: dict[str, str], topic: str, options: argparse.Namespace) -> None:
     """Run smoke and pipeline against the outputs and print their figures."""
     walls, overheads = [], []
     for index in range(options.runs):
@@ -83,7 +83,7 @@ def measure(outputs: Path, work: Path, bootstrap: str, topic: str, options: argp
     ingest = next(c["figures"] for c in report["checks"] if c["name"] == "pipeline.ingest")
     keys = [f"bench-bare-{time.time_ns()}-{i}" for i in range(options.events)]
     began = time.monotonic()
-    produce(bootstrap, topic, keys)
+    produce(kafka, topic, keys)
     bare_rate = len(keys) / (time.monotonic() - began)
     print(f"verify pipeline ({options.events} events, ClickHouse 18.16)")
     print(f"  end to end        {ingest['events_per_s']:,} events/s, all visible {ingest['converge_s']} s")
