@@ -170,6 +170,10 @@ class ClickHouse(NamespacedComponent):
         settings = self._inputs.settings
         clickhouse = settings.clickhouse
         ping = HTTPGetActionArgs(path="/ping", port="http")
+        # Each file of the users Secret, and the directory the server reads it from.
+        secret_files = {USERS_FILE: "users.d"}
+        if settings.kafka.authentication == "scram":
+            secret_files[KAFKA_LOGIN_FILE] = "config.d"
         container = ContainerArgs(
             name="clickhouse",
             image=clickhouse.image,
@@ -188,15 +192,9 @@ class ClickHouse(NamespacedComponent):
             volume_mounts=[
                 VolumeMountArgs(name="data", mount_path=DATA_DIR),
                 VolumeMountArgs(name="config", mount_path=f"{ETC}/config.d/qestack.xml", sub_path="qestack.xml"),
-                VolumeMountArgs(name="users", mount_path=f"{ETC}/users.d/{USERS_FILE}", sub_path=USERS_FILE),
                 *(
-                    [
-                        VolumeMountArgs(
-                            name="users", mount_path=f"{ETC}/config.d/{KAFKA_LOGIN_FILE}", sub_path=KAFKA_LOGIN_FILE
-                        )
-                    ]
-                    if settings.kafka.authentication == "scram"
-                    else []
+                    VolumeMountArgs(name="users", mount_path=f"{ETC}/{directory}/{file}", sub_path=file)
+                    for file, directory in secret_files.items()
                 ),
                 VolumeMountArgs(name="tmp", mount_path="/tmp"),
                 VolumeMountArgs(name="logs", mount_path="/var/log/clickhouse-server"),

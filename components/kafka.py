@@ -1,6 +1,6 @@
 """Kafka in KRaft mode: a StatefulSet of combined broker+controller nodes, and the events topic."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -62,13 +62,8 @@ AGENT_DIR = "/opt/metrics-agent"
 AGENT_FILE = "jmx_prometheus_javaagent.jar"
 # Kafka leans on the page cache for its log segments: give the heap half the container, not more.
 HEAP_FRACTION = 0.5
-LISTENER_PORTS = (
-    ("client", names.KAFKA_CLIENT_PORT),
-    ("controller", names.KAFKA_CONTROLLER_PORT),
-    ("internal", names.KAFKA_INTERNAL_PORT),
-    ("presto", names.KAFKA_PRESTO_PORT),
-)
-"""Each listener of kafka_config, by its port name."""
+LISTENER_PORTS = tuple(asdict(Ports()).items())
+"""(port name, port) of each listener of kafka_config."""
 CLIENT_SERVICE_LISTENERS = ("client", "presto")
 """What the client Service exposes: the quorum and replication listeners stay on the headless one."""
 

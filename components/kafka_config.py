@@ -8,7 +8,7 @@ real Kafka.
 Every node has four listeners, whatever the authentication:
 
 - CLIENT: clients (ClickHouse, verify). With `authentication: scram`, SASL/SCRAM-SHA-512 users whom
-  ACLs (GRANTS) allow what each needs, and nothing without them.
+  ACLs (grants()) allow what each needs, and nothing without them.
 - CONTROLLER and INTERNAL: the KRaft quorum and replication. With scram, SASL/PLAIN as the `broker`
   principal, the one super user (SCRAM cannot serve the quorum: its credentials live in the
   metadata the quorum replicates).
@@ -17,6 +17,7 @@ Every node has four listeners, whatever the authentication:
   read the events topic and nothing else.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from components import names
@@ -103,7 +104,7 @@ def server_properties(
     *,
     node_id: str,
     advertised_host: str,
-    voters: list[tuple[int, str]],
+    voters: Sequence[tuple[int, str]],
     log_dir: str,
     ports: Ports,
 ) -> str:
@@ -187,14 +188,18 @@ exec "$KAFKA_HOME/bin/kafka-server-start.sh" "$RUNTIME_DIR/server.properties"
 
 
 def _acl_commands(kafka: KafkaSettings) -> str:
-    """kafka-acls.sh lines adding GRANTS (adding an ACL that exists changes nothing)."""
+    """kafka-acls.sh lines adding grants() (adding an ACL that exists changes nothing).
+
+    One line (one JVM) per grant and pattern type: a pattern type applies to every resource of the line.
+    """
     lines = []
     for grant in grants(kafka):
         operations = " ".join(f"--operation {operation}" for operation in grant.operations)
-        for kind, pattern, name in grant.resources:
+        for pattern in dict.fromkeys(pattern for _, pattern, _ in grant.resources):
+            resources = " ".join(f"--{kind} {name}" for kind, how, name in grant.resources if how == pattern)
             lines.append(
                 f'"$KAFKA_HOME/bin/kafka-acls.sh" $admin --add --force --allow-principal User:{grant.principal} '
-                f"{operations} --resource-pattern-type {pattern} --{kind} {name}"
+                f"{operations} --resource-pattern-type {pattern} {resources}"
             )
     return "\n".join(lines)
 
