@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO)]
 
-from render import render  # noqa: E402  (needs the paths above)
+from tests.support.render import render  # noqa: E402  (needs the paths above)
 
 STACKS = ("dev", "prod")
 STACK_GOAL_SECONDS = 3.0

@@ -23,18 +23,18 @@ import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO)]
 
-from data_plane import data_plane  # noqa: E402
-from verify_harness import outputs_document  # noqa: E402
-
-from components.stack_config import parse_settings  # noqa: E402
-from components.stack_files import stack_config  # noqa: E402
-from verify import latency, tpch  # noqa: E402
-from verify.load_driver import closed_loop, constant_arrivals, open_loop  # noqa: E402
-from verify.load_workloads import ClickHouseHttp, PrestoTpch  # noqa: E402
-from verify.presto_checks import ca_file  # noqa: E402
-from verify.targets import targets_from  # noqa: E402
+from components.settings.parse import parse_settings  # noqa: E402
+from components.settings.stack_files import stack_config  # noqa: E402
+from tests.support.servers.data_plane import data_plane  # noqa: E402
+from tests.support.verify_harness import outputs_document  # noqa: E402
+from verify import tpch  # noqa: E402
+from verify.core.targets import targets_from  # noqa: E402
+from verify.load import latency  # noqa: E402
+from verify.load.driver import closed_loop, constant_arrivals, open_loop  # noqa: E402
+from verify.load.workloads import ClickHouseHttp, PrestoTpch  # noqa: E402
+from verify.smoke.presto import ca_file  # noqa: E402
 
 RATES = (50, 200, 500)
 STATEMENT = "SELECT 1"

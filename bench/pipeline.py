@@ -12,16 +12,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO)]
 
-from clickhouse_server import query  # noqa: E402
-from data_plane import data_plane  # noqa: E402
 from hdrh.histogram import HdrHistogram  # noqa: E402
-from test_kafka_server import event_json, produce  # noqa: E402
 
-from components.clickhouse_config import DATABASE, EVENTS_TABLE  # noqa: E402
-from components.stack_config import parse_settings  # noqa: E402
-from components.stack_files import stack_config  # noqa: E402
+from components.data.clickhouse.config import DATABASE, EVENTS_TABLE  # noqa: E402
+from components.settings.parse import parse_settings  # noqa: E402
+from components.settings.stack_files import stack_config  # noqa: E402
+from tests.support.events import event_json, produce  # noqa: E402
+from tests.support.servers.clickhouse import query  # noqa: E402
+from tests.support.servers.data_plane import data_plane  # noqa: E402
 
 
 def visible(node, run_id: str) -> int:

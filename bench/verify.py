@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO)]
 
-from data_plane import data_plane  # noqa: E402
-from test_kafka_server import produce  # noqa: E402
-from verify_harness import fake_grafana_api, outputs_document, start_local_prometheus, verify  # noqa: E402
-
-from components.stack_config import parse_settings  # noqa: E402
-from components.stack_files import stack_config  # noqa: E402
+from components.settings.parse import parse_settings  # noqa: E402
+from components.settings.stack_files import stack_config  # noqa: E402
+from tests.support.events import produce  # noqa: E402
+from tests.support.servers.data_plane import data_plane  # noqa: E402
+from tests.support.verify_harness import fake_grafana_api, outputs_document, start_local_prometheus, verify  # noqa: E402
 
 
 def run(outputs: Path, reports: Path, *args: str) -> tuple[float, dict]:

@@ -1,10 +1,10 @@
 """What the stack deploys, as verify should find it: exported with the stack's outputs."""
 
-from components.alert_rules import ALERT_GROUP, SLI_GROUP
-from components.clickhouse_config import DATABASE, EVENTS_TABLE
-from components.dashboards import dashboards
-from components.prometheus_config import POD_JOBS
-from components.settings import Settings
+from components.data.clickhouse.config import DATABASE, EVENTS_TABLE
+from components.observability.grafana.dashboards import dashboards
+from components.observability.prometheus.alert_rules import ALERT_GROUP, SLI_GROUP
+from components.observability.prometheus.config import POD_JOBS
+from components.settings.model import Settings
 
 CATALOGS = ("tpch", "clickhouse", "kafka")
 

@@ -4,26 +4,26 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
 from components import names
-from components.alertmanager import Alertmanager
-from components.certificates import Certificates, CertificatesArgs, ServingCertificate, service_dns_names
-from components.chaos import ChaosMesh
-from components.clickhouse import ClickHouse, ClickHouseArgs
-from components.clickhouse_config import ADMIN, INGEST, PRESTO
-from components.credential_catalog import KAFKA_USERS_SECRET, PRESTO_USERS_SECRET
-from components.credentials import Credentials, CredentialsArgs
+from components.chaos.component import ChaosMesh
+from components.data.clickhouse.component import ClickHouse, ClickHouseArgs
+from components.data.clickhouse.config import ADMIN, INGEST, PRESTO
+from components.data.kafka.component import Kafka, KafkaArgs
+from components.data.presto.component import Presto, PrestoArgs
 from components.expectations import expectations
-from components.grafana import Grafana, GrafanaArgs
 from components.inventory import Inventory
-from components.kafka import Kafka, KafkaArgs
-from components.kube_state_metrics import KubeStateMetrics
-from components.network import NetworkArgs, NetworkPolicies, egress
-from components.platform import Platform, PlatformArgs
-from components.presto import Presto, PrestoArgs
-from components.prometheus import Prometheus
-from components.settings import Settings
-from components.stack_config import SettingsError, parse_settings
-from components.verify_access import VerifyAccess
-from components.workloads import StackArgs
+from components.observability.alertmanager.component import Alertmanager
+from components.observability.grafana.component import Grafana, GrafanaArgs
+from components.observability.kube_state_metrics import KubeStateMetrics
+from components.observability.prometheus.component import Prometheus
+from components.platform.component import Platform, PlatformArgs
+from components.platform.workloads import StackArgs
+from components.security.certificates import Certificates, CertificatesArgs, ServingCertificate, service_dns_names
+from components.security.credential_catalog import KAFKA_USERS_SECRET, PRESTO_USERS_SECRET
+from components.security.credentials import Credentials, CredentialsArgs
+from components.security.network import NetworkArgs, NetworkPolicies, egress
+from components.security.verify_access import VerifyAccess
+from components.settings.model import Settings
+from components.settings.parse import SettingsError, parse_settings
 
 
 def read_config() -> tuple[dict[str, str], set[str]]:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project, for components.images
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project, for components.settings.images
 
-from components.images import unpinned
+from components.settings.images import unpinned
 
 Config = Mapping[str, Any]
 

@@ -1,20 +1,36 @@
 """Shared fixtures: stacks rendered under Pulumi's mocks, and real servers started from their configs."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from clickhouse_server import ClickHouseNode, apply_schema, start_clickhouse
-from kafka_server import PASSWORDS, KafkaNode, run_topic_bootstrap, start_kafka, with_scram
-from presto_server import PrestoCluster, start_cluster
-from verify_harness import fake_grafana_api
 
-from components.kafka_config import CLICKHOUSE_PRINCIPAL
-from components.settings import Settings
-from components.stack_config import parse_settings
-from components.stack_files import stack_config
-from render import Rendered, render
+from components.data.kafka.config import CLICKHOUSE_PRINCIPAL
+from components.settings.model import Settings
+from components.settings.parse import parse_settings
+from components.settings.stack_files import stack_config
+from tests.support.fakes.chaos_cluster import Api, Writable, fake_writable_api
+from tests.support.fakes.kubernetes import FakeCluster
+from tests.support.render import Rendered, render
+from tests.support.servers.clickhouse import ClickHouseNode, apply_schema, start_clickhouse
+from tests.support.servers.kafka import PASSWORDS, KafkaNode, run_topic_bootstrap, start_kafka, with_scram
+from tests.support.servers.presto import PrestoCluster, start_cluster
+from tests.support.verify_harness import fake_grafana_api
+from verify.kube.checks import connect
 
 STACKS = ("dev", "prod")
+INTEGRATION = Path(__file__).parent / "integration"
+SERVERS = {"kafka_node", "events_topic", "clickhouse_node", "pipeline", "presto"}
+"""Fixtures that start a real server: only tests under tests/integration may use them."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration as integration; refuse a unit test that would start a server."""
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION):
+            item.add_marker(pytest.mark.integration)
+        elif started := SERVERS & set(getattr(item, "fixturenames", ())):
+            raise pytest.UsageError(f"{item.nodeid} starts {sorted(started)}: move it to tests/integration")
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +113,12 @@ def fake_grafana(dev_settings: Settings) -> Iterator[str]:
     """A stand-in for Grafana's API (Grafana cannot run here), serving the stack's dashboard uids."""
     with fake_grafana_api(dev_settings) as url:
         yield url
+
+
+@pytest.fixture
+def api(tmp_path: Path, rendered_stacks: dict[str, Rendered], dev_settings: Settings) -> Iterator[Api]:
+    """The dev stack, rolled out in a fake cluster that has Chaos Mesh."""
+    writable = Writable(FakeCluster.healthy(rendered_stacks["dev"]), restart_seconds=0.5)
+    with fake_writable_api(writable, tmp_path) as kubeconfig:
+        yield Api(writable, kubeconfig, connect(str(kubeconfig), None, dev_settings.namespace))
+    assert writable.cluster.forbidden == [], "verify needs nothing its Role does not grant"

@@ -12,35 +12,33 @@ from pathlib import Path
 from typing import TypeVar
 
 from components import names
-from verify import (
-    clickhouse_checks,
-    cluster,
-    failover_injectors,
-    grafana_checks,
-    kafka_checks,
-    load_report,
-    pipeline_checks,
-    presto_checks,
-    prometheus_checks,
-    slo,
-    tpch,
-)
-from verify.checks import Check, Cleanup, Context, Record, Status
-from verify.errors import UsageError, VerifyError
-from verify.exit_codes import ExitCode, describe
-from verify.failover_autoscaling import ScalePlan, autoscaling
-from verify.failover_checks import FailoverPlan
-from verify.failover_checks import checks as failover_checks
-from verify.failover_injectors import ChaosMeshInjector, Injector, KubernetesInjector
-from verify.failover_scenarios import BY_NAME
-from verify.load_checks import MODES, WORKLOADS, LoadPlan, LoadRun, LoadSession
-from verify.pipeline_checks import Load
-from verify.port_forward import forward_check
-from verify.progress import Progress
-from verify.report import RunInfo, write_reports
-from verify.runner import SERVICE_ERRORS, Options, Redactor, run
-from verify.slo import Objective
-from verify.targets import Targets, load_outputs, targets_from
+from verify import tpch
+from verify.core.checks import Check, Cleanup, Context, Record, Status
+from verify.core.errors import UsageError, VerifyError
+from verify.core.exit_codes import ExitCode, describe
+from verify.core.progress import Progress
+from verify.core.report import RunInfo, write_reports
+from verify.core.runner import SERVICE_ERRORS, Options, Redactor, run
+from verify.core.targets import Targets, load_outputs, targets_from
+from verify.failover import injectors as failover_injectors
+from verify.failover.autoscaling import ScalePlan, autoscaling
+from verify.failover.checks import FailoverPlan
+from verify.failover.checks import checks as failover_checks
+from verify.failover.injectors import ChaosMeshInjector, Injector, KubernetesInjector
+from verify.failover.scenarios import BY_NAME
+from verify.kube import checks as cluster
+from verify.kube.port_forward import forward_check
+from verify.load import report as load_report
+from verify.load import slo
+from verify.load.checks import MODES, WORKLOADS, LoadPlan, LoadRun, LoadSession
+from verify.load.slo import Objective
+from verify.pipeline import checks as pipeline_checks
+from verify.pipeline.checks import Load
+from verify.smoke import clickhouse as clickhouse_checks
+from verify.smoke import grafana as grafana_checks
+from verify.smoke import kafka as kafka_checks
+from verify.smoke import presto as presto_checks
+from verify.smoke import prometheus as prometheus_checks
 
 SCENARIOS = ("smoke", "pipeline")
 """Scenarios built so far, in the order `all` runs them."""
@@ -430,7 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def write_load_reports(directory: Path, info: RunInfo, run: LoadRun, earlier: dict | None) -> list[Path]:
     """load.json, the HDR logs and load.html; the comparison with an earlier run printed too."""
-    from verify import load_html  # matplotlib: only runs that draw pay its import (0.4 s of a 0.85 s start)
+    from verify.load import (
+        html as load_html,  # matplotlib: only runs that draw pay its import (0.4 s of a 0.85 s start)
+    )
 
     document, paths = load_report.write(directory, info, run)
     changes = load_report.compare(earlier, document) if earlier else None

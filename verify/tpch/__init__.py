@@ -8,7 +8,7 @@ from decimal import Decimal
 from functools import cache
 from importlib import resources
 
-from verify.errors import UsageError
+from verify.core.errors import UsageError
 
 QUERIES = tuple(f"q{n:02d}" for n in range(1, 23))
 GOLDEN_SCHEMA = "tiny"

@@ -1,0 +1,1 @@
+"""Chaos Mesh, installed for verify's failover scenarios."""

@@ -1,0 +1,1 @@
+"""ClickHouse: the server component and its configuration, users and schema."""

@@ -1,0 +1,274 @@
+"""ClickHouse: a persistent server ingesting the events topic, its users, and the schema bootstrap."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgs
+from pulumi_kubernetes.core.v1 import (
+    ConfigMapVolumeSourceArgs,
+    ContainerArgs,
+    ContainerPortArgs,
+    EmptyDirVolumeSourceArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    HTTPGetActionArgs,
+    PodSpecArgs,
+    ProbeArgs,
+    SecretKeySelectorArgs,
+    SecretVolumeSourceArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
+
+from components import names
+from components.data.clickhouse.config import (
+    ADMIN,
+    INGEST,
+    PRESTO,
+    Ports,
+    kafka_authentication_config,
+    password_hash,
+    schema_sql,
+    server_config,
+    users_config,
+)
+from components.data.kafka.config import CLICKHOUSE_PRINCIPAL, SCRAM_MECHANISM
+from components.platform.budget import JOB_RESOURCES
+from components.platform.labels import common_labels
+from components.platform.workloads import (
+    NamespacedComponent,
+    container_resources,
+    container_security,
+    data_claim,
+    one_shot_job,
+    pod_security,
+)
+from components.security.credential_catalog import CLICKHOUSE_USERS_SECRET
+from components.settings.model import Settings
+
+CLICKHOUSE_USER = 101
+"""uid of `clickhouse`, the user the clickhouse/clickhouse-server image's server runs as."""
+ETC = "/etc/clickhouse-server"
+DATA_DIR = "/var/lib/clickhouse/"
+PORTS = Ports()
+USERS_FILE = "qestack-users.xml"
+KAFKA_LOGIN_FILE = "qestack-kafka.xml"
+
+
+@dataclass(frozen=True)
+class ClickHouseArgs:
+    """Inputs of the ClickHouse component."""
+
+    settings: Settings
+    """The validated stack settings."""
+    namespace: pulumi.Input[str]
+    """Namespace to deploy into."""
+    instance: str
+    """The stack name, for app.kubernetes.io/instance."""
+    passwords: dict[str, pulumi.Output[str]]
+    """Secret passwords of the admin, ingest and presto users."""
+    kafka_bootstrap: str
+    """host:port the Kafka engine consumes from."""
+    kafka_password: pulumi.Output[str]
+    """Secret password of the Kafka SCRAM user clickhouse (used with kafka.authentication scram)."""
+
+
+class ClickHouse(NamespacedComponent):
+    """One ClickHouse server with a PersistentVolumeClaim, fed by a Kafka engine table."""
+
+    http_host_port: str
+    """In-cluster host:port of the HTTP interface."""
+    http_url: str
+    """In-cluster URL of the HTTP interface."""
+    native_address: str
+    """In-cluster host:port of the native protocol."""
+    statefulset: k8s.apps.v1.StatefulSet
+
+    def __init__(self, name: str, args: ClickHouseArgs, opts: pulumi.ResourceOptions | None = None):
+        settings = args.settings
+        identity = (names.CLICKHOUSE, "server", args.instance, settings.clickhouse.image)
+        super().__init__("qestack:data:ClickHouse", name, args.namespace, identity, opts)
+        self._inputs = args
+        self.http_host_port = f"{names.service_host(names.CLICKHOUSE, settings.namespace)}:{PORTS.http}"
+        self.http_url = f"http://{self.http_host_port}"
+        self.native_address = f"{names.service_host(names.CLICKHOUSE, settings.namespace)}:{PORTS.native}"
+        config = self._declare_config(name)
+        users = self._declare_users(name)
+        self._declare_services(name)
+        self.statefulset = self._declare_statefulset(name, config, users)
+        self._declare_schema_job(name, config)
+        self.register_outputs({"httpUrl": self.http_url, "nativeAddress": self.native_address})
+
+    def _declare_config(self, name: str) -> k8s.core.v1.ConfigMap:
+        """Server settings (a config.d override of the image's defaults) and the schema SQL."""
+        settings = self._inputs.settings
+        return k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=self._metadata(names.CLICKHOUSE_CONFIG),
+            data={
+                "qestack.xml": server_config(
+                    settings, ports=PORTS, listen_host="0.0.0.0", data_path=DATA_DIR, tmp_path="/tmp/"
+                ),
+                "schema.sql": schema_sql(settings, self._inputs.kafka_bootstrap),
+            },
+            opts=self._opts(),
+        )
+
+    def _declare_users(self, name: str) -> k8s.core.v1.Secret:
+        """The users file (password hashes) and, with Kafka SCRAM, the Kafka login: so a Secret."""
+        settings = self._inputs.settings
+        passwords = self._inputs.passwords
+        document = pulumi.Output.all(passwords[ADMIN], passwords[INGEST], passwords[PRESTO]).apply(
+            lambda values: users_config(
+                settings,
+                {user: password_hash(value) for user, value in zip((ADMIN, INGEST, PRESTO), values, strict=True)},
+            )
+        )
+        files = {USERS_FILE: pulumi.Output.secret(document)}
+        if settings.kafka.authentication == "scram":
+            files[KAFKA_LOGIN_FILE] = pulumi.Output.secret(
+                self._inputs.kafka_password.apply(
+                    lambda password: kafka_authentication_config(CLICKHOUSE_PRINCIPAL, password, SCRAM_MECHANISM)
+                )
+            )
+        return k8s.core.v1.Secret(
+            f"{name}-users-config",
+            metadata=self._metadata(names.CLICKHOUSE_USERS_CONFIG),
+            type="Opaque",
+            string_data=files,
+            opts=self._opts(),
+        )
+
+    def _declare_services(self, name: str) -> None:
+        """A headless Service for the StatefulSet and a client Service for HTTP, native and metrics."""
+        ports = [
+            ServicePortArgs(name="http", port=PORTS.http, target_port="http"),
+            ServicePortArgs(name="native", port=PORTS.native, target_port="native"),
+            ServicePortArgs(name="metrics", port=PORTS.metrics, target_port="metrics"),
+        ]
+        k8s.core.v1.Service(
+            f"{name}-headless",
+            metadata=self._metadata(names.CLICKHOUSE_HEADLESS),
+            spec=ServiceSpecArgs(cluster_ip="None", selector=self._selector, ports=ports),
+            opts=self._opts(),
+        )
+        k8s.core.v1.Service(
+            f"{name}-client",
+            metadata=self._metadata(names.CLICKHOUSE),
+            spec=ServiceSpecArgs(type="ClusterIP", selector=self._selector, ports=ports),
+            opts=self._opts(),
+        )
+
+    def _declare_statefulset(
+        self, name: str, config: k8s.core.v1.ConfigMap, users: k8s.core.v1.Secret
+    ) -> k8s.apps.v1.StatefulSet:
+        """The server, started directly (not through the image's entrypoint, which expects root)."""
+        settings = self._inputs.settings
+        clickhouse = settings.clickhouse
+        ping = HTTPGetActionArgs(path="/ping", port="http")
+        # Each file of the users Secret, and the directory the server reads it from.
+        secret_files = {USERS_FILE: "users.d"}
+        if settings.kafka.authentication == "scram":
+            secret_files[KAFKA_LOGIN_FILE] = "config.d"
+        container = ContainerArgs(
+            name="clickhouse",
+            image=clickhouse.image,
+            command=["/usr/bin/clickhouse-server", f"--config-file={ETC}/config.xml"],
+            ports=[
+                ContainerPortArgs(name="http", container_port=PORTS.http),
+                ContainerPortArgs(name="native", container_port=PORTS.native),
+                ContainerPortArgs(name="metrics", container_port=PORTS.metrics),
+            ],
+            resources=container_resources(clickhouse.resources),
+            security_context=container_security(),
+            # Loading parts after an unclean stop can take minutes on a big table: startup allows 10.
+            startup_probe=ProbeArgs(http_get=ping, period_seconds=5, failure_threshold=120),
+            readiness_probe=ProbeArgs(http_get=ping, period_seconds=10, timeout_seconds=3),
+            liveness_probe=ProbeArgs(http_get=ping, period_seconds=20, timeout_seconds=5, failure_threshold=3),
+            volume_mounts=[
+                VolumeMountArgs(name="data", mount_path=DATA_DIR),
+                VolumeMountArgs(name="config", mount_path=f"{ETC}/config.d/qestack.xml", sub_path="qestack.xml"),
+                *(
+                    VolumeMountArgs(name="users", mount_path=f"{ETC}/{directory}/{file}", sub_path=file)
+                    for file, directory in secret_files.items()
+                ),
+                VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                VolumeMountArgs(name="logs", mount_path="/var/log/clickhouse-server"),
+            ],
+        )
+        claim = data_claim(settings, self._labels, clickhouse.storage.size)
+        return k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata=self._metadata(names.CLICKHOUSE),
+            spec=StatefulSetSpecArgs(
+                service_name=names.CLICKHOUSE_HEADLESS,
+                replicas=1,
+                selector=LabelSelectorArgs(match_labels=self._selector),
+                template=self._pod_template(
+                    PodSpecArgs(
+                        service_account_name=self._service_account(name, names.CLICKHOUSE),
+                        automount_service_account_token=False,
+                        security_context=pod_security(CLICKHOUSE_USER),
+                        termination_grace_period_seconds=60,
+                        containers=[container],
+                        volumes=[
+                            VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
+                            VolumeArgs(name="users", secret=SecretVolumeSourceArgs(secret_name=users.metadata.name)),
+                            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="1Gi")),
+                            VolumeArgs(name="logs", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
+                        ],
+                    ),
+                ),
+                volume_claim_templates=[claim],
+            ),
+            opts=self._opts(),
+        )
+
+    def _declare_schema_job(self, name: str, config: k8s.core.v1.ConfigMap) -> k8s.batch.v1.Job:
+        """Apply the schema as the ingest user once the server is up; every statement is IF NOT EXISTS."""
+        clickhouse = self._inputs.settings.clickhouse
+        labels = common_labels(names.CLICKHOUSE, "schema-bootstrap", self._inputs.instance)
+        host = names.service_host(names.CLICKHOUSE, self._inputs.settings.namespace)
+        container = ContainerArgs(
+            name="apply-schema",
+            image=clickhouse.image,
+            # The password reaches the client through the environment, from the Secret: never a literal.
+            command=[
+                "/bin/sh",
+                "-c",
+                f"exec clickhouse-client --host {host} --port {PORTS.native} --user {INGEST} "
+                f'--password "$CLICKHOUSE_PASSWORD" --multiquery < /schema/schema.sql',
+            ],
+            env=[
+                EnvVarArgs(
+                    name="CLICKHOUSE_PASSWORD",
+                    value_from=EnvVarSourceArgs(
+                        secret_key_ref=SecretKeySelectorArgs(name=CLICKHOUSE_USERS_SECRET, key=INGEST)
+                    ),
+                )
+            ],
+            resources=container_resources(JOB_RESOURCES),
+            security_context=container_security(),
+            volume_mounts=[
+                VolumeMountArgs(name="schema", mount_path="/schema", read_only=True),
+                VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            ],
+        )
+        volumes = [
+            VolumeArgs(name="schema", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
+            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+        ]
+        metadata = self._metadata(names.CLICKHOUSE_SCHEMA_JOB, labels)
+        return one_shot_job(
+            f"{name}-schema-bootstrap",
+            metadata,
+            self._service_account(name, names.CLICKHOUSE_SCHEMA_JOB, labels),
+            CLICKHOUSE_USER,
+            container,
+            volumes,
+            self._opts(depends_on=[self.statefulset]),
+        )

@@ -1,0 +1,230 @@
+"""ClickHouse's configuration as pure functions: server config, users, and the schema SQL.
+
+Every function produces the form the deployed image (24.8) runs. The integration tests run Debian's
+ClickHouse 18.16, the only one this machine can install. `legacy_form` turns the production text
+into the nearest form 18.16 accepts, and every difference is listed, with its reason, in _LEGACY.
+"""
+
+import hashlib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from components import names
+from components.settings.model import Settings
+from components.settings.quantities import quantity_value
+
+DATABASE = "analytics"
+EVENTS_TABLE = "events"
+QUEUE_TABLE = "events_queue"
+VIEW = "events_mv"
+CONSUMER_GROUP = "clickhouse-events"
+
+ADMIN, INGEST, PRESTO = "admin", "ingest", "presto"
+# A malformed event is skipped (up to this many per block) instead of stalling all ingestion behind it.
+SKIP_BROKEN_MESSAGES = "kafka_skip_broken_messages = 100"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where the server listens."""
+
+    http: int = names.CLICKHOUSE_HTTP_PORT
+    native: int = names.CLICKHOUSE_NATIVE_PORT
+    metrics: int = names.CLICKHOUSE_METRICS_PORT
+
+
+def _xml(root: ET.Element) -> str:
+    """Serialise an element tree with indentation."""
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _element(parent: ET.Element, tag: str, text: str | int | None = None, **attributes: str) -> ET.Element:
+    """Append a child element with optional text."""
+    child = ET.SubElement(parent, tag, attributes)
+    if text is not None:
+        child.text = str(text)
+    return child
+
+
+def server_config(settings: Settings, *, ports: Ports, listen_host: str, data_path: str, tmp_path: str) -> str:
+    """config.d override: listeners, paths, caches sized to the container, stdout logging, metrics."""
+    memory = int(quantity_value(settings.clickhouse.resources.limits.memory))
+    root = ET.Element("clickhouse")
+    logger = _element(root, "logger")
+    _element(logger, "level", "information")
+    # Logs go to stdout only: the root filesystem is read-only and kubectl logs is where people look.
+    _element(logger, "console", 1)
+    _element(logger, "log", remove="remove")
+    _element(logger, "errorlog", remove="remove")
+    _element(root, "listen_host", listen_host)
+    _element(root, "http_port", ports.http)
+    _element(root, "tcp_port", ports.native)
+    _element(root, "path", data_path)
+    _element(root, "tmp_path", tmp_path)
+    # The server defaults assume a whole machine (5 GiB of mark cache); size caches to the container.
+    _element(root, "mark_cache_size", memory // 10)
+    _element(root, "uncompressed_cache_size", memory // 20)
+    # librdkafka settings of every Kafka engine consumer. A new consumer group starts from the earliest
+    # offset, so events produced before ClickHouse first joins the group are ingested, not skipped.
+    kafka = _element(root, "kafka")
+    _element(kafka, "auto_offset_reset", "smallest")
+    prometheus = _element(root, "prometheus")
+    _element(prometheus, "endpoint", "/metrics")
+    _element(prometheus, "port", ports.metrics)
+    for part in ("metrics", "events", "asynchronous_metrics"):
+        _element(prometheus, part, "true")
+    return _xml(root)
+
+
+def kafka_authentication_config(username: str, password: str, mechanism: str) -> str:
+    """config.d file logging every Kafka engine consumer in as a SASL user (it holds a password: a Secret)."""
+    root = ET.Element("clickhouse")
+    kafka = _element(root, "kafka")
+    # Element names are librdkafka's settings with '_' for '.'.
+    _element(kafka, "security_protocol", "sasl_plaintext")
+    _element(kafka, "sasl_mechanism", mechanism)
+    _element(kafka, "sasl_username", username)
+    _element(kafka, "sasl_password", password)
+    return _xml(root)
+
+
+def password_hash(password: str) -> str:
+    """The password_sha256_hex ClickHouse compares against."""
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def users_config(settings: Settings, password_hashes: dict[str, str]) -> str:
+    """users.d file: profiles, quotas and the admin, ingest and presto users (hashes, never passwords).
+
+    It lives in a Secret, not a ConfigMap: the hashes are derived from credentials.
+    """
+    memory = int(quantity_value(settings.clickhouse.resources.limits.memory))
+    root = ET.Element("clickhouse")
+    profiles = _element(root, "profiles")
+    default = _element(profiles, "default")
+    # A query may use 60% of the container; the rest is for merges, caches and the server itself.
+    _element(default, "max_memory_usage", memory * 6 // 10)
+    readonly = _element(profiles, "readonly")
+    # readonly=2: no writes and no DDL, but a client may still set per-query settings (JDBC does).
+    _element(readonly, "readonly", 2)
+    _element(readonly, "max_memory_usage", memory * 4 // 10)
+    _element(readonly, "max_execution_time", 300)
+
+    quotas = _element(root, "quotas")
+    for name, queries, errors in (("default", 0, 0), ("readonly", 3600, 600)):
+        interval = _element(_element(quotas, name), "interval")
+        _element(interval, "duration", 3600)
+        _element(interval, "queries", queries)
+        _element(interval, "errors", errors)
+        _element(interval, "result_rows", 0)
+        _element(interval, "read_rows", 0)
+        _element(interval, "execution_time", 0)
+
+    users = _element(root, "users")
+    # The default user (no password) stays for the server's own use but admits no address at all, not
+    # even loopback: a port-forward arrives on loopback, and must not make a client someone without a password.
+    local = _element(users, "default")
+    _element(local, "password", "")
+    _element(local, "networks", replace="replace")
+    _element(local, "profile", "readonly")
+    _element(local, "quota", "readonly")
+    for user, profile, quota, databases in (
+        (ADMIN, "default", "default", None),
+        (INGEST, "default", "default", [DATABASE]),
+        (PRESTO, "readonly", "readonly", [DATABASE]),
+    ):
+        entry = _element(users, user)
+        _element(entry, "password_sha256_hex", password_hashes[user])
+        # Reachability is the NetworkPolicies' job; the user accepts any address they let through.
+        _element(_element(entry, "networks"), "ip", "::/0")
+        _element(entry, "profile", profile)
+        _element(entry, "quota", quota)
+        if databases:
+            allowed = _element(entry, "allow_databases")
+            for database in databases:
+                _element(allowed, "database", database)
+    return _xml(root)
+
+
+def schema_sql(settings: Settings, kafka_bootstrap: str) -> str:
+    """The idempotent schema: events table, Kafka engine queue, and the materialized view between them."""
+    kafka = settings.kafka
+    consumers = min(kafka.topic.partitions, 4)
+    return f"""CREATE DATABASE IF NOT EXISTS {DATABASE};
+
+-- One row per event; a redelivered event (the Kafka engine is at-least-once) collapses on merge.
+CREATE TABLE IF NOT EXISTS {DATABASE}.{EVENTS_TABLE}
+(
+    event_id String,
+    run_id String,
+    kind String,
+    payload String,
+    produced_at_ms UInt64,
+    event_time DateTime DEFAULT toDateTime(intDiv(produced_at_ms, 1000)),
+    ingested_at DateTime64(3) DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(event_time)
+ORDER BY event_id;
+
+CREATE TABLE IF NOT EXISTS {DATABASE}.{QUEUE_TABLE}
+(
+    event_id String,
+    run_id String,
+    kind String,
+    payload String,
+    produced_at_ms UInt64
+)
+ENGINE = Kafka
+SETTINGS kafka_broker_list = '{kafka_bootstrap}',
+         kafka_topic_list = '{kafka.topic.name}',
+         kafka_group_name = '{CONSUMER_GROUP}',
+         kafka_format = 'JSONEachRow',
+         kafka_num_consumers = {consumers},
+         {SKIP_BROKEN_MESSAGES};
+
+-- Every column is selected explicitly: a view does not fill DEFAULT columns on every server version.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}.{VIEW} TO {DATABASE}.{EVENTS_TABLE} AS
+SELECT
+    event_id,
+    run_id,
+    kind,
+    payload,
+    produced_at_ms,
+    toDateTime(intDiv(produced_at_ms, 1000)) AS event_time,
+    now64(3) AS ingested_at
+FROM {DATABASE}.{QUEUE_TABLE};
+"""
+
+
+def statements(sql: str) -> list[str]:
+    """Split schema SQL into statements (no statement contains a semicolon)."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+# What ClickHouse 18.16 (the tests' server) lacks that the deployed 24.8 has, and the nearest form.
+_LEGACY: tuple[tuple[str, str, str], ...] = (
+    ("<clickhouse>", "<yandex>", "the <clickhouse> root element arrived in 22.x; older servers read <yandex>"),
+    ("</clickhouse>", "</yandex>", "closing tag of the same"),
+    ("DateTime64(3)", "DateTime", "DateTime64 arrived in 20.1: 18.16 keeps whole seconds"),
+    ("now64(3)", "now()", "now64 arrived with DateTime64"),
+    (
+        f",\n         {SKIP_BROKEN_MESSAGES}",
+        "",
+        "kafka_skip_broken_messages arrived after 18.16, which stalls on a malformed event instead",
+    ),
+)
+
+
+def legacy_form(text: str) -> str:
+    """The nearest form of production config or SQL that ClickHouse 18.16 accepts."""
+    for production, legacy, _reason in _LEGACY:
+        text = text.replace(production, legacy)
+    # The native Prometheus endpoint arrived in 20.1; 18.16 refuses to start with it configured.
+    root = ET.fromstring(text) if text.lstrip().startswith("<") else None
+    if root is not None and root.find("prometheus") is not None:
+        root.remove(root.find("prometheus"))  # type: ignore[arg-type]
+        return _xml(root)
+    return text

@@ -1,0 +1,1 @@
+"""Kafka in KRaft mode: the nodes component and its configuration files and scripts."""

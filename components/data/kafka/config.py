@@ -1,0 +1,243 @@
+"""Kafka's configuration as pure functions: server.properties, the start script, topic and user bootstrap.
+
+The ConfigMap holds server.properties as a template in which two tokens stand for what only the pod
+knows (its ordinal and its name); the start script fills them in, and adds what comes from the
+Secret. Tests call the same functions with loopback addresses and run the same scripts against a
+real Kafka.
+
+Every node has four listeners, whatever the authentication:
+
+- CLIENT: clients (ClickHouse, verify). With `authentication: scram`, SASL/SCRAM-SHA-512 users whom
+  ACLs (grants()) allow what each needs, and nothing without them.
+- CONTROLLER and INTERNAL: the KRaft quorum and replication. With scram, SASL/PLAIN as the `broker`
+  principal, the one super user (SCRAM cannot serve the quorum: its credentials live in the
+  metadata the quorum replicates).
+- PRESTO: PLAINTEXT, for Presto's kafka catalog only, whose 0.287 client cannot speak SASL. The
+  NetworkPolicies admit only Presto's pods, and with scram the ACLs let its principal (ANONYMOUS)
+  read the events topic and nothing else.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from components import names
+from components.data.clickhouse.config import CONSUMER_GROUP
+from components.settings.model import KafkaSettings
+
+NODE_ID_TOKEN = "@NODE_ID@"
+POD_NAME_TOKEN = "@POD_NAME@"
+
+BROKER_PRINCIPAL = "broker"
+CLICKHOUSE_PRINCIPAL = "clickhouse"
+VERIFY_PRINCIPAL = "verify"
+PRESTO_PRINCIPAL = "ANONYMOUS"
+"""Kafka's principal for a PLAINTEXT connection: with scram, only the PRESTO listener has any."""
+VERIFY_PREFIX = "verify-"
+"""verify's scratch topics and consumer groups start with this."""
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 8192
+ENV_PASSWORD = {
+    BROKER_PRINCIPAL: "KAFKA_BROKER_PASSWORD",
+    CLICKHOUSE_PRINCIPAL: "KAFKA_CLICKHOUSE_PASSWORD",
+    VERIFY_PRINCIPAL: "KAFKA_VERIFY_PASSWORD",
+}
+"""The environment variable each script reads a password from (filled from the Secret kafka-users)."""
+PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
+SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where a node listens."""
+
+    client: int = names.KAFKA_CLIENT_PORT
+    controller: int = names.KAFKA_CONTROLLER_PORT
+    internal: int = names.KAFKA_INTERNAL_PORT
+    presto: int = names.KAFKA_PRESTO_PORT
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One ACL of a scram stack: a principal may do these operations on these resources."""
+
+    principal: str
+    operations: tuple[str, ...]
+    resources: tuple[tuple[str, str, str], ...]
+    """(resource type, pattern type, name), e.g. ("topic", "literal", "events")."""
+    reason: str
+
+
+def grants(kafka: KafkaSettings) -> tuple[Grant, ...]:
+    """What each principal other than the super user may do (Read and Write imply Describe)."""
+    topic = ("topic", "literal", kafka.topic.name)
+    return (
+        Grant(
+            CLICKHOUSE_PRINCIPAL,
+            ("Read",),
+            (topic, ("group", "literal", CONSUMER_GROUP)),
+            "the Kafka engine consumes the events topic in its group",
+        ),
+        Grant(PRESTO_PRINCIPAL, ("Read",), (topic,), "Presto's kafka catalog reads the events topic"),
+        Grant(VERIFY_PRINCIPAL, ("Write",), (topic,), "verify's pipeline and failover traffic"),
+        Grant(
+            VERIFY_PRINCIPAL,
+            ("All",),
+            (("topic", "prefixed", VERIFY_PREFIX), ("group", "prefixed", VERIFY_PREFIX)),
+            "verify's scratch topics (smoke round trip, load) and their consumer groups",
+        ),
+    )
+
+
+def _plain_jaas(password: str, *, serves: bool) -> str:
+    """JAAS logging in as broker with SASL/PLAIN, as a shell double-quoted string's content (password a $VAR).
+
+    `serves`: a listener's, which also accepts broker as its one user.
+    """
+    jaas = f'{PLAIN_LOGIN} required username="{BROKER_PRINCIPAL}" password="{password}"'
+    if serves:
+        jaas += f' user_{BROKER_PRINCIPAL}="{password}"'
+    return (jaas + ";").replace('"', '\\"')
+
+
+def server_properties(
+    kafka: KafkaSettings,
+    *,
+    node_id: str,
+    advertised_host: str,
+    voters: Sequence[tuple[int, str]],
+    log_dir: str,
+    ports: Ports,
+) -> str:
+    """server.properties of one combined broker+controller node in KRaft mode, without any password."""
+    quorum = ",".join(f"{voter_id}@{host}:{ports.controller}" for voter_id, host in voters)
+    scram = kafka.authentication == "scram"
+    protected = "SASL_PLAINTEXT" if scram else "PLAINTEXT"
+    properties = {
+        "process.roles": "broker,controller",
+        "node.id": node_id,
+        "controller.quorum.voters": quorum,
+        "listeners": (
+            f"CLIENT://:{ports.client},CONTROLLER://:{ports.controller},"
+            f"INTERNAL://:{ports.internal},PRESTO://:{ports.presto}"
+        ),
+        "advertised.listeners": (
+            f"CLIENT://{advertised_host}:{ports.client},INTERNAL://{advertised_host}:{ports.internal},"
+            f"PRESTO://{advertised_host}:{ports.presto}"
+        ),
+        "listener.security.protocol.map": (
+            f"CLIENT:{protected},CONTROLLER:{protected},INTERNAL:{protected},PRESTO:PLAINTEXT"
+        ),
+        "inter.broker.listener.name": "INTERNAL",
+        "controller.listener.names": "CONTROLLER",
+        "log.dirs": log_dir,
+        # Topics are created on purpose (the bootstrap Job), never by a typo in a producer.
+        "auto.create.topics.enable": "false",
+        "num.partitions": str(kafka.topic.partitions),
+        "default.replication.factor": str(kafka.replication_factor),
+        "min.insync.replicas": str(kafka.min_insync_replicas),
+        "offsets.topic.replication.factor": str(kafka.replication_factor),
+        "transaction.state.log.replication.factor": str(kafka.replication_factor),
+        "transaction.state.log.min.isr": str(kafka.min_insync_replicas),
+        # An out-of-sync replica never becomes leader: acknowledged writes are never lost to failover.
+        "unclean.leader.election.enable": "false",
+        "group.initial.rebalance.delay.ms": "0",
+    }
+    if scram:
+        properties |= {
+            "listener.name.client.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"listener.name.client.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": f"{SCRAM_LOGIN} required;",
+            "listener.name.internal.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            # The PLAIN JAAS lines carry the broker password: the start script adds them from the Secret.
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{BROKER_PRINCIPAL}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+    return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def start_script(kafka: KafkaSettings) -> str:
+    """POSIX sh run as the container's command: render server.properties, format storage once, start.
+
+    Reads POD_NAME (pod-name-ORDINAL, from the downward API), CLUSTER_ID, KAFKA_HOME, TEMPLATE (the
+    server.properties template), RUNTIME_DIR (a writable directory) and, with scram, the broker
+    password from KAFKA_BROKER_PASSWORD.
+    """
+    passwords = ""
+    if kafka.authentication == "scram":
+        jaas = _plain_jaas(f"${ENV_PASSWORD[BROKER_PRINCIPAL]}", serves=True)
+        passwords = f"""# The broker password comes from the Secret (the file is this user's only: umask 077).
+for listener in internal controller; do
+  printf '%s\\n' "listener.name.$listener.plain.sasl.jaas.config={jaas}" >> "$RUNTIME_DIR/server.properties"
+done
+"""
+    return f"""#!/bin/sh
+set -eu
+umask 077
+node_id="${{POD_NAME##*-}}"
+sed -e "s/{NODE_ID_TOKEN}/$node_id/g" -e "s/{POD_NAME_TOKEN}/$POD_NAME/g" "$TEMPLATE" > "$RUNTIME_DIR/server.properties"
+{passwords}# Formatting is idempotent with --ignore-formatted: a restarted pod keeps its data and identity.
+# It runs without KAFKA_OPTS: the metrics agent there is the server's, and would take its port.
+# --cluster-id=: a random id starts with '-' one time in 64, and `-t ID` would then read it as a flag.
+KAFKA_OPTS="" "$KAFKA_HOME/bin/kafka-storage.sh" format --ignore-formatted --cluster-id="$CLUSTER_ID" \\
+  -c "$RUNTIME_DIR/server.properties"
+exec "$KAFKA_HOME/bin/kafka-server-start.sh" "$RUNTIME_DIR/server.properties"
+"""
+
+
+def _acl_commands(kafka: KafkaSettings) -> str:
+    """kafka-acls.sh lines adding grants() (adding an ACL that exists changes nothing).
+
+    One line (one JVM) per grant and pattern type: a pattern type applies to every resource of the line.
+    """
+    lines = []
+    for grant in grants(kafka):
+        operations = " ".join(f"--operation {operation}" for operation in grant.operations)
+        for pattern in dict.fromkeys(pattern for _, pattern, _ in grant.resources):
+            resources = " ".join(f"--{kind} {name}" for kind, how, name in grant.resources if how == pattern)
+            lines.append(
+                f'"$KAFKA_HOME/bin/kafka-acls.sh" $admin --add --force --allow-principal User:{grant.principal} '
+                f"{operations} --resource-pattern-type {pattern} {resources}"
+            )
+    return "\n".join(lines)
+
+
+def topic_bootstrap_script(kafka: KafkaSettings) -> str:
+    """POSIX sh of the bootstrap Job: create the events topic; with scram, the users and their ACLs.
+
+    Safe to run again; run again after a password change, it sets the new one. Reads KAFKA_HOME,
+    BOOTSTRAP (the INTERNAL listener), RUNTIME_DIR (writable) and, with scram, the passwords from
+    KAFKA_BROKER_PASSWORD, KAFKA_CLICKHOUSE_PASSWORD and KAFKA_VERIFY_PASSWORD.
+    """
+    create_topic = (
+        f'"$KAFKA_HOME/bin/kafka-topics.sh" $admin --create --if-not-exists --topic {kafka.topic.name} '
+        f"--partitions {kafka.topic.partitions} --replication-factor {kafka.replication_factor} "
+        f"--config min.insync.replicas={kafka.min_insync_replicas}"
+    )
+    if kafka.authentication != "scram":
+        return f"""#!/bin/sh
+set -eu
+admin="--bootstrap-server $BOOTSTRAP"
+{create_topic}
+"""
+    users = "\n".join(
+        f"""printf '%s\\n' "{SCRAM_MECHANISM}=iterations={SCRAM_ITERATIONS},password=${ENV_PASSWORD[user]}" \\
+  > "$RUNTIME_DIR/{user}.properties"
+"$KAFKA_HOME/bin/kafka-configs.sh" $admin --alter --entity-type users --entity-name {user} \\
+  --add-config-file "$RUNTIME_DIR/{user}.properties\""""
+        for user in (CLICKHOUSE_PRINCIPAL, VERIFY_PRINCIPAL)
+    )
+    jaas = _plain_jaas(f"${ENV_PASSWORD[BROKER_PRINCIPAL]}", serves=False)
+    return f"""#!/bin/sh
+set -eu
+# Passwords go into files only this user can read, never onto a command line.
+umask 077
+printf '%s\\n' security.protocol=SASL_PLAINTEXT sasl.mechanism=PLAIN "sasl.jaas.config={jaas}" \\
+  > "$RUNTIME_DIR/admin.properties"
+admin="--bootstrap-server $BOOTSTRAP --command-config $RUNTIME_DIR/admin.properties"
+{create_topic}
+{users}
+{_acl_commands(kafka)}
+"""

@@ -1,0 +1,1 @@
+"""Presto: the coordinator and workers component and its configuration files."""

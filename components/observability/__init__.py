@@ -1,0 +1,1 @@
+"""Metrics and alerting: Prometheus, Alertmanager, Grafana and the exporters."""

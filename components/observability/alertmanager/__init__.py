@@ -1,0 +1,1 @@
+"""Alertmanager: the component and its routing config."""

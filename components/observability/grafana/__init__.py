@@ -1,0 +1,1 @@
+"""Grafana: the component, its provisioning files and the dashboards."""

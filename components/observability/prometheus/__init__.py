@@ -1,0 +1,1 @@
+"""Prometheus: the component, its scrape config and the alert rules."""

@@ -1,0 +1,447 @@
+"""Recording and alerting rules, as pure functions of the settings, with a promtool test per alert.
+
+One source of truth: each Alert carries its expression, its annotations and two test cases (one in
+which it fires, one in which it stays silent). rule_file() renders the groups Prometheus loads;
+rule_tests() renders the `promtool test rules` file from the same objects. Nothing here knows how the
+rules are delivered (a ConfigMap today, a PrometheusRule object under the Operator later).
+"""
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from components.settings.model import Settings
+
+ACTIVE_WORKERS = "max(presto_cluster_active_nodes) - max(presto_cluster_active_coordinators)"
+"""Presto workers the coordinator sees as active (the alert and the dashboards read it alike)."""
+SLI_GROUP = "qestack-slis"
+ALERT_GROUP = "qestack-alerts"
+RUNBOOK = "https://github.com/query-engine-stack/query-engine-stack/blob/main/docs/runbook.md"
+SLO_WINDOWS = ("5m", "30m", "1h", "6h")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording rule."""
+
+    record: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class Case:
+    """A promtool test case: input series (selector, values in promtool's notation) and an evaluation time."""
+
+    series: tuple[tuple[str, str], ...]
+    eval_time: str
+    labels: dict[str, str] = field(default_factory=dict)
+    """Labels of the alert when it fires (besides alertname and severity)."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alerting rule with its annotations and its two test cases."""
+
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    description: str
+    """May use {{ $labels.NAME }}; the tests fill it from the firing case's labels."""
+    fires: Case
+    silent: Case
+
+    def annotations(self) -> dict[str, str]:
+        """summary, description and the runbook section of this alert."""
+        return {
+            "summary": self.summary,
+            "description": self.description,
+            "runbook_url": f"{RUNBOOK}#{self.name.lower()}",
+        }
+
+    def as_rule(self) -> dict:
+        """The alerting rule as Prometheus loads it."""
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": self.for_,
+            "labels": {"severity": self.severity},
+            "annotations": self.annotations(),
+        }
+
+
+def recordings(settings: Settings) -> tuple[Recording, ...]:
+    """The SLIs: query errors and latency, pipeline flow and lag, restarts."""
+    topic = settings.kafka.topic.name
+    namespace = settings.namespace
+    errors = [
+        Recording(
+            f"presto:query_error_ratio:rate{window}",
+            f"(sum(rate(presto_queries_failed_total[{window}])) - sum(rate(presto_queries_user_error_total[{window}])))"
+            f" / sum(rate(presto_queries_completed_total[{window}]))",
+        )
+        for window in SLO_WINDOWS
+    ]
+    return (
+        *errors,
+        Recording("presto:query_success_ratio:rate5m", "1 - presto:query_error_ratio:rate5m"),
+        Recording(
+            "presto:query_execution_time_p95:milliseconds",
+            'max(presto_query_execution_time_milliseconds{quantile="0.95"})',
+        ),
+        Recording(
+            "pipeline:kafka_messages_in:rate5m",
+            f'sum(rate(kafka_server_brokertopicmetrics_messagesin_total{{topic="{topic}"}}[5m]))',
+        ),
+        Recording(
+            "pipeline:clickhouse_messages_read:rate5m", "sum(rate(ClickHouseProfileEvents_KafkaMessagesRead[5m]))"
+        ),
+        # Consumer lag, estimated from the two counters: what Kafka took in over 15 minutes and the
+        # ClickHouse Kafka engine did not read in that time. Neither side exports committed offsets.
+        Recording(
+            "pipeline:consumer_lag_messages:estimate15m",
+            f'clamp_min(sum(increase(kafka_server_brokertopicmetrics_messagesin_total{{topic="{topic}"}}[15m]))'
+            " - sum(increase(ClickHouseProfileEvents_KafkaMessagesRead[15m])), 0)",
+        ),
+        # Ingest lag: how long ClickHouse needs to catch up at its current read rate.
+        Recording(
+            "pipeline:ingest_lag_seconds:estimate",
+            "pipeline:consumer_lag_messages:estimate15m / clamp_min(pipeline:clickhouse_messages_read:rate5m, 0.001)",
+        ),
+        Recording(
+            "namespace_pod:restarts:increase1h",
+            f'sum by (pod) (increase(kube_pod_container_status_restarts_total{{namespace="{namespace}"}}[1h]))',
+        ),
+    )
+
+
+def _burn_rate_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """Multi-window, multi-burn-rate alerts on the query-success SLO (the SRE workbook's pairs)."""
+    budget = round(1 - settings.monitoring.query_success_objective, 6)
+    fast, slow = round(14.4 * budget, 6), round(6 * budget, 6)
+
+    def ratio(window: str, value: float) -> tuple[str, str]:
+        return (f"presto:query_error_ratio:rate{window}", f"{value}x60")
+
+    return (
+        Alert(
+            "PrestoQuerySLOFastBurn",
+            f"presto:query_error_ratio:rate1h > {fast} and presto:query_error_ratio:rate5m > {fast}",
+            "2m",
+            "critical",
+            "Presto is burning its query error budget fast",
+            f"At this error rate the 30-day budget ({budget:.2%} of queries) is gone in about two days.",
+            Case((ratio("1h", 0.5), ratio("5m", 0.5)), "10m"),
+            Case((ratio("1h", 0.5), ratio("5m", 0)), "10m"),
+        ),
+        Alert(
+            "PrestoQuerySLOSlowBurn",
+            f"presto:query_error_ratio:rate6h > {slow} and presto:query_error_ratio:rate30m > {slow}",
+            "15m",
+            "warning",
+            "Presto is burning its query error budget",
+            f"At this error rate the 30-day budget ({budget:.2%} of queries) is gone in about five days.",
+            Case((ratio("6h", 0.2), ratio("30m", 0.2)), "30m"),
+            Case((ratio("6h", 0.2), ratio("30m", 0)), "30m"),
+        ),
+    )
+
+
+def alerts(settings: Settings) -> tuple[Alert, ...]:
+    """Every alert of the platform."""
+    namespace = settings.namespace
+    min_workers = settings.presto.workers.min_replicas
+    topic = settings.kafka.topic.name
+    coordinator = 'up{job="presto",component="coordinator"}'
+    clickhouse = 'up{job="clickhouse"}'
+    return (
+        Alert(
+            "PrestoCoordinatorDown",
+            f"max({coordinator}) == 0 or absent({coordinator})",
+            "2m",
+            "critical",
+            "The Presto coordinator is down",
+            "No query can run: the coordinator has not answered a scrape for 2 minutes.",
+            Case(((coordinator, "0x10"),), "5m"),
+            Case(((coordinator, "1x10"),), "5m"),
+        ),
+        Alert(
+            "PrestoWorkersBelowMinimum",
+            f"{ACTIVE_WORKERS} < {min_workers}",
+            "5m",
+            "warning",
+            "Presto has fewer active workers than its minimum",
+            f"Fewer than {min_workers} workers are active: queries run slower or queue.",
+            Case((("presto_cluster_active_nodes", "1x10"), ("presto_cluster_active_coordinators", "1x10")), "8m"),
+            Case(
+                (
+                    ("presto_cluster_active_nodes", f"{min_workers + 1}x10"),
+                    ("presto_cluster_active_coordinators", "1x10"),
+                ),
+                "8m",
+            ),
+        ),
+        Alert(
+            "PrestoQueryFailureRatioHigh",
+            "presto:query_error_ratio:rate5m > 0.05",
+            "10m",
+            "warning",
+            "More than 5% of Presto queries fail",
+            "Queries fail for reasons other than the user's (internal, external, resources) for 10 minutes.",
+            Case((("presto:query_error_ratio:rate5m", "0.2x20"),), "15m"),
+            Case((("presto:query_error_ratio:rate5m", "0.01x20"),), "15m"),
+        ),
+        Alert(
+            "PrestoQueuedQueriesHigh",
+            "sum(presto_queries_queued) > 20",
+            "10m",
+            "warning",
+            "Presto queries are queueing",
+            "More than 20 queries have been waiting for 10 minutes: the cluster is short of capacity.",
+            Case((("presto_queries_queued", "30x20"),), "15m"),
+            Case((("presto_queries_queued", "5x20"),), "15m"),
+        ),
+        Alert(
+            "ClickHouseDown",
+            f"max({clickhouse}) == 0 or absent({clickhouse})",
+            "2m",
+            "critical",
+            "ClickHouse is down",
+            "Ingestion has stopped and the clickhouse catalog fails: ClickHouse has not answered for 2 minutes.",
+            Case(((clickhouse, "0x10"),), "5m"),
+            Case(((clickhouse, "1x10"),), "5m"),
+        ),
+        Alert(
+            "ClickHouseRejectedInserts",
+            "sum(increase(ClickHouseProfileEvents_RejectedInserts[5m])) > 0",
+            "0s",
+            "warning",
+            "ClickHouse rejects inserts",
+            "Inserts are refused with 'Too many parts': merges cannot keep up with the insert rate.",
+            Case((("ClickHouseProfileEvents_RejectedInserts", "0+1x10"),), "5m"),
+            Case((("ClickHouseProfileEvents_RejectedInserts", "3x10"),), "5m"),
+        ),
+        Alert(
+            "ClickHouseKafkaConsumerStalled",
+            "pipeline:kafka_messages_in:rate5m > 0 and pipeline:clickhouse_messages_read:rate5m == 0",
+            "10m",
+            "critical",
+            "ClickHouse stopped consuming the events topic",
+            f"Events arrive in topic {topic} but the Kafka engine has read none for 10 minutes.",
+            Case(
+                (("pipeline:kafka_messages_in:rate5m", "10x20"), ("pipeline:clickhouse_messages_read:rate5m", "0x20")),
+                "15m",
+            ),
+            Case(
+                (("pipeline:kafka_messages_in:rate5m", "10x20"), ("pipeline:clickhouse_messages_read:rate5m", "10x20")),
+                "15m",
+            ),
+        ),
+        Alert(
+            "ClickHouseTooManyParts",
+            "max(ClickHouseAsyncMetrics_MaxPartCountForPartition) > 300",
+            "10m",
+            "warning",
+            "A ClickHouse partition has too many parts",
+            "Inserts are too small or too frequent for merges to keep up; they will be delayed, then rejected.",
+            Case((("ClickHouseAsyncMetrics_MaxPartCountForPartition", "500x20"),), "15m"),
+            Case((("ClickHouseAsyncMetrics_MaxPartCountForPartition", "20x20"),), "15m"),
+        ),
+        Alert(
+            "KafkaNoActiveController",
+            "sum(kafka_controller_kafkacontroller_activecontrollercount) != 1",
+            "1m",
+            "critical",
+            "Kafka has no active controller",
+            "The KRaft quorum has no leader (or more than one): metadata changes and leader elections stop.",
+            Case((("kafka_controller_kafkacontroller_activecontrollercount", "0x10"),), "3m"),
+            Case((("kafka_controller_kafkacontroller_activecontrollercount", "1x10"),), "3m"),
+        ),
+        Alert(
+            "KafkaOfflinePartitions",
+            "sum(kafka_controller_kafkacontroller_offlinepartitionscount) > 0",
+            "1m",
+            "critical",
+            "Kafka has offline partitions",
+            "Some partitions have no leader: producers and consumers of them fail.",
+            Case((("kafka_controller_kafkacontroller_offlinepartitionscount", "2x10"),), "3m"),
+            Case((("kafka_controller_kafkacontroller_offlinepartitionscount", "0x10"),), "3m"),
+        ),
+        Alert(
+            "KafkaUnderReplicatedPartitions",
+            "sum(kafka_server_replicamanager_underreplicatedpartitions) > 0",
+            "10m",
+            "warning",
+            "Kafka partitions are under-replicated",
+            "A broker is down or lagging: one more failure may lose acknowledged events.",
+            Case((("kafka_server_replicamanager_underreplicatedpartitions", "3x20"),), "15m"),
+            Case((("kafka_server_replicamanager_underreplicatedpartitions", "0x20"),), "15m"),
+        ),
+        Alert(
+            "KafkaUnderMinIsr",
+            "sum(kafka_server_replicamanager_underminisrpartitioncount) > 0",
+            "1m",
+            "critical",
+            "Kafka partitions are below min.insync.replicas",
+            "Producers with acks=all are refused on these partitions: ingestion stops.",
+            Case((("kafka_server_replicamanager_underminisrpartitioncount", "1x10"),), "3m"),
+            Case((("kafka_server_replicamanager_underminisrpartitioncount", "0x10"),), "3m"),
+        ),
+        Alert(
+            "PipelineLagHigh",
+            f"pipeline:ingest_lag_seconds:estimate > {settings.monitoring.pipeline_lag_seconds}",
+            "10m",
+            "warning",
+            "Events take too long to reach ClickHouse",
+            f"At its current read rate, ClickHouse needs more than {settings.monitoring.pipeline_lag_seconds}s "
+            "to catch up with the events topic.",
+            Case((("pipeline:ingest_lag_seconds:estimate", "600x20"),), "15m"),
+            Case((("pipeline:ingest_lag_seconds:estimate", "1x20"),), "15m"),
+        ),
+        Alert(
+            "PodCrashLooping",
+            f'max by (pod, container) (kube_pod_container_status_waiting_reason{{namespace="{namespace}",'
+            'reason="CrashLoopBackOff"}) == 1',
+            "10m",
+            "warning",
+            "A pod is crash looping",
+            "Container {{ $labels.container }} of pod {{ $labels.pod }} keeps crashing; see its previous logs.",
+            Case(
+                (
+                    (
+                        f'kube_pod_container_status_waiting_reason{{namespace="{namespace}",pod="kafka-0",'
+                        'container="kafka",reason="CrashLoopBackOff"}',
+                        "1x20",
+                    ),
+                ),
+                "15m",
+                {"pod": "kafka-0", "container": "kafka"},
+            ),
+            Case(
+                (
+                    (
+                        f'kube_pod_container_status_waiting_reason{{namespace="{namespace}",pod="kafka-0",'
+                        'container="kafka",reason="CrashLoopBackOff"}',
+                        "0x20",
+                    ),
+                ),
+                "15m",
+            ),
+        ),
+        Alert(
+            "HpaAtMaxReplicas",
+            f'kube_horizontalpodautoscaler_status_current_replicas{{namespace="{namespace}"}}'
+            f' >= kube_horizontalpodautoscaler_spec_max_replicas{{namespace="{namespace}"}}',
+            "15m",
+            "warning",
+            "An autoscaler is at its maximum",
+            "{{ $labels.horizontalpodautoscaler }} cannot add replicas: raise its maximum or the cluster's capacity.",
+            Case(
+                (
+                    (_hpa("kube_horizontalpodautoscaler_status_current_replicas", namespace), "2x20"),
+                    (_hpa("kube_horizontalpodautoscaler_spec_max_replicas", namespace), "2x20"),
+                ),
+                "20m",
+                {"horizontalpodautoscaler": "presto-worker", "namespace": namespace},
+            ),
+            Case(
+                (
+                    (_hpa("kube_horizontalpodautoscaler_status_current_replicas", namespace), "1x20"),
+                    (_hpa("kube_horizontalpodautoscaler_spec_max_replicas", namespace), "2x20"),
+                ),
+                "20m",
+            ),
+        ),
+        Alert(
+            "PersistentVolumeFillingUp",
+            f'kubelet_volume_stats_available_bytes{{namespace="{namespace}"}}'
+            f' / kubelet_volume_stats_capacity_bytes{{namespace="{namespace}"}} < 0.15',
+            "5m",
+            "warning",
+            "A persistent volume is almost full",
+            "{{ $labels.persistentvolumeclaim }} has less than 15% free: grow it before its engine stops writing.",
+            Case(
+                (
+                    (_pvc("kubelet_volume_stats_available_bytes", namespace), "10x10"),
+                    (_pvc("kubelet_volume_stats_capacity_bytes", namespace), "100x10"),
+                ),
+                "8m",
+                {"persistentvolumeclaim": "data-kafka-0", "namespace": namespace},
+            ),
+            Case(
+                (
+                    (_pvc("kubelet_volume_stats_available_bytes", namespace), "50x10"),
+                    (_pvc("kubelet_volume_stats_capacity_bytes", namespace), "100x10"),
+                ),
+                "8m",
+            ),
+        ),
+        Alert(
+            "ScrapeTargetDown",
+            "up == 0",
+            "5m",
+            "warning",
+            "A metrics target is down",
+            "Prometheus cannot scrape {{ $labels.instance }} of job {{ $labels.job }}.",
+            Case(
+                (('up{job="kafka",instance="kafka-0:9404"}', "0x10"),),
+                "8m",
+                {"job": "kafka", "instance": "kafka-0:9404"},
+            ),
+            Case((('up{job="kafka",instance="kafka-0:9404"}', "1x10"),), "8m"),
+        ),
+        *_burn_rate_alerts(settings),
+    )
+
+
+def _hpa(metric: str, namespace: str) -> str:
+    return f'{metric}{{namespace="{namespace}",horizontalpodautoscaler="presto-worker"}}'
+
+
+def _pvc(metric: str, namespace: str) -> str:
+    return f'{metric}{{namespace="{namespace}",persistentvolumeclaim="data-kafka-0"}}'
+
+
+RULE_FILE = "qestack.rules.yml"
+
+
+def rule_file(settings: Settings) -> str:
+    """The rule file: one group of SLI recordings and one group of alerts."""
+    groups = [
+        {
+            "name": SLI_GROUP,
+            "interval": settings.monitoring.prometheus.scrape_interval,
+            "rules": [{"record": r.record, "expr": r.expr} for r in recordings(settings)],
+        },
+        {"name": ALERT_GROUP, "rules": [a.as_rule() for a in alerts(settings)]},
+    ]
+    return yaml.safe_dump({"groups": groups}, sort_keys=False, width=1000)
+
+
+def _filled(text: str, labels: dict[str, str]) -> str:
+    """An annotation as Prometheus renders it for these labels."""
+    return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m[1], ""), text)
+
+
+def rule_tests(settings: Settings, rule_path: str = RULE_FILE) -> str:
+    """The promtool test file: for each alert, a case where it fires and one where it stays silent."""
+    tests = []
+    for alert in alerts(settings):
+        for case, firing in ((alert.fires, True), (alert.silent, False)):
+            expected = []
+            if firing:
+                labels = {"severity": alert.severity, **case.labels}
+                annotations = {key: _filled(value, labels) for key, value in alert.annotations().items()}
+                expected = [{"exp_labels": labels, "exp_annotations": annotations}]
+            tests.append(
+                {
+                    "name": f"{alert.name} {'fires' if firing else 'stays silent'}",
+                    "interval": "1m",
+                    "input_series": [{"series": series, "values": values} for series, values in case.series],
+                    "alert_rule_test": [{"eval_time": case.eval_time, "alertname": alert.name, "exp_alerts": expected}],
+                }
+            )
+    document = {"rule_files": [rule_path], "evaluation_interval": "1m", "tests": tests}
+    return yaml.safe_dump(document, sort_keys=False, width=1000)

@@ -1,0 +1,135 @@
+"""Prometheus: a StatefulSet with the stack's scrape config and rules, and read-only discovery RBAC."""
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgs
+from pulumi_kubernetes.core.v1 import (
+    ConfigMapVolumeSourceArgs,
+    ContainerArgs,
+    ContainerPortArgs,
+    EmptyDirVolumeSourceArgs,
+    PodSpecArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
+
+from components import names
+from components.observability.prometheus.alert_rules import RULE_FILE, rule_file
+from components.observability.prometheus.config import ALERTMANAGER_PORT, PROMETHEUS_PORT, prometheus_config
+from components.platform.workloads import (
+    NamespacedComponent,
+    StackArgs,
+    container_resources,
+    container_security,
+    data_claim,
+    http_probes,
+    pod_security,
+)
+
+NOBODY = 65534
+"""The prom/* images run as nobody."""
+CONFIG_DIR = "/etc/prometheus"
+DATA_DIR = "/prometheus"
+
+
+class Prometheus(NamespacedComponent):
+    """Prometheus scraping the namespace's pods and the nodes' kubelets, alerting through Alertmanager."""
+
+    url: str
+    """In-cluster URL."""
+
+    def __init__(self, name: str, args: StackArgs, opts: pulumi.ResourceOptions | None = None):
+        settings = args.settings
+        prometheus = settings.monitoring.prometheus
+        identity = (names.PROMETHEUS, "server", args.instance, prometheus.image)
+        super().__init__("qestack:observability:Prometheus", name, args.namespace, identity, opts)
+        self.url = f"http://{names.service_host(names.PROMETHEUS, settings.namespace)}:{PROMETHEUS_PORT}"
+        files = {
+            "prometheus.yml": prometheus_config(
+                settings,
+                rule_files=[f"{CONFIG_DIR}/{RULE_FILE}"],
+                alertmanagers=[f"{names.service_host(names.ALERTMANAGER, settings.namespace)}:{ALERTMANAGER_PORT}"],
+            ),
+            RULE_FILE: rule_file(settings),
+        }
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=self._metadata(names.PROMETHEUS), data=files, opts=self._opts()
+        )
+        self._declare_rbac(name, settings.namespace)
+        self._http_service(name, names.PROMETHEUS, PROMETHEUS_PORT)
+        container = ContainerArgs(
+            name="prometheus",
+            image=prometheus.image,
+            args=[
+                f"--config.file={CONFIG_DIR}/prometheus.yml",
+                f"--storage.tsdb.path={DATA_DIR}",
+                f"--storage.tsdb.retention.time={prometheus.retention}",
+                f"--web.listen-address=:{PROMETHEUS_PORT}",
+            ],
+            ports=[ContainerPortArgs(name="http", container_port=PROMETHEUS_PORT)],
+            resources=container_resources(prometheus.resources),
+            security_context=container_security(),
+            # Replaying the write-ahead log after a restart can take minutes.
+            **http_probes("http", "/-/ready", "/-/healthy", startup_seconds=600),
+            volume_mounts=[
+                VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+                VolumeMountArgs(name="data", mount_path=DATA_DIR),
+            ],
+        )
+        volumes = [VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name))]
+        claims = []
+        if prometheus.storage is None:
+            volumes.append(VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="2Gi")))
+        else:
+            claims.append(data_claim(settings, self._labels, prometheus.storage.size))
+        k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata=self._metadata(names.PROMETHEUS),
+            spec=StatefulSetSpecArgs(
+                service_name=names.PROMETHEUS,
+                replicas=1,
+                selector=LabelSelectorArgs(match_labels=self._selector),
+                # A changed config or rule rolls the pod.
+                template=self._pod_template(
+                    PodSpecArgs(
+                        service_account_name=names.PROMETHEUS,
+                        automount_service_account_token=True,
+                        security_context=pod_security(NOBODY),
+                        containers=[container],
+                        volumes=volumes,
+                    ),
+                    config=tuple(files.values()),
+                ),
+                volume_claim_templates=claims or None,
+            ),
+            opts=self._opts(),
+        )
+        self.register_outputs({"url": self.url})
+
+    def _declare_rbac(self, name: str, namespace: str) -> None:
+        """Read-only discovery: pods and services of our namespace; nodes and their metrics cluster-wide."""
+        discovery = PolicyRuleArgs(
+            api_groups=[""], resources=["pods", "services", "endpoints"], verbs=["get", "list", "watch"]
+        )
+        self._account_with_role(name, names.PROMETHEUS, [discovery], "discovery")
+        # Cluster-scoped: named after the namespace, so two stacks in one cluster never collide.
+        cluster_name = f"{namespace}-{names.PROMETHEUS}"
+        cluster_metadata = ObjectMetaArgs(name=cluster_name, labels=self._labels)
+        k8s.rbac.v1.ClusterRole(
+            f"{name}-nodes",
+            metadata=cluster_metadata,
+            rules=[
+                PolicyRuleArgs(api_groups=[""], resources=["nodes"], verbs=["get", "list", "watch"]),
+                PolicyRuleArgs(api_groups=[""], resources=["nodes/metrics"], verbs=["get"]),
+            ],
+            opts=self._opts(),
+        )
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-nodes",
+            metadata=cluster_metadata,
+            role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=cluster_name),
+            subjects=[SubjectArgs(kind="ServiceAccount", name=names.PROMETHEUS, namespace=self._namespace)],
+            opts=self._opts(),
+        )

@@ -1,0 +1,128 @@
+"""The stack's resource plan: every pod at its largest replica count, checked against the quota."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from components import names
+from components.settings.model import Amounts, Resources, Settings, total
+from components.settings.quantities import format_bytes, format_cores, quantity_value
+
+JOB_RESOURCES = Resources(requests=Amounts(cpu="50m", memory="128Mi"), limits=Amounts(cpu="500m", memory="256Mi"))
+"""Every one-shot bootstrap Job (topic creation, schema): a small JVM or client at most."""
+
+
+@dataclass(frozen=True)
+class PlannedWorkload:
+    """One workload of the stack at its largest size."""
+
+    name: str
+    """metadata.name of the Deployment or StatefulSet."""
+    setting: str
+    """The settings key its resources come from."""
+    max_replicas: int
+    resources: Resources
+    volume: str | None = None
+    """Size of its PersistentVolumeClaim per replica, if it has one."""
+
+
+def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
+    """List every pod-running workload the settings imply, at its largest replica count."""
+    presto, kafka, monitoring = settings.presto, settings.kafka, settings.monitoring
+    prometheus_volume = monitoring.prometheus.storage.size if monitoring.prometheus.storage else None
+    return [
+        PlannedWorkload(names.PRESTO_COORDINATOR, "presto.coordinator", 1, presto.coordinator.resources),
+        PlannedWorkload(names.PRESTO_WORKER, "presto.workers", presto.workers.max_replicas, presto.workers.resources),
+        PlannedWorkload(
+            names.CLICKHOUSE, "clickhouse", 1, settings.clickhouse.resources, settings.clickhouse.storage.size
+        ),
+        PlannedWorkload(names.CLICKHOUSE_SCHEMA_JOB, "clickhouse", 1, JOB_RESOURCES),
+        PlannedWorkload(names.KAFKA, "kafka", kafka.brokers, kafka.resources, kafka.storage.size),
+        PlannedWorkload(names.KAFKA_TOPIC_JOB, "kafka", 1, JOB_RESOURCES),
+        PlannedWorkload(
+            names.PROMETHEUS, "monitoring.prometheus", 1, monitoring.prometheus.resources, prometheus_volume
+        ),
+        PlannedWorkload(names.ALERTMANAGER, "monitoring.alertmanager", 1, monitoring.alertmanager.resources),
+        PlannedWorkload(names.GRAFANA, "monitoring.grafana", 1, monitoring.grafana.resources),
+        PlannedWorkload(
+            names.KUBE_STATE_METRICS, "monitoring.kubeStateMetrics", 1, monitoring.kube_state_metrics.resources
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The plan's totals, the figures the quota must hold."""
+
+    requests_cpu: Decimal
+    requests_memory: Decimal
+    limits_cpu: Decimal
+    limits_memory: Decimal
+    pods: int
+    volumes: int
+    storage: Decimal
+
+    def lines(self) -> list[str]:
+        """Render the totals for people."""
+        return [
+            f"requests: cpu {format_cores(self.requests_cpu)}, memory {format_bytes(self.requests_memory)}",
+            f"limits:   cpu {format_cores(self.limits_cpu)}, memory {format_bytes(self.limits_memory)}",
+            f"pods {self.pods}, PVCs {self.volumes}, storage {format_bytes(self.storage)}",
+        ]
+
+
+def budget(settings: Settings) -> Budget:
+    """Sum the plan at every workload's largest replica count."""
+    plan = planned_workloads(settings)
+
+    def summed(side: Literal["requests", "limits"], kind: Literal["cpu", "memory"]) -> Decimal:
+        return sum((total([getattr(w.resources, side)], kind) * w.max_replicas for w in plan), Decimal(0))
+
+    with_volume = [w for w in plan if w.volume]
+    return Budget(
+        requests_cpu=summed("requests", "cpu"),
+        requests_memory=summed("requests", "memory"),
+        limits_cpu=summed("limits", "cpu"),
+        limits_memory=summed("limits", "memory"),
+        pods=sum(w.max_replicas for w in plan),
+        volumes=sum(w.max_replicas for w in with_volume),
+        storage=sum((quantity_value(w.volume or "0") * w.max_replicas for w in with_volume), Decimal(0)),
+    )
+
+
+def budget_problems(settings: Settings) -> Iterator[tuple[str, str, str]]:
+    """Yield (key, value, message) wherever the plan would not fit the namespace's own limits."""
+    need = budget(settings)
+    quota = settings.quota
+    checks: list[tuple[str, str, Decimal, str]] = [
+        ("quota.requests.cpu", quota.requests.cpu, need.requests_cpu, format_cores(need.requests_cpu)),
+        ("quota.requests.memory", quota.requests.memory, need.requests_memory, format_bytes(need.requests_memory)),
+        ("quota.limits.cpu", quota.limits.cpu, need.limits_cpu, format_cores(need.limits_cpu)),
+        ("quota.limits.memory", quota.limits.memory, need.limits_memory, format_bytes(need.limits_memory)),
+        ("quota.storage", quota.storage, need.storage, format_bytes(need.storage)),
+    ]
+    for key, allowed, needed, shown in checks:
+        if quantity_value(allowed) < needed:
+            yield key, allowed, f"too small: the workloads need {shown} at their largest replica counts"
+    for key, count, needed_count in (
+        ("quota.pods", quota.pods, need.pods),
+        ("quota.persistentVolumeClaims", quota.persistent_volume_claims, need.volumes),
+    ):
+        if count < needed_count:
+            yield key, str(count), f"too small: the workloads need {needed_count} at their largest replica counts"
+    yield from _limit_range_problems(settings)
+
+
+def _limit_range_problems(settings: Settings) -> Iterator[tuple[str, str, str]]:
+    """Yield a problem for every workload whose limits the LimitRange would refuse."""
+    ceiling: Amounts = settings.limit_range.max
+    for workload in planned_workloads(settings):
+        for kind in ("cpu", "memory"):
+            limit = getattr(workload.resources.limits, kind)
+            if quantity_value(limit) > quantity_value(getattr(ceiling, kind)):
+                yield (
+                    f"{workload.setting}.resources.limits.{kind}",
+                    limit,
+                    f"exceeds limitRange.max.{kind} ({getattr(ceiling, kind)}); the namespace would refuse the pod",
+                )

@@ -1,0 +1,301 @@
+"""Pieces every workload shares: security, resources, HA placement, budgets, claims, bootstrap Jobs."""
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
+from pulumi_kubernetes.batch.v1 import JobSpecArgs
+from pulumi_kubernetes.core.v1 import (
+    AffinityArgs,
+    CapabilitiesArgs,
+    ContainerArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    HTTPGetActionArgs,
+    ObjectFieldSelectorArgs,
+    PersistentVolumeClaimSpecArgs,
+    PodAffinityTermArgs,
+    PodAntiAffinityArgs,
+    PodSecurityContextArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ProbeArgs,
+    ResourceRequirementsArgs,
+    SeccompProfileArgs,
+    SecurityContextArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    TopologySpreadConstraintArgs,
+    VolumeArgs,
+    VolumeResourceRequirementsArgs,
+    WeightedPodAffinityTermArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
+
+from components.platform.labels import common_labels, image_version, selector_labels
+from components.settings.model import Network, Resources, Settings
+
+
+def container_security() -> SecurityContextArgs:
+    """The restricted Pod Security Standard for a container, with a read-only root filesystem."""
+    return SecurityContextArgs(
+        allow_privilege_escalation=False,
+        capabilities=CapabilitiesArgs(drop=["ALL"]),
+        run_as_non_root=True,
+        read_only_root_filesystem=True,
+        seccomp_profile=SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def pod_security(user: int) -> PodSecurityContextArgs:
+    """Run the pod as the image's own unprivileged user; volumes become writable by its group."""
+    return PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=user,
+        run_as_group=user,
+        fs_group=user,
+        fs_group_change_policy="OnRootMismatch",
+        seccomp_profile=SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def container_resources(resources: Resources) -> ResourceRequirementsArgs:
+    """Requests and limits from settings."""
+    return ResourceRequirementsArgs(
+        requests={"cpu": resources.requests.cpu, "memory": resources.requests.memory},
+        limits={"cpu": resources.limits.cpu, "memory": resources.limits.memory},
+    )
+
+
+def placement(settings: Settings, selector: dict[str, str], one_per_host: bool) -> dict:
+    """Pod spec fields that spread replicas over hosts and zones when the stack is highly available.
+
+    one_per_host: replicas that hold a share of the same data (Kafka) must never share a node, so a
+    node loss costs at most one; stateless replicas (Presto workers) only prefer to spread, so the
+    autoscaler can still place more replicas than there are nodes.
+    """
+    if not settings.high_availability:
+        return {}
+    spread = settings.spread
+    term = PodAffinityTermArgs(label_selector=LabelSelectorArgs(match_labels=selector), topology_key=spread.host_key)
+    anti_affinity = (
+        PodAntiAffinityArgs(required_during_scheduling_ignored_during_execution=[term])
+        if one_per_host
+        else PodAntiAffinityArgs(
+            preferred_during_scheduling_ignored_during_execution=[
+                WeightedPodAffinityTermArgs(weight=100, pod_affinity_term=term)
+            ]
+        )
+    )
+    return {
+        "affinity": AffinityArgs(pod_anti_affinity=anti_affinity),
+        "topology_spread_constraints": [
+            TopologySpreadConstraintArgs(
+                max_skew=1,
+                topology_key=spread.zone_key,
+                when_unsatisfiable=spread.zone_policy,
+                label_selector=LabelSelectorArgs(match_labels=selector),
+            )
+        ],
+    }
+
+
+def disruption_budget(
+    name: str,
+    namespace: pulumi.Input[str],
+    labels: dict[str, str],
+    selector: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.policy.v1.PodDisruptionBudget:
+    """Allow voluntary evictions (drains, upgrades) one pod at a time."""
+    return k8s.policy.v1.PodDisruptionBudget(
+        name,
+        metadata=ObjectMetaArgs(name=name, namespace=namespace, labels=labels),
+        spec=PodDisruptionBudgetSpecArgs(max_unavailable=1, selector=LabelSelectorArgs(match_labels=selector)),
+        opts=opts,
+    )
+
+
+def data_claim(settings: Settings, labels: dict[str, str], size: str) -> k8s.core.v1.PersistentVolumeClaimArgs:
+    """The `data` volume claim template of a StatefulSet, in the stack's storage class."""
+    return k8s.core.v1.PersistentVolumeClaimArgs(
+        metadata=ObjectMetaArgs(name="data", labels=labels),
+        spec=PersistentVolumeClaimSpecArgs(
+            access_modes=["ReadWriteOnce"],
+            storage_class_name=settings.storage_class,
+            resources=VolumeResourceRequirementsArgs(requests={"storage": size}),
+        ),
+    )
+
+
+def one_shot_job(
+    resource_name: str,
+    metadata: ObjectMetaArgs,
+    service_account: pulumi.Input[str],
+    user: int,
+    container: ContainerArgs,
+    volumes: list[VolumeArgs],
+    opts: pulumi.ResourceOptions,
+) -> k8s.batch.v1.Job:
+    """A bootstrap Job: retried until it succeeds, and replaced (so run again) when its spec changes."""
+    return k8s.batch.v1.Job(
+        resource_name,
+        metadata=metadata,
+        spec=JobSpecArgs(
+            backoff_limit=10,
+            template=PodTemplateSpecArgs(
+                metadata=ObjectMetaArgs(labels=metadata.labels),
+                spec=PodSpecArgs(
+                    restart_policy="OnFailure",
+                    service_account_name=service_account,
+                    automount_service_account_token=False,
+                    security_context=pod_security(user),
+                    containers=[container],
+                    volumes=volumes,
+                ),
+            ),
+        ),
+        # A Job's pod template is immutable: a changed spec replaces the Job, which then runs again.
+        opts=pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(replace_on_changes=["spec"], delete_before_replace=True)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class StackArgs:
+    """Inputs of a component that needs only the stack: its settings, namespace and name."""
+
+    settings: Settings
+    """The validated stack settings."""
+    namespace: pulumi.Input[str]
+    """Namespace to deploy into."""
+    instance: str
+    """The stack name, for app.kubernetes.io/instance."""
+
+
+class NamespacedComponent(pulumi.ComponentResource):
+    """A component whose Kubernetes objects share one namespace and one set of labels."""
+
+    def __init__(
+        self,
+        type_name: str,
+        name: str,
+        namespace: pulumi.Input[str],
+        identity: tuple[str, str, str, str | None],
+        opts: pulumi.ResourceOptions | None,
+    ):
+        """identity: app.kubernetes.io name, component and instance of its objects, and their image (if any)."""
+        super().__init__(type_name, name, None, opts)
+        workload, component, instance, image = identity
+        self._namespace = namespace
+        self._labels = common_labels(workload, component, instance, image_version(image) if image else None)
+        self._selector = selector_labels(workload, component, instance)
+
+    def _opts(self, **extra: object) -> pulumi.ResourceOptions:
+        """Options for a child object."""
+        return pulumi.ResourceOptions(parent=self, **extra)  # type: ignore[arg-type]
+
+    def _metadata(self, object_name: str, labels: dict[str, str] | None = None) -> ObjectMetaArgs:
+        """Metadata of a namespaced child object."""
+        return ObjectMetaArgs(name=object_name, namespace=self._namespace, labels=labels or self._labels)
+
+    def _service_account(
+        self, name: str, object_name: str, labels: dict[str, str] | None = None, resource_name: str | None = None
+    ) -> pulumi.Output[str]:
+        """The workload's own ServiceAccount, with no token mounted unless a pod asks (none of these call the API).
+
+        resource_name: its Pulumi name, if not `{name}-{object_name}-account` (kept stable: renaming replaces it).
+        """
+        account = k8s.core.v1.ServiceAccount(
+            resource_name or f"{name}-{object_name}-account",
+            metadata=self._metadata(object_name, labels),
+            automount_service_account_token=False,
+            opts=self._opts(),
+        )
+        return account.metadata.name
+
+    def _account_with_role(self, name: str, object_name: str, rules: list[PolicyRuleArgs], role: str) -> None:
+        """A ServiceAccount (no token mounted by default) bound to a Role of its own name in the namespace.
+
+        role: the suffix of the Role's and RoleBinding's Pulumi names (kept stable: renaming replaces them).
+        """
+        self._service_account(name, object_name, resource_name=f"{name}-account")
+        k8s.rbac.v1.Role(f"{name}-{role}", metadata=self._metadata(object_name), rules=rules, opts=self._opts())
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-{role}",
+            metadata=self._metadata(object_name),
+            role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=object_name),
+            subjects=[SubjectArgs(kind="ServiceAccount", name=object_name, namespace=self._namespace)],
+            opts=self._opts(),
+        )
+
+    def _pod_template(self, spec: PodSpecArgs, config: tuple[str, ...] = ()) -> PodTemplateSpecArgs:
+        """Pods with our labels; given the config's text, its hash too, so that a changed config rolls them."""
+        digest = hashlib.sha256("".join(config).encode()).hexdigest()[:16]
+        annotations = {"qestack.io/config-sha256": digest} if config else None
+        return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=self._labels, annotations=annotations), spec=spec)
+
+    def _one_replica(self, name: str, object_name: str, spec: PodSpecArgs, config: tuple[str, ...] = ()) -> None:
+        """A Deployment of a single pod (a tool whose state is disposable)."""
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=self._metadata(object_name),
+            spec=DeploymentSpecArgs(
+                replicas=1,
+                selector=LabelSelectorArgs(match_labels=self._selector),
+                template=self._pod_template(spec, config),
+            ),
+            opts=self._opts(),
+        )
+
+    def _http_service(self, name: str, object_name: str, port: int, network: Network | None = None) -> None:
+        """A Service in front of the pods' port named http; of the stack's client type if given its network."""
+        ports = [ServicePortArgs(name="http", port=port, target_port="http")]
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=self._metadata(object_name),
+            spec=client_service_spec(network, self._selector, ports)
+            if network
+            else ServiceSpecArgs(selector=self._selector, ports=ports),
+            opts=self._opts(),
+        )
+
+
+def client_service_spec(network: Network, selector: dict[str, str], ports: list[ServicePortArgs]) -> ServiceSpecArgs:
+    """A Service clients reach: ClusterIP, or a node port or load balancer open to the client ranges only."""
+    balanced = network.service_type == "LoadBalancer"
+    return ServiceSpecArgs(
+        type=network.service_type,
+        selector=selector,
+        ports=ports,
+        load_balancer_source_ranges=list(network.clients.cidrs) if balanced else None,
+        # Keep the client's address, so that the NetworkPolicy's ranges see who is really connecting.
+        external_traffic_policy="Local" if network.service_type != "ClusterIP" else None,
+    )
+
+
+def pod_name_env() -> EnvVarArgs:
+    """POD_NAME from the downward API: start scripts derive node ids and names from it."""
+    return EnvVarArgs(
+        name="POD_NAME", value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path="metadata.name"))
+    )
+
+
+def http_probes(
+    port: str, ready: str, live: str, startup_seconds: int = 120, live_port: str | None = None
+) -> dict[str, ProbeArgs]:
+    """Startup, readiness and liveness probes over HTTP on named ports (liveness on its own if given)."""
+
+    def probe(path: str, on: str, **timing: int) -> ProbeArgs:
+        return ProbeArgs(http_get=HTTPGetActionArgs(path=path, port=on), timeout_seconds=5, **timing)
+
+    return {
+        "startup_probe": probe(ready, port, period_seconds=5, failure_threshold=startup_seconds // 5),
+        "readiness_probe": probe(ready, port, period_seconds=10),
+        "liveness_probe": probe(live, live_port or port, period_seconds=20, failure_threshold=3),
+    }

@@ -1,0 +1,1 @@
+"""Credentials, certificates, network flows and the verify ServiceAccount."""

@@ -1,0 +1,218 @@
+"""Allowed network flows: one table, turned into NetworkPolicies on top of default-deny."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    IPBlockArgs,
+    NetworkPolicyEgressRuleArgs,
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicyPeerArgs,
+    NetworkPolicyPortArgs,
+    NetworkPolicySpecArgs,
+)
+
+from components import names
+from components.platform.labels import common_labels, selector_labels
+from components.settings.model import PROJECT, Clients, Settings
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The pods of one workload, by their app.kubernetes.io/name and /component labels."""
+
+    name: str
+    component: str
+
+    def slug(self) -> str:
+        """A DNS-safe name for policies about this peer."""
+        return self.name if self.component in self.name else f"{self.name}-{self.component}"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One allowed connection: who opens it, to whom, on which TCP ports, and why."""
+
+    source: Peer
+    target: Peer
+    ports: tuple[int, ...]
+    reason: str
+
+
+KAFKA_BROKER = Peer(names.KAFKA, "broker")
+KAFKA_TOPIC_JOB = Peer(names.KAFKA, "topic-bootstrap")
+CLICKHOUSE_SERVER = Peer(names.CLICKHOUSE, "server")
+CLICKHOUSE_SCHEMA_JOB = Peer(names.CLICKHOUSE, "schema-bootstrap")
+PRESTO_COORDINATOR = Peer(names.PRESTO_COORDINATOR, "coordinator")
+PRESTO_WORKER = Peer(names.PRESTO_WORKER, "worker")
+PRESTO = (PRESTO_COORDINATOR, PRESTO_WORKER)
+PROMETHEUS = Peer(names.PROMETHEUS, "server")
+ALERTMANAGER = Peer(names.ALERTMANAGER, "alerting")
+KUBE_STATE_METRICS = Peer(names.KUBE_STATE_METRICS, "exporter")
+GRAFANA = Peer(names.GRAFANA, "dashboards")
+CLIENTS = Peer("clients", "external")
+"""Not pods of the stack: the namespaces and address ranges of settings.network.clients."""
+
+FLOWS: tuple[Flow, ...] = (
+    Flow(
+        KAFKA_BROKER,
+        KAFKA_BROKER,
+        (names.KAFKA_CONTROLLER_PORT, names.KAFKA_INTERNAL_PORT),
+        "the KRaft controller quorum and replication between brokers",
+    ),
+    Flow(
+        KAFKA_TOPIC_JOB,
+        KAFKA_BROKER,
+        (names.KAFKA_INTERNAL_PORT,),
+        "the bootstrap Job creates the events topic (with scram, also the users and ACLs)",
+    ),
+    Flow(CLICKHOUSE_SERVER, KAFKA_BROKER, (names.KAFKA_CLIENT_PORT,), "the Kafka engine consumes the events topic"),
+    Flow(
+        CLICKHOUSE_SCHEMA_JOB,
+        CLICKHOUSE_SERVER,
+        (names.CLICKHOUSE_NATIVE_PORT,),
+        "the bootstrap Job applies the schema",
+    ),
+    Flow(PRESTO_WORKER, PRESTO_COORDINATOR, (names.PRESTO_HTTP_PORT,), "workers announce themselves to discovery"),
+    Flow(PRESTO_COORDINATOR, PRESTO_WORKER, (names.PRESTO_HTTP_PORT,), "the coordinator schedules tasks"),
+    Flow(PRESTO_WORKER, PRESTO_WORKER, (names.PRESTO_HTTP_PORT,), "workers exchange intermediate data"),
+    Flow(PRESTO_COORDINATOR, PRESTO_COORDINATOR, (names.PRESTO_HTTP_PORT,), "the coordinator's own tasks"),
+    *(
+        Flow(PROMETHEUS, target, (port,), f"Prometheus scrapes {target.slug()}")
+        for target, port in (
+            (PRESTO_COORDINATOR, names.JMX_METRICS_PORT),
+            (PRESTO_WORKER, names.JMX_METRICS_PORT),
+            (KAFKA_BROKER, names.JMX_METRICS_PORT),
+            (CLICKHOUSE_SERVER, names.CLICKHOUSE_METRICS_PORT),
+            (KUBE_STATE_METRICS, names.KUBE_STATE_METRICS_PORT),
+            (GRAFANA, names.GRAFANA_PORT),
+        )
+    ),
+    Flow(PROMETHEUS, ALERTMANAGER, (names.ALERTMANAGER_PORT,), "Prometheus sends alerts and scrapes Alertmanager"),
+    Flow(GRAFANA, PROMETHEUS, (names.PROMETHEUS_PORT,), "dashboards query Prometheus"),
+    *(
+        Flow(node, target, (port,), reason)
+        for node in PRESTO
+        for target, port, reason in (
+            (CLICKHOUSE_SERVER, names.CLICKHOUSE_HTTP_PORT, "the clickhouse catalog (JDBC over HTTP)"),
+            (KAFKA_BROKER, names.KAFKA_PRESTO_PORT, "the kafka catalog reads the events topic"),
+        )
+    ),
+    Flow(CLIENTS, PRESTO_COORDINATOR, (names.PRESTO_HTTPS_PORT,), "clients query over HTTPS, with a password"),
+    Flow(CLIENTS, GRAFANA, (names.GRAFANA_PORT,), "people read the dashboards"),
+)
+
+
+@dataclass(frozen=True)
+class Egress:
+    """A connection out of the pod network (the API server, kubelets, webhooks): to any address."""
+
+    source: Peer
+    ports: tuple[int, ...]
+    reason: str
+
+
+EGRESS: tuple[Egress, ...] = (
+    Egress(PROMETHEUS, (443, 6443), "service discovery through the Kubernetes API"),
+    Egress(PROMETHEUS, (10250,), "kubelet and cAdvisor metrics of every node"),
+    Egress(KUBE_STATE_METRICS, (443, 6443), "object state through the Kubernetes API"),
+)
+
+
+def egress(settings: Settings) -> tuple[Egress, ...]:
+    """The fixed connections out, and Alertmanager's to the ports of its configured receivers (if any)."""
+    receivers = settings.monitoring.alertmanager.receivers
+    urls = [url for url in (receivers.critical, receivers.warning) if url]
+    ports = sorted({urlsplit(url).port or (443 if url.startswith("https") else 80) for url in urls})
+    return EGRESS + ((Egress(ALERTMANAGER, tuple(ports), "webhook receivers of the alerts"),) if ports else ())
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """Inputs of the network policy component."""
+
+    namespace: pulumi.Input[str]
+    """Namespace the policies live in: the only one whose pods they admit, clients aside."""
+    instance: str
+    """The stack name, for app.kubernetes.io/instance and the pod selectors."""
+    clients: Clients
+    """Where CLIENTS are: their namespaces and address ranges."""
+    egress: tuple[Egress, ...]
+    """The allowed connections out of the pod network."""
+    flows: tuple[Flow, ...] = FLOWS
+    """The allowed flows."""
+
+
+class NetworkPolicies(pulumi.ComponentResource):
+    """One ingress policy per receiving workload and one egress policy per sending workload."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("qestack:security:NetworkPolicies", name, None, opts)
+        inbound: dict[Peer, list[Flow]] = defaultdict(list)
+        outbound: dict[Peer, list[Flow]] = defaultdict(list)
+        for flow in args.flows:
+            inbound[flow.target].append(flow)
+            outbound[flow.source].append(flow)
+        labels = common_labels(PROJECT, "network-policy", args.instance)
+
+        def selector(peer: Peer) -> LabelSelectorArgs:
+            return LabelSelectorArgs(match_labels=selector_labels(peer.name, peer.component, args.instance))
+
+        def ports(allowed: Flow | Egress) -> list[NetworkPolicyPortArgs]:
+            return [NetworkPolicyPortArgs(protocol="TCP", port=port) for port in allowed.ports]
+
+        def declare(policy: str, peer: Peer, direction: str, rules: list) -> None:
+            """One policy about the pods of a peer, in one direction."""
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata=ObjectMetaArgs(name=policy, namespace=args.namespace, labels=labels),
+                spec=NetworkPolicySpecArgs(
+                    pod_selector=selector(peer), policy_types=[direction.capitalize()], **{direction: rules}
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        def sources(flow: Flow) -> list[NetworkPolicyPeerArgs]:
+            """Pods of the source workload; for CLIENTS, every pod of their namespaces and their ranges."""
+            if flow.source != CLIENTS:
+                return [NetworkPolicyPeerArgs(pod_selector=selector(flow.source))]
+            return [
+                *(
+                    NetworkPolicyPeerArgs(
+                        namespace_selector=LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
+                    )
+                    for namespace in args.clients.namespaces
+                ),
+                *(NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr)) for cidr in args.clients.cidrs),
+            ]
+
+        for peer, flows in inbound.items():
+            # A flow from nowhere (no client configured) gets no rule: an empty `from` would admit everyone.
+            ingress = [
+                NetworkPolicyIngressRuleArgs(from_=peers, ports=ports(f)) for f in flows if (peers := sources(f))
+            ]
+            if ingress:
+                declare(f"allow-ingress-{peer.slug()}", peer, "ingress", ingress)
+        outbound.pop(CLIENTS, None)
+        for peer, flows in outbound.items():
+            egress = [
+                NetworkPolicyEgressRuleArgs(to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f))
+                for f in flows
+            ]
+            declare(f"allow-egress-{peer.slug()}", peer, "egress", egress)
+        anywhere: dict[Peer, list[Egress]] = defaultdict(list)
+        for out in args.egress:
+            anywhere[out.source].append(out)
+        for peer, outs in anywhere.items():
+            egress = [
+                NetworkPolicyEgressRuleArgs(
+                    to=[NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr="0.0.0.0/0"))], ports=ports(out)
+                )
+                for out in outs
+            ]
+            declare(f"allow-egress-out-{peer.slug()}", peer, "egress", egress)
+        self.register_outputs({"flows": len(args.flows)})

@@ -1,0 +1,53 @@
+"""The least verify needs of the Kubernetes API: a ServiceAccount bound to a Role in our namespace only."""
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs
+
+from components import names
+from components.platform.workloads import NamespacedComponent
+from components.settings.model import PROJECT
+from verify.failover.chaos import GROUP as CHAOS_GROUP
+from verify.failover.chaos import PLURALS as CHAOS_PLURALS
+
+
+@dataclass(frozen=True)
+class Permission:
+    """Verbs on resources of one API group, and which part of verify uses them."""
+
+    group: str
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    why: str
+
+
+PERMISSIONS: tuple[Permission, ...] = (
+    Permission("apps", ("deployments", "statefulsets"), ("get", "list"), "preflight: rolled out and ready"),
+    Permission("", ("services",), ("get", "list"), "preflight, and the pods behind a port-forward"),
+    Permission("", ("pods",), ("get", "list"), "port-forward targets; failover: which pods, when ready again"),
+    Permission("", ("pods",), ("delete",), "failover without Chaos Mesh: kill a pod"),
+    # Websocket port-forwards are GETs; newer API servers also require create on the subresource.
+    Permission("", ("pods/portforward",), ("get", "create"), "reach Presto, ClickHouse, Kafka... from outside"),
+    Permission("autoscaling", ("horizontalpodautoscalers",), ("get", "list"), "HPA checks and the autoscaling run"),
+    Permission("policy", ("poddisruptionbudgets",), ("list",), "PDB check"),
+    Permission("networking.k8s.io", ("networkpolicies",), ("list",), "NetworkPolicy check"),
+    Permission(
+        CHAOS_GROUP, tuple(sorted(CHAOS_PLURALS.values())), ("list", "create", "delete"), "failover experiments"
+    ),
+)
+"""Everything verify may do, in the stack's namespace only. No Secret: its credentials come from the stack."""
+
+
+class VerifyAccess(NamespacedComponent):
+    """ServiceAccount `verify` (no token mounted), Role `verify` from PERMISSIONS, and their RoleBinding."""
+
+    def __init__(
+        self, name: str, namespace: pulumi.Input[str], instance: str, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("qestack:security:VerifyAccess", name, namespace, (PROJECT, "verify", instance, None), opts)
+        rules = [
+            PolicyRuleArgs(api_groups=[p.group], resources=list(p.resources), verbs=list(p.verbs)) for p in PERMISSIONS
+        ]
+        self._account_with_role(name, names.VERIFY, rules, "role")
+        self.register_outputs({"serviceAccount": names.VERIFY})

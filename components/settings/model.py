@@ -1,0 +1,649 @@
+"""The stack's settings: one typed, validated object built from the stack config."""
+
+import ipaddress
+import re
+import typing
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from components.security.credential_catalog import CREDENTIALS, MIN_OVERRIDE_LENGTH, OVERRIDE_ALPHABET
+from components.settings.images import unpinned
+from components.settings.quantities import quantity_value
+from verify.load import slo
+
+PROJECT = "query-engine-stack"
+
+# ---------------------------------------------------------------------------------------------------
+# Scalar types with their own grammar.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _positive_quantity(text: str) -> str:
+    """Accept a strictly positive Kubernetes quantity."""
+    if quantity_value(text) <= 0:
+        raise ValueError("must be greater than zero")
+    return text
+
+
+def _pinned_image(text: str) -> str:
+    """Accept an image reference pinned to a version tag (not 'latest') or a digest."""
+    problem = unpinned(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+def _regex(pattern: str, allowed: str) -> Callable[[str], str]:
+    """Build a validator that accepts strings matching pattern and names what is allowed."""
+    compiled = re.compile(pattern)
+
+    def check(text: str) -> str:
+        if not compiled.fullmatch(text):
+            raise ValueError(f"must be {allowed}")
+        return text
+
+    return check
+
+
+def _cidr(text: str) -> str:
+    """Accept an IPv4 or IPv6 network in CIDR form, host bits zero (e.g. '10.20.0.0/16')."""
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise ValueError("must be a network in CIDR form with its host bits zero, e.g. '10.20.0.0/16'") from None
+    return text
+
+
+def _semver(text: str) -> str:
+    """Accept an exact semantic version such as '2.7.2' (a Helm chart pin)."""
+    return _regex(r"\d+\.\d+\.\d+", "an exact version such as '2.7.2'")(text)
+
+
+Quantity = Annotated[str, AfterValidator(_positive_quantity)]
+Image = Annotated[str, AfterValidator(_pinned_image)]
+DnsLabel = Annotated[
+    str,
+    AfterValidator(
+        _regex(
+            r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+            "a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
+        )
+    ),
+]
+LabelKey = Annotated[
+    str,
+    AfterValidator(
+        _regex(
+            r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?",
+            "a Kubernetes label key such as 'topology.kubernetes.io/zone'",
+        )
+    ),
+]
+Duration = Annotated[
+    str,
+    AfterValidator(_regex(r"[1-9]\d*(ms|s|m|h|d|w|y)", "a Prometheus duration such as '30s', '12h' or '15d'")),
+]
+TopicName = Annotated[
+    str,
+    AfterValidator(_regex(r"[A-Za-z0-9._-]{1,249}", "a Kafka topic name: letters, digits, '.', '_', '-'")),
+]
+ChartVersion = Annotated[str, AfterValidator(_semver)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+PemCertificate = Annotated[
+    str,
+    AfterValidator(
+        _regex(
+            r"\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*",
+            "one PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
+        )
+    ),
+]
+
+# What each constrained text type is called in the settings reference.
+TYPE_NAMES: dict[Any, str] = {
+    typing.get_args(alias)[1]: name
+    for alias, name in (
+        (Quantity, "quantity"),
+        (Image, "image"),
+        (DnsLabel, "DNS label"),
+        (LabelKey, "label key"),
+        (Duration, "duration"),
+        (TopicName, "topic name"),
+        (ChartVersion, "version"),
+        (Cidr, "CIDR"),
+        (PemCertificate, "PEM"),
+    )
+}
+
+
+Finding = tuple[str, Any, str]
+"""A cross-field problem: key relative to the model, offending value, what is allowed."""
+
+
+def report(findings: list[Finding]) -> None:
+    """Raise every cross-field problem of one model at once (the loader splits them again)."""
+    if findings:
+        raise PydanticCustomError(
+            "invalid_setting", "; ".join(message for _, _, message in findings), {"findings": findings}
+        )
+
+
+def _high_availability(info: ValidationInfo) -> bool:
+    """Tell whether the stack being validated asked for high availability."""
+    return bool((info.context or {}).get("high_availability"))
+
+
+class Model(BaseModel):
+    """Base of every settings model: strict types, camelCase keys, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, alias_generator=to_camel, validate_default=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shared building blocks.
+# ---------------------------------------------------------------------------------------------------
+
+
+class Amounts(Model):
+    """An amount of CPU and memory."""
+
+    cpu: Quantity = Field(description="CPU, e.g. '250m' or '2'")
+    memory: Quantity = Field(description="memory, e.g. '512Mi' or '4Gi'")
+
+
+class Resources(Model):
+    """Container requests and limits; requests may not exceed limits."""
+
+    requests: Amounts = Field(description="what the scheduler reserves")
+    limits: Amounts = Field(description="the hard ceiling (memory over it is OOM-killed)")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> "Resources":
+        findings: list[Finding] = []
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(self.requests, kind), getattr(self.limits, kind)
+            if quantity_value(request) > quantity_value(limit):
+                findings.append(
+                    (f"requests.{kind}", request, f"exceeds limits.{kind} ({limit}); must be at most the limit")
+                )
+        report(findings)
+        return self
+
+
+def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Callable[[], Resources]:
+    """Build a default factory for a Resources block."""
+    return lambda: Resources(
+        requests=Amounts(cpu=cpu, memory=memory), limits=Amounts(cpu=cpu_limit, memory=memory_limit)
+    )
+
+
+class Storage(Model):
+    """A PersistentVolumeClaim's size."""
+
+    size: Quantity = Field(description="requested volume size, e.g. '10Gi'")
+
+
+class KubernetesTarget(Model):
+    """Where the stack is applied."""
+
+    context: str | None = Field(None, description="kubeconfig context; unset = the current context")
+    render_yaml_to: str | None = Field(
+        None, description="write manifests to this directory (GitOps) instead of applying them"
+    )
+
+
+class Spread(Model):
+    """How replicas are spread over failure domains (used when highAvailability is on)."""
+
+    host_key: LabelKey = Field("kubernetes.io/hostname", description="node label for anti-affinity")
+    zone_key: LabelKey = Field("topology.kubernetes.io/zone", description="node label for zone spread")
+    zone_policy: Literal["ScheduleAnyway", "DoNotSchedule"] = Field(
+        "ScheduleAnyway", description="whenUnsatisfiable of the zone topology spread constraint"
+    )
+
+
+class Dns(Model):
+    """The cluster DNS pods that the default-deny egress policy still allows."""
+
+    namespace: DnsLabel = Field("kube-system", description="namespace of the cluster DNS pods")
+    pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"}, description="labels of the cluster DNS pods"
+    )
+
+
+class Clients(Model):
+    """Who, outside the stack's namespace, may open Presto's client port and Grafana."""
+
+    namespaces: list[DnsLabel] = Field(
+        default_factory=list, description="namespaces whose pods may connect (an ingress controller's, say)"
+    )
+    cidrs: list[Cidr] = Field(
+        default_factory=list, description="address ranges that may connect (office, VPN, the nodes behind a NodePort)"
+    )
+
+
+class Network(Model):
+    """How the stack is reached from outside its namespace (port-forwards need none of it)."""
+
+    clients: Clients = Field(default_factory=Clients, description="who may connect to Presto and Grafana")
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        "ClusterIP", description="type of the Presto coordinator and Grafana Services; others stay ClusterIP"
+    )
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "Network":
+        if self.service_type != "ClusterIP" and not self.clients.cidrs:
+            report(
+                [
+                    (
+                        "serviceType",
+                        self.service_type,
+                        "needs clients.cidrs: traffic through a node port or load balancer comes from outside "
+                        "the cluster, which the NetworkPolicies admit only from the listed ranges",
+                    )
+                ]
+            )
+        return self
+
+
+class Quota(Model):
+    """The namespace's ResourceQuota."""
+
+    requests: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="2", memory="3Gi"), description="sum of all pods' requests"
+    )
+    limits: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="8", memory="8Gi"), description="sum of all pods' limits"
+    )
+    pods: int = Field(20, ge=1, description="number of pods")
+    persistent_volume_claims: int = Field(10, ge=1, description="number of PVCs")
+    storage: Quantity = Field("40Gi", description="sum of all PVC sizes")
+
+
+class LimitRange(Model):
+    """The namespace's LimitRange for containers that do not state their own resources."""
+
+    default_request: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="50m", memory="64Mi"), description="requests given by default"
+    )
+    default: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="500m", memory="256Mi"), description="limits given by default"
+    )
+    max: Amounts = Field(
+        default_factory=lambda: Amounts(cpu="2", memory="2Gi"), description="largest limits a container may have"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Components.
+# ---------------------------------------------------------------------------------------------------
+
+
+class PrestoCoordinator(Model):
+    """The Presto coordinator (always one replica)."""
+
+    resources: Resources = Field(
+        default_factory=resources("250m", "640Mi", "1", "1Gi"), description="container resources"
+    )
+    schedules_work: bool = Field(
+        True, description="the coordinator also runs tasks (node-scheduler.include-coordinator)"
+    )
+
+
+class PrestoWorkers(Model):
+    """Presto workers, scaled by a HorizontalPodAutoscaler."""
+
+    min_replicas: int = Field(1, ge=1, description="HPA minimum")
+    max_replicas: int = Field(2, ge=1, description="HPA maximum")
+    resources: Resources = Field(
+        default_factory=resources("250m", "512Mi", "1", "1Gi"), description="container resources"
+    )
+    cpu_target_percent: int = Field(70, ge=1, le=100, description="HPA CPU utilization target, % of requests")
+    memory_target_percent: int = Field(80, ge=1, le=100, description="HPA memory utilization target, % of requests")
+    scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600, description="HPA scale-down stabilization window")
+    shutdown_grace_period_seconds: int = Field(
+        60, ge=1, le=3600, description="how long a worker drains its tasks before it exits (shutdown.grace-period)"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self, info: ValidationInfo) -> "PrestoWorkers":
+        findings: list[Finding] = []
+        if self.min_replicas > self.max_replicas:
+            findings.append(("minReplicas", self.min_replicas, f"must be at most maxReplicas ({self.max_replicas})"))
+        if _high_availability(info) and self.min_replicas < 2:
+            findings.append(
+                (
+                    "minReplicas",
+                    self.min_replicas,
+                    "must be at least 2 when highAvailability is true (one worker is a single point of failure)",
+                )
+            )
+        report(findings)
+        return self
+
+
+class Issuer(Model):
+    """A cert-manager issuer."""
+
+    kind: Literal["ClusterIssuer", "Issuer"] = Field("ClusterIssuer", description="issuer kind")
+    name: DnsLabel = Field(description="issuer name (an Issuer must be in the stack's namespace)")
+
+
+class PrestoTls(Model):
+    """Where the coordinator's HTTPS certificate comes from."""
+
+    source: Literal["generated", "cert-manager"] = Field(
+        "generated", description="a CA made at deploy time (pulumi-tls), or a Certificate from cert-manager"
+    )
+    issuer: Issuer | None = Field(None, description="cert-manager issuer; set with source cert-manager only")
+    ca_certificate: PemCertificate | None = Field(
+        None, description="PEM of the CA that issuer signs with, which verify trusts; with cert-manager only"
+    )
+
+    @model_validator(mode="after")
+    def _source(self) -> "PrestoTls":
+        findings: list[Finding] = []
+        managed = self.source == "cert-manager"
+        for key, value in (("issuer", self.issuer), ("caCertificate", self.ca_certificate)):
+            if managed and value is None:
+                findings.append((key, None, "must be set when source is cert-manager"))
+            if not managed and value is not None:
+                findings.append((key, "[set]", "must be unset when source is generated (the stack makes its own CA)"))
+        report(findings)
+        return self
+
+
+class PrestoSettings(Model):
+    """Presto: coordinator, autoscaled workers and catalogs."""
+
+    image: Image = Field("prestodb/presto:0.287", description="Presto server image")
+    tls: PrestoTls = Field(default_factory=PrestoTls, description="the coordinator's HTTPS certificate")
+    coordinator: PrestoCoordinator = Field(default_factory=PrestoCoordinator, description="coordinator")
+    workers: PrestoWorkers = Field(default_factory=PrestoWorkers, description="workers")
+
+    @model_validator(mode="after")
+    def _coordinator_role(self, info: ValidationInfo) -> "PrestoSettings":
+        if _high_availability(info) and self.coordinator.schedules_work:
+            report(
+                [
+                    (
+                        "coordinator.schedulesWork",
+                        True,
+                        "must be false when highAvailability is true (a busy coordinator stalls every query)",
+                    )
+                ]
+            )
+        return self
+
+
+class ClickHouseSettings(Model):
+    """ClickHouse: the persistent store fed from Kafka."""
+
+    image: Image = Field("clickhouse/clickhouse-server:24.8.14.39", description="ClickHouse server image")
+    resources: Resources = Field(
+        default_factory=resources("200m", "384Mi", "1", "1Gi"), description="container resources"
+    )
+    storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="data volume")
+
+
+class KafkaTopic(Model):
+    """The events topic."""
+
+    name: TopicName = Field("events", description="topic name")
+    partitions: int = Field(3, ge=1, le=1000, description="partition count")
+
+
+class KafkaSettings(Model):
+    """Kafka in KRaft mode (combined broker and controller nodes)."""
+
+    # 3.9 rather than 4.x: Presto's Kafka connector ships an old client, and Kafka 4 removed the old
+    # protocol versions such clients speak (KIP-896).
+    image: Image = Field("apache/kafka:3.9.1", description="Kafka image")
+    authentication: Literal["none", "scram"] = Field(
+        "none",
+        description="how clients authenticate: none (PLAINTEXT, no ACLs) or scram "
+        "(SASL/SCRAM-SHA-512 users with ACLs; Presto reads through a PLAINTEXT listener limited to reading the topic)",
+    )
+    brokers: int = Field(1, ge=1, le=9, description="number of nodes (each is broker and controller)")
+    replication_factor: int = Field(1, ge=1, description="replication factor of the events topic and internal topics")
+    min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas")
+    resources: Resources = Field(
+        default_factory=resources("200m", "384Mi", "1", "768Mi"), description="container resources"
+    )
+    storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="log volume per node")
+    topic: KafkaTopic = Field(default_factory=KafkaTopic, description="the events topic")
+
+    @model_validator(mode="after")
+    def _replication(self, info: ValidationInfo) -> "KafkaSettings":
+        findings: list[Finding] = []
+        if self.replication_factor > self.brokers:
+            findings.append(("replicationFactor", self.replication_factor, f"must be at most brokers ({self.brokers})"))
+        if self.min_insync_replicas > self.replication_factor:
+            findings.append(
+                (
+                    "minInsyncReplicas",
+                    self.min_insync_replicas,
+                    f"must be at most replicationFactor ({self.replication_factor})",
+                )
+            )
+        if _high_availability(info):
+            if self.brokers < 3:
+                findings.append(
+                    (
+                        "brokers",
+                        self.brokers,
+                        "must be at least 3 when highAvailability is true "
+                        "(a KRaft quorum survives one loss only with 3)",
+                    )
+                )
+            if self.replication_factor < 3:
+                findings.append(
+                    ("replicationFactor", self.replication_factor, "must be at least 3 when highAvailability is true")
+                )
+            if not 2 <= self.min_insync_replicas < self.replication_factor:
+                findings.append(
+                    (
+                        "minInsyncReplicas",
+                        self.min_insync_replicas,
+                        f"must be at least 2 and below replicationFactor ({self.replication_factor}) "
+                        "when highAvailability is true, so acked writes survive one broker loss "
+                        "while one broker may be down",
+                    )
+                )
+        report(findings)
+        return self
+
+
+class PrometheusSettings(Model):
+    """Prometheus server."""
+
+    image: Image = Field("prom/prometheus:v2.53.4", description="Prometheus image")
+    resources: Resources = Field(
+        default_factory=resources("100m", "160Mi", "500m", "512Mi"), description="container resources"
+    )
+    retention: Duration = Field("2d", description="TSDB retention time")
+    scrape_interval: Duration = Field("15s", description="global scrape interval")
+    storage: Storage | None = Field(None, description="TSDB volume; unset = emptyDir (data lost on restart)")
+
+
+WebhookUrl = Annotated[str, AfterValidator(_regex(r"https?://\S+", "an http:// or https:// URL"))]
+
+
+class AlertReceivers(Model):
+    """Where Alertmanager sends alerts, by severity; unset = kept in Alertmanager, sent nowhere."""
+
+    critical: WebhookUrl | None = Field(None, description="webhook receiving critical alerts (pages)")
+    warning: WebhookUrl | None = Field(None, description="webhook receiving warnings (tickets)")
+
+
+class AlertmanagerSettings(Model):
+    """Alertmanager."""
+
+    image: Image = Field("prom/alertmanager:v0.27.0", description="Alertmanager image")
+    resources: Resources = Field(
+        default_factory=resources("20m", "32Mi", "100m", "64Mi"), description="container resources"
+    )
+    receivers: AlertReceivers = Field(default_factory=AlertReceivers, description="alert receivers by severity")
+
+
+class GrafanaSettings(Model):
+    """Grafana."""
+
+    image: Image = Field("grafana/grafana:11.3.1", description="Grafana image")
+    resources: Resources = Field(
+        default_factory=resources("50m", "64Mi", "500m", "256Mi"), description="container resources"
+    )
+
+
+class KubeStateMetricsSettings(Model):
+    """kube-state-metrics."""
+
+    image: Image = Field(
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0", description="kube-state-metrics image"
+    )
+    resources: Resources = Field(
+        default_factory=resources("20m", "32Mi", "100m", "128Mi"), description="container resources"
+    )
+
+
+class MonitoringSettings(Model):
+    """Prometheus, Alertmanager, Grafana and kube-state-metrics."""
+
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings, description="Prometheus")
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings, description="Alertmanager")
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings, description="Grafana")
+    kube_state_metrics: KubeStateMetricsSettings = Field(
+        default_factory=KubeStateMetricsSettings, description="kube-state-metrics"
+    )
+    query_success_objective: float = Field(
+        0.99, gt=0, lt=1, description="SLO: share of Presto queries that must not fail (30 days)"
+    )
+    pipeline_lag_seconds: int = Field(
+        60, gt=0, description="alert when ClickHouse would need longer than this to catch up with Kafka"
+    )
+
+    @model_validator(mode="after")
+    def _durable_metrics(self, info: ValidationInfo) -> "MonitoringSettings":
+        if _high_availability(info) and self.prometheus.storage is None:
+            report(
+                [
+                    (
+                        "prometheus.storage",
+                        None,
+                        "must be set when highAvailability is true (an emptyDir loses all metrics on restart)",
+                    )
+                ]
+            )
+        return self
+
+
+class ChaosSettings(Model):
+    """Chaos Mesh, for the failover scenarios of verify."""
+
+    mode: Literal["off", "install", "existing"] = Field(
+        "install", description="install Chaos Mesh, use an existing installation, or neither"
+    )
+    namespace: DnsLabel = Field("chaos-mesh", description="namespace Chaos Mesh lives in")
+    chart_version: ChartVersion = Field("2.7.2", description="Chaos Mesh Helm chart version")
+    runtime: Literal["docker", "containerd", "crio"] = Field(
+        "docker", description="container runtime of the nodes (minikube's default is docker)"
+    )
+    socket_path: str = Field("/var/run/docker.sock", description="the runtime's socket on the nodes")
+
+
+def _objective(text: str) -> str:
+    """Accept an SLO that `python -m verify load` can judge."""
+    try:
+        slo.parse(text)
+    except ValueError:
+        raise ValueError(f"must be {slo.ALLOWED}") from None
+    return text
+
+
+class VerifySettings(Model):
+    """What `python -m verify` holds the deployed stack to."""
+
+    load_slos: list[Annotated[str, AfterValidator(_objective)]] = Field(
+        default_factory=lambda: ["error_ratio<0.01", "p95<10s"],
+        description="objectives `verify load` gates on (its --slo flags replace them), e.g. 'p95<2s', 'qph>100'",
+    )
+
+
+def _safe_credential(value: SecretStr) -> SecretStr:
+    """Accept a credential override of a safe length and alphabet, without ever echoing it."""
+    if not OVERRIDE_ALPHABET.fullmatch(value.get_secret_value()):
+        raise ValueError(f"must be at least {MIN_OVERRIDE_LENGTH} characters, each a letter, a digit or one of - . _ ~")
+    return value
+
+
+# One optional field per credential of the catalog, so an unknown name is rejected like any typo.
+CredentialOverrides = create_model(
+    "CredentialOverrides",
+    __base__=Model,
+    __doc__="Credentials given in stack config instead of generated.",
+    **{
+        c.name.replace("-", "_"): (
+            Annotated[SecretStr, AfterValidator(_safe_credential)] | None,
+            Field(None, alias=c.name, description=c.purpose),
+        )
+        for c in CREDENTIALS
+    },
+)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The whole stack.
+# ---------------------------------------------------------------------------------------------------
+
+
+class Settings(Model):
+    """Everything a stack can set, under the project's config namespace."""
+
+    namespace: DnsLabel = Field("query-engine", description="namespace of all the stack's workloads")
+    high_availability: bool = Field(
+        False, description="enforce availability: several replicas, PDBs, spread over hosts and zones"
+    )
+    kubernetes: KubernetesTarget = Field(default_factory=KubernetesTarget, description="target cluster")
+    storage_class: str | None = Field(None, description="StorageClass of every PVC; unset = the cluster default")
+    spread: Spread = Field(default_factory=Spread, description="failure-domain spread")
+    dns: Dns = Field(default_factory=Dns, description="cluster DNS allowed through default-deny")
+    network: Network = Field(default_factory=Network, description="client access from outside the namespace")
+    quota: Quota = Field(default_factory=Quota, description="namespace ResourceQuota")
+    limit_range: LimitRange = Field(default_factory=LimitRange, description="namespace LimitRange")
+    presto: PrestoSettings = Field(default_factory=PrestoSettings, description="Presto")
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings, description="ClickHouse")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Kafka")
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings, description="observability")
+    chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="fault injection")
+    verify: VerifySettings = Field(default_factory=VerifySettings, description="post-deploy verification")
+    credentials: CredentialOverrides = Field(  # type: ignore[valid-type]
+        default_factory=CredentialOverrides,
+        description="credential overrides, set only with `pulumi config set --secret --path credentials.NAME`",
+    )
+
+
+def nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings model inside a field's annotation (Optional unwrapped), if any."""
+    for candidate in typing.get_args(annotation) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def total(amounts: list[Amounts], kind: Literal["cpu", "memory"]) -> Decimal:
+    """Sum one kind of a list of amounts."""
+    return sum((quantity_value(getattr(a, kind)) for a in amounts), Decimal(0))

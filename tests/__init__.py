@@ -1,0 +1,1 @@
+"""The test suite: unit tests, integration tests against real servers, and their support."""

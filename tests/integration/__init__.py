@@ -1,0 +1,1 @@
+"""Tests against the real servers, tools and policy virtualenv that scripts/test installs."""

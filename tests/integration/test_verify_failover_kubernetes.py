@@ -1,0 +1,121 @@
+"""verify failover end to end through the fake Kubernetes API, probing the real servers.
+
+tests/support/fakes/chaos_cluster.py answers as the API server and the controllers do; the probes and queries
+reach the real Presto, ClickHouse and Kafka. The fake's pod deletes do not reach Presto, so the figures show a
+fault Presto never felt: what is tested is the injection, the waits and the cleanup.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from components import names
+from components.settings.model import Settings
+from components.settings.stack_files import REPO
+from tests.support.fakes.chaos_cluster import Api
+from tests.support.fakes.kubernetes import pod_name
+from tests.support.servers.clickhouse import ClickHouseNode
+from tests.support.servers.kafka import KafkaNode
+from tests.support.servers.presto import PrestoCluster
+from tests.support.verify_harness import by_name, outputs_document, run_verify, verify
+from verify.core.checks import Cleanup, Context
+from verify.core.exit_codes import ExitCode
+from verify.core.targets import targets_from
+from verify.failover.autoscaling import ScalePlan, autoscaling
+from verify.failover.injectors import ChaosMeshInjector
+
+RUN = "20261124050000-abcdef"
+
+
+def test_the_workers_autoscaler_is_watched_out_and_back_in_under_queries(
+    api: Api, document: dict, dev_settings: Settings
+) -> None:
+    api.writable.hpa_timeline = [(0, 1, 1), (1.0, 1, 2), (2.0, 2, 2), (4.0, 2, 1), (5.0, 1, 1)]
+    context = Context(RUN, targets_from("test", document), Cleanup())
+    injector = ChaosMeshInjector(api.cluster, RUN)
+    figures = autoscaling(context, api.cluster, injector, ScalePlan(poll=0.25))
+    assert figures["driver"] == "Chaos Mesh StressChaos on every worker"
+    assert [c["kind"] for c in api.writable.created] == ["StressChaos"]
+    assert figures["replicas_before"] == 1 and figures["replicas_peak"] == 2
+    assert figures["timeline"].count(":") == 3, figures["timeline"]
+    assert figures["scale_out_s"] >= 0 and figures["scale_in_s"] > 0
+    assert figures["queries_during_scale_in"] > 0 and figures["failed_during_scale_in"] == 0
+    assert figures["stabilization_s"] == dev_settings.presto.workers.scale_down_stabilization_seconds
+
+
+@pytest.fixture
+def document(
+    dev_settings: Settings, presto: PrestoCluster, clickhouse_node: ClickHouseNode, kafka_node: KafkaNode
+) -> dict:
+    """Stack outputs pointing verify at the real servers (reached directly, not port-forwarded)."""
+    return outputs_document(dev_settings, presto, clickhouse_node, kafka_node, "events", "http://127.0.0.1:9", "")
+
+
+def test_failover_needs_consent_and_the_kubernetes_api(api: Api, document: dict, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(document))
+    refused = verify("failover", "--outputs", str(outputs), kubeconfig=api.kubeconfig)
+    assert refused.returncode == ExitCode.USAGE and "--allow-destructive" in refused.stderr
+    blind = verify("failover", "--allow-destructive", "--outputs", str(outputs))
+    assert blind.returncode == ExitCode.USAGE and "--no-kubernetes" in blind.stderr
+    for flag, value in (("--probe-interval", "0.5"), ("--scale-schema", "sf0")):
+        bad = verify(
+            "failover", "--allow-destructive", flag, value, "--outputs", str(outputs), kubeconfig=api.kubeconfig
+        )
+        assert bad.returncode == ExitCode.USAGE and f"{flag} {value}:" in bad.stderr, bad.stderr
+    assert not api.writable.deleted_pods and not api.writable.created
+
+
+@pytest.mark.parametrize("identity", ["verify's kubeconfig", "an operator's, --service-account verify"])
+def test_a_worker_kill_through_the_kubernetes_api_reports_its_method_and_pods_ready(
+    api: Api, document: dict, tmp_path: Path, identity: str
+) -> None:
+    as_operator = identity.startswith("an operator")
+    kubeconfig = api.kubeconfig.with_name("kubeconfig-operator") if as_operator else api.kubeconfig
+    args = (
+        *(("--service-account", names.VERIFY) if as_operator else ()),
+        "failover",
+        "--allow-destructive",
+        "--scenario",
+        "worker-kill",
+        "--injector",
+        "kubernetes",
+        "--baseline",
+        "1",
+    )
+    code, report, _ = run_verify(document, tmp_path, *args, kubeconfig=kubeconfig)
+    found = by_name(report)["failover.worker-kill"]
+    assert code == ExitCode.PASSED, found
+    assert found["figures"]["method"] == "kubernetes pod delete"
+    assert found["figures"]["pods_ready_s"] >= 0.5, "the fake's replacement turns ready after 0.5 s"
+    assert found["figures"]["ttr_s"] == 0, "the fake's delete never reached the real Presto"
+    assert [name for name, _ in api.writable.deleted_pods] == [pod_name("Deployment", names.PRESTO_WORKER)]
+    token_request = f"POST /api/v1/namespaces/{document['namespace']}/serviceaccounts/{names.VERIFY}/token"
+    assert api.writable.cluster.by_operator == ([token_request] if as_operator else [])
+
+
+def test_sigterm_during_a_partition_removes_its_experiments_before_exit(
+    api: Api, document: dict, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(document))
+    command = [sys.executable, "-m", "verify", "failover", "--allow-destructive", "--outputs", str(outputs)]
+    command += ["--scenario", "presto-clickhouse-partition", "--baseline", "1", "--hold", "300", "--no-alerts"]
+    command += ["--kubeconfig", str(api.kubeconfig), "--report-dir", str(tmp_path / "reports")]
+    running = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not api.writable.created:
+        assert running.poll() is None, running.stderr.read() if running.stderr else ""
+        assert time.monotonic() < deadline, "no experiment was created"
+        time.sleep(0.2)
+    running.send_signal(signal.SIGTERM)
+    assert running.wait(60) == ExitCode.HARNESS
+    report = json.loads((tmp_path / "reports" / "verify-report.json").read_text())
+    assert by_name(report)["cleanup"]["status"] == "passed"
+    assert [c["kind"] for c in api.writable.created] == ["NetworkChaos", "NetworkChaos"]
+    assert all(not objects for objects in api.writable.custom.values()), "every experiment removed"

@@ -1,0 +1,188 @@
+"""verify's Kubernetes side: preflight, the Kubernetes smoke checks and port-forwards, against a fake API server.
+
+No cluster can run here. tests/support/fakes/kubernetes.py serves the rendered dev stack's own objects with the
+status a cluster reports (rolled out and ready unless a test changes it), and relays the pod
+port-forward websocket to the real Presto and ClickHouse: verify reaches them through the Kubernetes
+client's port-forward, from the in-cluster addresses the stack exports.
+"""
+
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from components import names
+from components.settings.model import Settings
+from tests.support.fakes.kubernetes import FakeCluster, fake_api_server, pod_name
+from tests.support.render import Rendered
+from tests.support.servers.clickhouse import ClickHouseNode
+from tests.support.servers.kafka import KafkaNode
+from tests.support.servers.presto import PrestoCluster
+from tests.support.verify_harness import by_name, outputs_document, run_verify, verify
+from verify.core.exit_codes import ExitCode
+from verify.kube import checks
+
+IN_CLUSTER = ("prestoUrl", "clickhouseUrl", "clickhouseNativeAddress")
+"""Endpoints left at their in-cluster addresses, reached through port-forwards."""
+
+
+@dataclass
+class Setting:
+    """A fake cluster holding the dev stack, its kubeconfig, and outputs that point verify at it."""
+
+    cluster: FakeCluster
+    kubeconfig: Path
+    document: dict
+    overrides: tuple[str, ...]
+    """Flags for the endpoints not forwarded (Prometheus and Grafana; Kafka cannot be)."""
+
+
+@pytest.fixture
+def setting(
+    tmp_path: Path,
+    rendered_stacks: dict[str, Rendered],
+    dev_settings: Settings,
+    presto: PrestoCluster,
+    clickhouse_node: ClickHouseNode,
+    kafka_node: KafkaNode,
+    fake_grafana: str,
+) -> Iterator[Setting]:
+    """The dev stack in a fake cluster whose Presto and ClickHouse pods forward to the real servers."""
+    rendered = rendered_stacks["dev"]
+    cluster = FakeCluster.healthy(rendered)
+    coordinator = pod_name("Deployment", names.PRESTO_COORDINATOR)
+    clickhouse = pod_name("StatefulSet", names.CLICKHOUSE)
+    checks.backends = {
+        (coordinator, names.PRESTO_HTTPS_PORT): presto.clients.port,
+        (clickhouse, names.CLICKHOUSE_HTTP_PORT): clickhouse_node.ports.http,
+        (clickhouse, names.CLICKHOUSE_NATIVE_PORT): clickhouse_node.ports.native,
+    }
+    document = outputs_document(
+        dev_settings,
+        presto,
+        clickhouse_node,
+        kafka_node,
+        "events",
+        "http://127.0.0.1:9",
+        fake_grafana,
+        rendered.outputs["expected"]["objects"],
+    )
+    document |= {key: rendered.outputs[key] for key in IN_CLUSTER}
+    overrides = ("--prometheus-url", document["prometheusUrl"], "--grafana-url", fake_grafana)
+    with fake_api_server(cluster, tmp_path) as kubeconfig:
+        yield Setting(cluster, kubeconfig, document, overrides)
+
+
+def run_in(setting: Setting, tmp_path: Path, *args: str) -> tuple[int, dict]:
+    """Run verify smoke against the fake cluster; the exit code and the JSON report."""
+    code, report, _ = run_verify(
+        setting.document, tmp_path, "smoke", *setting.overrides, *args, kubeconfig=setting.kubeconfig
+    )
+    return code, report
+
+
+def test_the_inventory_lists_every_object_the_stack_declares(stack: Rendered) -> None:
+    inventory = stack.outputs["expected"]["objects"]
+    for kind, listed in inventory.items():
+        declared = sorted(r.inputs["metadata"]["name"] for r in stack.resources if r.kind == kind)
+        assert listed == declared, kind
+    assert inventory["Deployment"] and inventory["NetworkPolicy"] and inventory["Secret"]
+
+
+def test_a_ready_stack_passes_preflight_and_is_checked_through_port_forwards(setting: Setting, tmp_path: Path) -> None:
+    code, report = run_in(setting, tmp_path, "--tags", "presto,clickhouse,kubernetes")
+    checks = by_name(report)
+    assert code == ExitCode.PASSED, [(c["name"], c["error"]) for c in report["checks"]]
+    assert checks["kubernetes.preflight"]["figures"] == {"Deployment": 5, "StatefulSet": 3, "Service": 8}
+    forwarded = checks["kubernetes.port_forward"]["figures"]
+    assert forwarded["presto"].startswith("https://localhost:") and forwarded["clickhouse_native"].startswith("local")
+    assert "prometheus" not in forwarded, "an endpoint given on the command line is not forwarded"
+    assert checks["presto.tpch"]["figures"]["rows"] == 60175, "a real query ran through the port-forward"
+    assert checks["clickhouse.round_trip"]["status"] == "passed"
+    assert checks["kubernetes.hpas"]["figures"] == {"presto-worker.replicas": 1, "presto-worker.desired": 1}
+    assert checks["kubernetes.network_policies"]["figures"] == {
+        "present": len(setting.cluster.objects["NetworkPolicy"])
+    }
+    assert setting.cluster.forbidden == [], "verify needs nothing its Role does not grant"
+
+
+def test_the_verify_role_may_not_read_secrets(setting: Setting) -> None:
+    api = checks.connect(str(setting.kubeconfig), None, setting.document["namespace"]).api
+    with pytest.raises(client.exceptions.ApiException) as refused:
+        client.CoreV1Api(api).list_namespaced_secret(setting.document["namespace"])
+    assert refused.value.status == 403
+    with pytest.raises(client.exceptions.ApiException) as refused:
+        client.CoreV1Api(api).read_namespaced_secret(names.PRESTO_TLS_SECRET, setting.document["namespace"])
+    assert refused.value.status == 403
+
+
+def test_a_stack_not_rolled_out_exits_3_naming_what_is_missing(setting: Setting, tmp_path: Path) -> None:
+    objects = setting.cluster.objects
+    objects["StatefulSet"]["kafka"]["status"]["readyReplicas"] = 0
+    objects["Deployment"]["grafana"]["metadata"]["generation"] = 2
+    del objects["Service"][names.GRAFANA]
+    code, report = run_in(setting, tmp_path)
+    checks = by_name(report)
+    assert code == ExitCode.NOT_READY
+    error = checks["kubernetes.preflight"]["error"]
+    assert "StatefulSet/kafka: 0/1 replicas ready" in error
+    assert "Deployment/grafana: generation 2 not yet observed" in error
+    assert f"Service/{names.GRAFANA}: missing" in error
+    skipped = [c for c in report["checks"] if c["scenario"] not in ("preflight", "cleanup")]
+    assert skipped and all(c["status"] == "skipped" for c in skipped)
+    assert checks["cleanup"]["status"] == "passed"
+
+
+def test_an_autoscaler_without_metrics_and_a_budget_without_room_fail(setting: Setting, tmp_path: Path) -> None:
+    worker = setting.cluster.objects["HorizontalPodAutoscaler"][names.PRESTO_WORKER]
+    worker["status"]["currentMetrics"] = []
+    selector = {"matchLabels": {"app.kubernetes.io/name": names.PRESTO_WORKER}}
+    setting.cluster.objects["PodDisruptionBudget"][names.PRESTO_WORKER] = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": names.PRESTO_WORKER, "namespace": setting.document["namespace"]},
+        "spec": {"minAvailable": 1, "selector": selector},
+        "status": {"currentHealthy": 1, "desiredHealthy": 1, "disruptionsAllowed": 0, "expectedPods": 1},
+    }
+    setting.document["expected"]["objects"]["PodDisruptionBudget"] = [names.PRESTO_WORKER]
+    code, report = run_in(setting, tmp_path, "--tags", "kubernetes")
+    checks = by_name(report)
+    assert code == ExitCode.FAILED
+    assert "no current metrics" in checks["kubernetes.hpas"]["error"]
+    assert "allows no disruption (1 healthy of 1)" in checks["kubernetes.pdbs"]["error"]
+    assert checks["kubernetes.pdbs"]["figures"] == {f"{names.PRESTO_WORKER}.disruptions_allowed": 0}
+
+
+def test_an_unreachable_api_server_fails_preflight(setting: Setting, tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    kubeconfig = tmp_path / "unreachable"
+    kubeconfig.write_text(setting.kubeconfig.read_text().replace(setting_server(setting), f"127.0.0.1:{port}"))
+    code, report, _ = run_verify(setting.document, tmp_path, "smoke", kubeconfig=kubeconfig)
+    checks = by_name(report)
+    assert code == ExitCode.NOT_READY
+    assert checks["kubernetes.preflight"]["status"] == "failed" and checks["kubernetes.preflight"]["error"]
+
+
+def setting_server(setting: Setting) -> str:
+    """host:port of the fake API server, as its kubeconfig names it."""
+    text = setting.kubeconfig.read_text()
+    return text.split("http://", 1)[1].split('"', 1)[0]
+
+
+def test_verify_uses_the_stack_context_and_a_missing_one_is_a_usage_error(
+    setting: Setting, rendered_stacks: dict[str, Rendered], tmp_path: Path
+) -> None:
+    assert rendered_stacks["dev"].outputs["kubeContext"] == "minikube"
+    setting.document["kubeContext"] = "minikube"  # the fake kubeconfig has only "fake"
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(setting.document))
+    result = verify("plan", "--outputs", str(outputs), kubeconfig=setting.kubeconfig)
+    assert result.returncode == ExitCode.USAGE and "minikube" in result.stderr
+    result = verify("plan", "--outputs", str(outputs), "--kube-context", "fake", kubeconfig=setting.kubeconfig)
+    assert result.returncode == ExitCode.PASSED and "kubernetes.preflight" in result.stdout

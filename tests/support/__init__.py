@@ -1,0 +1,1 @@
+"""What the tests share: the stack rendered under mocks, evaluators, fakes and server launchers."""

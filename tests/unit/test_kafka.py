@@ -1,0 +1,152 @@
+"""The Kafka component in both stacks: replicas, HA placement, storage, config and topic bootstrap."""
+
+from components import names
+from components.data.kafka.component import kafka_host
+from components.data.kafka.config import (
+    ENV_PASSWORD,
+    NODE_ID_TOKEN,
+    POD_NAME_TOKEN,
+    Ports,
+    server_properties,
+    start_script,
+    topic_bootstrap_script,
+)
+from components.security.credential_catalog import KAFKA_USERS_SECRET
+from tests.support.render import Rendered, render, settings_of
+from tests.support.workloads import pod_spec
+
+LISTENER_PORTS = {
+    names.KAFKA_CLIENT_PORT,
+    names.KAFKA_CONTROLLER_PORT,
+    names.KAFKA_INTERNAL_PORT,
+    names.KAFKA_PRESTO_PORT,
+}
+
+
+def env_of(container: dict) -> dict[str, str]:
+    """A container's literal env values by name."""
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def test_nodes_match_the_settings(stack: Rendered) -> None:
+    kafka = settings_of(stack).kafka
+    statefulset = stack.named("StatefulSet", names.KAFKA)
+    assert statefulset.inputs["spec"]["replicas"] == kafka.brokers
+    assert statefulset.inputs["spec"]["serviceName"] == names.KAFKA_HEADLESS
+    assert statefulset.inputs["spec"]["podManagementPolicy"] == "Parallel"
+    (claim,) = statefulset.inputs["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == kafka.storage.size
+
+
+def test_headless_service_publishes_unready_nodes(stack: Rendered) -> None:
+    spec = stack.named("Service", names.KAFKA_HEADLESS).inputs["spec"]
+    assert spec["clusterIP"] == "None" and spec["publishNotReadyAddresses"] is True
+    assert {p["port"] for p in spec["ports"]} == LISTENER_PORTS
+
+
+def test_the_client_service_offers_only_the_client_listeners(stack: Rendered) -> None:
+    spec = stack.named("Service", names.KAFKA).inputs["spec"]
+    assert {p["port"] for p in spec["ports"]} == {names.KAFKA_CLIENT_PORT, names.KAFKA_PRESTO_PORT}
+
+
+def test_dev_has_no_disruption_budget_or_spread() -> None:
+    dev = render("dev")
+    assert not dev.of_kind("PodDisruptionBudget")
+    spec = pod_spec(dev.named("StatefulSet", names.KAFKA))
+    assert "affinity" not in spec and "topologySpreadConstraints" not in spec
+
+
+def test_prod_spreads_nodes_and_budgets_disruptions() -> None:
+    prod = render("prod")
+    statefulset = prod.named("StatefulSet", names.KAFKA)
+    selector = statefulset.inputs["spec"]["selector"]["matchLabels"]
+    budget = prod.named("PodDisruptionBudget", names.KAFKA).inputs["spec"]
+    assert budget == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    spec = pod_spec(statefulset)
+    (term,) = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term == {"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"}
+    (zones,) = spec["topologySpreadConstraints"]
+    assert zones["topologyKey"] == "topology.kubernetes.io/zone" and zones["maxSkew"] == 1
+
+
+def test_storage_class_comes_from_settings() -> None:
+    dev_claim = render("dev").named("StatefulSet", names.KAFKA).inputs["spec"]["volumeClaimTemplates"][0]
+    assert dev_claim["spec"]["storageClassName"] == "standard"
+    prod = render("prod", overrides={"storageClass": "fast-ssd"})
+    claim = prod.named("StatefulSet", names.KAFKA).inputs["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    default_claim = render("prod").named("StatefulSet", names.KAFKA).inputs["spec"]["volumeClaimTemplates"][0]
+    assert "storageClassName" not in default_claim["spec"], "unset storageClass must mean the cluster default"
+
+
+def test_config_map_holds_the_pure_function_output(stack: Rendered) -> None:
+    settings = settings_of(stack)
+    namespace = settings.namespace
+    expected = server_properties(
+        settings.kafka,
+        node_id=NODE_ID_TOKEN,
+        advertised_host=f"{POD_NAME_TOKEN}.{names.KAFKA_HEADLESS}.{namespace}.svc.cluster.local",
+        voters=[(i, kafka_host(i, namespace)) for i in range(settings.kafka.brokers)],
+        log_dir="/var/lib/kafka/data",
+        ports=Ports(),
+    )
+    data = stack.named("ConfigMap", names.KAFKA_CONFIG).inputs["data"]
+    assert data["server.properties"] == expected
+    assert data["start.sh"] == start_script(settings.kafka)
+    assert data["topic-bootstrap.sh"] == topic_bootstrap_script(settings.kafka)
+    properties = dict(line.split("=", 1) for line in expected.splitlines())
+    assert properties["min.insync.replicas"] == str(settings.kafka.min_insync_replicas)
+    assert properties["default.replication.factor"] == str(settings.kafka.replication_factor)
+    assert len(properties["controller.quorum.voters"].split(",")) == settings.kafka.brokers
+    assert properties["unclean.leader.election.enable"] == "false"
+
+
+def test_heap_is_half_the_memory_limit() -> None:
+    container = pod_spec(render("prod").named("StatefulSet", names.KAFKA))["containers"][0]
+    assert env_of(container)["KAFKA_HEAP_OPTS"] == "-Xms2048m -Xmx2048m"
+
+
+def test_topic_bootstrap_job_runs_the_script_on_the_internal_listener(stack: Rendered) -> None:
+    settings = settings_of(stack)
+    job = stack.named("Job", names.KAFKA_TOPIC_JOB)
+    (container,) = pod_spec(job)["containers"]
+    assert container["command"] == ["/bin/sh", "/etc/kafka/template/topic-bootstrap.sh"]
+    bootstrap = env_of(container)["BOOTSTRAP"]
+    assert bootstrap == f"{names.KAFKA_HEADLESS}.{settings.namespace}.svc.cluster.local:{names.KAFKA_INTERNAL_PORT}"
+    assert "--if-not-exists" in topic_bootstrap_script(settings.kafka)
+    assert pod_spec(job)["restartPolicy"] == "OnFailure"
+
+
+def secret_refs(container: dict) -> dict[str, tuple[str, str]]:
+    """A container's env variables filled from Secrets: name -> (secret, key)."""
+    return {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+
+
+def test_dev_kafka_takes_no_passwords_and_authorizes_nothing() -> None:
+    dev = render("dev")
+    properties = dev.named("ConfigMap", names.KAFKA_CONFIG).inputs["data"]["server.properties"]
+    assert "SASL" not in properties and "authorizer" not in properties
+    for kind, name in (("StatefulSet", names.KAFKA), ("Job", names.KAFKA_TOPIC_JOB)):
+        (container,) = pod_spec(dev.named(kind, name))["containers"]
+        assert not secret_refs(container)
+
+
+def test_prod_kafka_authenticates_every_listener_but_prestos_and_authorizes() -> None:
+    prod = render("prod")
+    data = prod.named("ConfigMap", names.KAFKA_CONFIG).inputs["data"]
+    properties = dict(line.split("=", 1) for line in data["server.properties"].splitlines())
+    assert properties["listener.security.protocol.map"] == (
+        "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,INTERNAL:SASL_PLAINTEXT,PRESTO:PLAINTEXT"
+    )
+    assert properties["listener.name.client.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert properties["super.users"] == "User:broker"
+    assert properties["allow.everyone.if.no.acl.found"] == "false"
+    (broker,) = pod_spec(prod.named("StatefulSet", names.KAFKA))["containers"]
+    assert secret_refs(broker) == {ENV_PASSWORD["broker"]: (KAFKA_USERS_SECRET, "broker")}
+    (job,) = pod_spec(prod.named("Job", names.KAFKA_TOPIC_JOB))["containers"]
+    assert secret_refs(job) == {variable: (KAFKA_USERS_SECRET, user) for user, variable in ENV_PASSWORD.items()}
+    assert "CREDENTIALS_GENERATION" in env_of(job), "a changed password must give the Job a new spec"

@@ -1,0 +1,92 @@
+"""verify failover's Kubernetes and Chaos Mesh injectors, cleanup and CLI, against recorded API behaviour.
+
+tests/support/fakes/chaos_cluster.py answers as the API server and the controllers do (pods replaced after a
+delete, Chaos Mesh objects validated against the CRD schemas and finalized, an HPA on a timeline).
+The end-to-end runs probe the real Presto; the fake's pod deletes do not reach it, so there the
+figures show a fault Presto never felt: what is tested is the injection, the waits and the cleanup.
+"""
+
+import time
+
+import pytest
+
+from components import names
+from components.settings.model import Settings
+from tests.support.fakes.chaos_cluster import Api
+from tests.support.fakes.kubernetes import pod_name
+from verify.cli import exit_code
+from verify.core.checks import Cleanup
+from verify.core.errors import UsageError
+from verify.core.exit_codes import ExitCode
+from verify.core.runner import Redactor, clean_up
+from verify.failover import injectors
+from verify.failover.chaos import RUN_LABEL
+from verify.failover.injectors import ChaosMeshInjector, CleanupError, KubernetesInjector
+from verify.failover.scenarios import BY_NAME, SCENARIOS
+from verify.kube import checks
+
+RUN = "20261124050000-abcdef"
+
+
+def test_the_kubernetes_injector_deletes_a_ready_pod_at_once_and_waits_for_its_replacement(api: Api) -> None:
+    injector, fault = KubernetesInjector(api.cluster), BY_NAME["worker-kill"].fault_for(None)
+    assert injector.method(fault) == "kubernetes pod delete"
+    worker = pod_name("Deployment", names.PRESTO_WORKER)
+    assert injector.inject(fault) == f"deleted pod {worker} (grace period 0)"
+    assert api.writable.deleted_pods == [(worker, "0")]
+    assert not injector.ready(fault), "the replacement is not ready yet"
+    time.sleep(0.6)
+    assert injector.ready(fault)
+
+
+def test_the_kubernetes_api_cannot_express_a_partition_or_a_stress(api: Api) -> None:
+    injector = KubernetesInjector(api.cluster)
+    for scenario in SCENARIOS:
+        expressible = injector.method(scenario.fault_for(None)) is not None
+        assert expressible == (scenario.fault.kind == "pod-kill"), scenario.name
+
+
+def test_chaos_mesh_is_used_only_where_its_api_is_served(api: Api) -> None:
+    assert injectors.installed(api.cluster)
+    api.writable.chaos_mesh = False
+    assert not injectors.installed(api.cluster)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_each_fault_becomes_valid_chaos_mesh_experiments_removed_when_it_ends(api: Api, scenario) -> None:
+    injector = ChaosMeshInjector(api.cluster, RUN)
+    fault = scenario.fault_for(None)
+    text = injector.inject(fault)  # the fake refuses (422) what the CRD schemas do not allow
+    created = api.writable.created
+    assert len(created) == len(scenario.fault.workloads) and text.startswith("created ")
+    assert all(c["metadata"]["labels"][RUN_LABEL] == RUN for c in created)
+    assert all(c["spec"]["selector"]["namespaces"] == [api.cluster.namespace] for c in created)
+    injector.end(fault)
+    injector.remove_all()  # waits until Chaos Mesh has finalized them
+    assert all(not objects for objects in api.writable.custom.values()), api.writable.custom
+
+
+def test_an_experiment_that_cannot_be_removed_fails_cleanup_and_the_run_exits_5(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(injectors, "REMOVE_WAIT", 1.0)
+    injector = ChaosMeshInjector(api.cluster, RUN)
+    fault = BY_NAME["presto-clickhouse-partition"].fault_for(None)
+    injector.inject(fault)
+    api.writable.stuck = {c["metadata"]["name"] for c in api.writable.created}
+    with pytest.raises(CleanupError, match="networkchaos/verify-"):
+        injector.remove_all()
+    cleanup = Cleanup()
+    cleanup.add(f"fault objects of run {RUN}", injector.remove_all)
+    record = clean_up(cleanup, Redactor([]))
+    assert record.status == "failed" and "still present" in str(record.error)
+    assert exit_code([record], interrupted=False) == ExitCode.CLEANUP
+
+
+def test_a_service_account_without_a_token_is_a_usage_error_naming_it(api: Api, dev_settings: Settings) -> None:
+    operator = str(api.kubeconfig.with_name("kubeconfig-operator"))
+    with pytest.raises(
+        UsageError,
+        match=rf"--service-account nobody: the API refused a token for {dev_settings.namespace}/nobody \(404",
+    ):
+        checks.connect(operator, None, dev_settings.namespace, "nobody")

@@ -1,0 +1,90 @@
+"""Every workload: restricted pod security, resources, probes, pinned images, and the budget plan."""
+
+from decimal import Decimal
+
+from components import names
+from components.platform.budget import planned_workloads
+from components.settings.quantities import quantity_value
+from tests.support.render import Captured, Rendered, settings_of
+from tests.support.workloads import containers, pod_spec, workloads
+
+
+def test_stacks_declare_workloads(stack: Rendered) -> None:
+    assert workloads(stack), f"stack {stack.stack} declares no workload"
+
+
+def test_every_pod_meets_the_restricted_pod_security_standard(stack: Rendered) -> None:
+    for workload in workloads(stack):
+        pod = pod_spec(workload)
+        security = pod.get("securityContext", {})
+        assert security.get("runAsNonRoot") is True, f"{workload.label}: pod may run as root"
+        assert security.get("seccompProfile") == {"type": "RuntimeDefault"}, (
+            f"{workload.label}: no RuntimeDefault seccomp"
+        )
+        name = workload.inputs["metadata"]["name"]
+        assert pod["serviceAccountName"] == name, f"{workload.label}: not its own ServiceAccount"
+        if name not in NEEDS_THE_API:
+            assert pod.get("automountServiceAccountToken") is False, f"{workload.label}: API token mounted"
+        for container in containers(workload):
+            where = f"{workload.label} container {container['name']}"
+            context = container.get("securityContext", {})
+            assert context.get("allowPrivilegeEscalation") is False, f"{where}: privilege escalation allowed"
+            assert context.get("capabilities") == {"drop": ["ALL"]}, f"{where}: capabilities not all dropped"
+            assert context.get("readOnlyRootFilesystem") is True, f"{where}: root filesystem writable"
+            assert not context.get("privileged"), f"{where}: privileged"
+
+
+def test_every_container_has_requests_and_limits(stack: Rendered) -> None:
+    for workload in workloads(stack):
+        for container in containers(workload):
+            resources = container.get("resources", {})
+            for side in ("requests", "limits"):
+                assert set(resources.get(side, {})) == {"cpu", "memory"}, (
+                    f"{workload.label} container {container['name']}: {side} must set cpu and memory"
+                )
+
+
+def test_every_long_running_container_has_three_probes(stack: Rendered) -> None:
+    for workload in workloads(stack):
+        if workload.kind == "Job":
+            continue
+        for container in pod_spec(workload)["containers"]:
+            missing = [p for p in ("startupProbe", "readinessProbe", "livenessProbe") if p not in container]
+            assert not missing, f"{workload.label} container {container['name']} lacks {missing}"
+
+
+def test_every_image_is_pinned(stack: Rendered) -> None:
+    for workload in workloads(stack):
+        for container in containers(workload):
+            image = container["image"]
+            tag = image.split("@")[0].rsplit("/", 1)[-1].partition(":")[2]
+            assert "@sha256:" in image or (tag and tag != "latest"), f"{workload.label}: image {image} not pinned"
+
+
+NEEDS_THE_API = {names.PROMETHEUS, names.KUBE_STATE_METRICS}
+"""Workloads that talk to the Kubernetes API, each through its own least-privilege account."""
+
+
+def pod_amount(workload: Captured, side: str, kind: str) -> Decimal:
+    """What the scheduler counts for a pod: its containers' sum, or its largest init container's if more."""
+    spec = pod_spec(workload)
+    running = sum((quantity_value(c["resources"][side][kind]) for c in spec["containers"]), Decimal(0))
+    init = [quantity_value(c["resources"][side][kind]) for c in spec.get("initContainers", [])]
+    return max([running, *init])
+
+
+def test_rendered_workloads_are_the_budget_plan(stack: Rendered) -> None:
+    plan = {w.name: w for w in planned_workloads(settings_of(stack))}
+    for workload in workloads(stack):
+        name = workload.inputs["metadata"]["name"]
+        assert name in plan, f"{workload.label} is missing from the budget plan (components/platform/budget.py)"
+        planned = plan[name]
+        for side in ("requests", "limits"):
+            for kind in ("cpu", "memory"):
+                rendered = pod_amount(workload, side, kind)
+                expected = quantity_value(getattr(getattr(planned.resources, side), kind))
+                assert rendered == expected, f"{workload.label}: {side}.{kind} {rendered} != planned {expected}"
+        replicas = workload.inputs["spec"].get("replicas", 1)
+        assert replicas <= planned.max_replicas, (
+            f"{workload.label}: {replicas} replicas > planned {planned.max_replicas}"
+        )

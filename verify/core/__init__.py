@@ -1,0 +1,1 @@
+"""verify's framework: checks, the runner, targets, reports, progress and exit codes."""

@@ -1,0 +1,27 @@
+"""Typed errors that end a run, each mapped to its exit code."""
+
+from verify.core.exit_codes import ExitCode
+
+
+class VerifyError(Exception):
+    """A run that cannot go on; `code` is the process exit status."""
+
+    code = ExitCode.HARNESS
+
+
+class UsageError(VerifyError):
+    """Bad arguments, or stack outputs that lack what verify needs."""
+
+    code = ExitCode.USAGE
+
+
+class NotReadyError(VerifyError):
+    """The environment is not ready to be checked (preflight)."""
+
+    code = ExitCode.NOT_READY
+
+
+class HarnessError(VerifyError):
+    """verify itself could not measure."""
+
+    code = ExitCode.HARNESS

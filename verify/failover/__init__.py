@@ -1,0 +1,1 @@
+"""`verify failover`: scenarios, fault injectors, traffic, timelines and alerts."""

@@ -1,0 +1,1 @@
+"""`verify load`: the load driver, workloads, figures, SLOs and reports."""

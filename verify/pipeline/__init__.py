@@ -1,0 +1,1 @@
+"""`verify pipeline`: events from Kafka to ClickHouse and through Presto."""

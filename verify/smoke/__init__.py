@@ -1,0 +1,1 @@
+"""Smoke checks per service, and the clients the other commands share."""
