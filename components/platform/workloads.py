@@ -2,6 +2,7 @@
 
 import hashlib
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -286,16 +287,29 @@ def pod_name_env() -> EnvVarArgs:
     )
 
 
+class HttpProbes(TypedDict):
+    """The three probes of a container, keyed as ContainerArgs takes them (so `**http_probes(...)` fits)."""
+
+    startup_probe: ProbeArgs
+    readiness_probe: ProbeArgs
+    liveness_probe: ProbeArgs
+
+
 def http_probes(
     port: str, ready: str, live: str, startup_seconds: int = 120, live_port: str | None = None
-) -> dict[str, ProbeArgs]:
+) -> HttpProbes:
     """Startup, readiness and liveness probes over HTTP on named ports (liveness on its own if given)."""
 
-    def probe(path: str, on: str, **timing: int) -> ProbeArgs:
-        return ProbeArgs(http_get=HTTPGetActionArgs(path=path, port=on), timeout_seconds=5, **timing)
+    def probe(path: str, on: str, period_seconds: int, failure_threshold: int | None = None) -> ProbeArgs:
+        return ProbeArgs(
+            http_get=HTTPGetActionArgs(path=path, port=on),
+            timeout_seconds=5,
+            period_seconds=period_seconds,
+            failure_threshold=failure_threshold,
+        )
 
-    return {
-        "startup_probe": probe(ready, port, period_seconds=5, failure_threshold=startup_seconds // 5),
-        "readiness_probe": probe(ready, port, period_seconds=10),
-        "liveness_probe": probe(live, live_port or port, period_seconds=20, failure_threshold=3),
-    }
+    return HttpProbes(
+        startup_probe=probe(ready, port, period_seconds=5, failure_threshold=startup_seconds // 5),
+        readiness_probe=probe(ready, port, period_seconds=10),
+        liveness_probe=probe(live, live_port or port, period_seconds=20, failure_threshold=3),
+    )

@@ -128,13 +128,15 @@ class Certificates(NamespacedComponent):
             allowed_uses=SERVING_USES,
             opts=self._opts(),
         )
+        # Annotated, because mypy cannot infer Output.secret's type parameter from a union context.
+        private_key: pulumi.Output[str] = pulumi.Output.secret(key.private_key_pem_pkcs8)
         return k8s.core.v1.Secret(
             f"{name}-{serving.secret}",
             metadata=self._metadata(serving.secret),
             type="kubernetes.io/tls",
             string_data={
                 "tls.crt": certificate.cert_pem,
-                "tls.key": pulumi.Output.secret(key.private_key_pem_pkcs8),
+                "tls.key": private_key,
                 "ca.crt": ca.cert_pem,
             },
             opts=self._opts(),

@@ -591,17 +591,18 @@ def _safe_credential(value: SecretStr) -> SecretStr:
 
 
 # One optional field per credential of the catalog, so an unknown name is rejected like any typo.
+_credential_fields: dict[str, Any] = {
+    c.name.replace("-", "_"): (
+        Annotated[SecretStr, AfterValidator(_safe_credential)] | None,
+        Field(None, alias=c.name, description=c.purpose),
+    )
+    for c in CREDENTIALS
+}
 CredentialOverrides = create_model(
     "CredentialOverrides",
     __base__=Model,
     __doc__="Credentials given in stack config instead of generated.",
-    **{
-        c.name.replace("-", "_"): (
-            Annotated[SecretStr, AfterValidator(_safe_credential)] | None,
-            Field(None, alias=c.name, description=c.purpose),
-        )
-        for c in CREDENTIALS
-    },
+    **_credential_fields,
 )
 
 
@@ -630,7 +631,7 @@ class Settings(Model):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings, description="observability")
     chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="fault injection")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="post-deploy verification")
-    credentials: CredentialOverrides = Field(  # type: ignore[valid-type]
+    credentials: CredentialOverrides = Field(
         default_factory=CredentialOverrides,
         description="credential overrides, set only with `pulumi config set --secret --path credentials.NAME`",
     )

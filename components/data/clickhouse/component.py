@@ -128,7 +128,7 @@ class ClickHouse(NamespacedComponent):
                 {user: password_hash(value) for user, value in zip((ADMIN, INGEST, PRESTO), values, strict=True)},
             )
         )
-        files = {USERS_FILE: pulumi.Output.secret(document)}
+        files: dict[str, pulumi.Output[str]] = {USERS_FILE: pulumi.Output.secret(document)}
         if settings.kafka.authentication == "scram":
             files[KAFKA_LOGIN_FILE] = pulumi.Output.secret(
                 self._inputs.kafka_password.apply(

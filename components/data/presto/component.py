@@ -167,11 +167,13 @@ class Presto(NamespacedComponent):
                 for user, salt, password in zip(users, values[: len(users)], values[len(users) :], strict=True)
             )
         )
+        # Annotated, because mypy cannot infer Output.secret's type parameter from a union context.
+        secret_text: pulumi.Output[str] = pulumi.Output.secret(text)
         return k8s.core.v1.Secret(
             f"{name}-password-file",
             metadata=self._metadata(names.PRESTO_PASSWORD_FILE_SECRET),
             type="Opaque",
-            string_data={PASSWORD_FILE: pulumi.Output.secret(text)},
+            string_data={PASSWORD_FILE: secret_text},
             opts=self._opts(),
         )
 
