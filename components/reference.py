@@ -1,9 +1,15 @@
-"""The README's generated sections: settings, credentials, security tables, alerts, dashboards, exit codes."""
+"""The documentation's generated sections: settings, credentials, security, alerts, dashboards, exit codes, layout.
 
+`python -m components.reference --write` refreshes them in README.md and docs/*.md; `--check` lists stale ones.
+"""
+
+import ast
+import posixpath
 import re
 import sys
 import types
 import typing
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,7 @@ from components.security.network import CLIENTS, EGRESS, FLOWS
 from components.security.verify_access import PERMISSIONS
 from components.settings.model import TYPE_NAMES, Amounts, Settings, Storage, nested_model
 from components.settings.parse import parse_settings
-from components.settings.stack_files import stack_config
+from components.settings.stack_files import REPO, stack_config
 from policy.rules import RULES
 from verify.core.exit_codes import MEANING, ExitCode
 
@@ -54,12 +60,12 @@ def exit_code_rows() -> str:
     return "\n".join(["| exit code | meaning |", "|---|---|", *rows])
 
 
-def alert_rows() -> str:
-    """A table of the alerts as the dev stack renders them: severity, wait, meaning and runbook."""
+def alert_rows(runbook: str = "docs/runbook.md") -> str:
+    """A table of the alerts as the dev stack renders them: severity, wait, meaning and runbook (a relative link)."""
     rows = []
     for a in alerts(parse_settings("dev", stack_config("dev"))):
         meaning = re.sub(r"\{\{ \$labels\.(\w+) \}\}", r"`\1`", f"{a.summary}. {a.description}")
-        rows.append(f"| [{a.name}](docs/runbook.md#{a.name.lower()}) | {a.severity} | {a.for_} | {meaning} |")
+        rows.append(f"| [{a.name}]({runbook}#{a.name.lower()}) | {a.severity} | {a.for_} | {meaning} |")
     return "\n".join(["| alert (runbook) | severity | after | what it means |", "|---|---|---|---|", *rows])
 
 
@@ -126,6 +132,64 @@ def policy_rows() -> str:
     return "\n".join(["| policy (mandatory) | demands |", "|---|---|", *rows])
 
 
+PACKAGE_ROOTS = ("components", "verify", "tests")
+"""Folders whose Python packages the layout lists, each with its docstring and modules."""
+OTHER_FOLDERS = {
+    "policy": "the CrossGuard policy pack (pulumi-policy), with its own pinned requirements and virtualenv",
+    "scripts": "the test commands and the virtualenvs: `test` (everything), `test-unit` (no server), "
+    "`setup-python` (.venv), `setup-policy` (policy/venv)",
+    "scripts/servers": "installers of the real servers and tools the integration tests run (and wrk for bench/load.py)",
+    "bench": "figures, printed and never asserted",
+    "docs": "this documentation",
+    "tests/unit/golden": "every resource's (type, name, parent) of the dev and prod stacks",
+    "tests/support/data": "the vendored subset of Chaos Mesh's CRD schemas",
+    "verify/load/templates": "the Jinja template of load.html",
+}
+"""Folders that are not Python packages, with what they hold."""
+TOOL_ROOTS = ("policy", "scripts", "bench", "docs")
+"""Other top-level folders, every folder under which must be in OTHER_FOLDERS."""
+IGNORED = ("__pycache__", "venv")
+
+
+def layout_rows(repo: Path = REPO) -> str:
+    """Every package under the package roots (its docstring and modules) and every other folder, from the tree.
+
+    A folder under a root that is neither a package nor in OTHER_FOLDERS is an error, and so is an entry of
+    OTHER_FOLDERS that does not exist: the table lists the tree, all of it and nothing else.
+    """
+    rows = []
+    for folder in sorted(_folders(repo), key=lambda f: f.split("/")):
+        path = repo / folder
+        if (path / "__init__.py").is_file():
+            docstring = ast.get_docstring(ast.parse((path / "__init__.py").read_text())) or ""
+            what = docstring.split("\n", 1)[0]
+            files = sorted(f.name for f in path.glob("*.py") if f.name != "__init__.py")
+            other = Counter(f.suffix for f in path.iterdir() if f.is_file() and f.suffix != ".py" and f.name[0] != ".")
+            files += [f"{count} `*{suffix}`" for suffix, count in sorted(other.items())]
+        elif folder in OTHER_FOLDERS:
+            what = OTHER_FOLDERS[folder]
+            files = sorted(f.name for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
+        else:
+            raise ValueError(f"{folder}/ is neither a package nor in OTHER_FOLDERS of components/reference.py")
+        shown = ", ".join(name if name[0].isdigit() else f"`{name}`" for name in files) or "none"
+        rows.append(f"| `{folder}/` | {what} | {shown} |")
+    missing = [f for f in OTHER_FOLDERS if not (repo / f).is_dir()]
+    if missing:
+        raise ValueError(f"OTHER_FOLDERS names folders that do not exist: {', '.join(missing)}")
+    return "\n".join(["| folder | what | files |", "|---|---|---|", *rows])
+
+
+def _folders(repo: Path) -> Iterator[str]:
+    """The folders the layout lists: the roots and every folder under them, and OTHER_FOLDERS."""
+    found = set(OTHER_FOLDERS)
+    for root in (*PACKAGE_ROOTS, *TOOL_ROOTS):
+        for path in [repo / root, *(repo / root).rglob("*")]:
+            relative = path.relative_to(repo)
+            if path.is_dir() and not set(relative.parts) & set(IGNORED):
+                found.add(relative.as_posix())
+    return iter(found)
+
+
 SECTIONS = {
     "settings-reference": reference_table,
     "credentials": credentials_rows,
@@ -135,28 +199,59 @@ SECTIONS = {
     "verify-permissions": permission_rows,
     "policies": policy_rows,
     "dashboards": dashboard_rows,
-    "alerts": alert_rows,
     "exit-codes": exit_code_rows,
+    "layout": layout_rows,
 }
-"""Generated README sections, by marker name."""
+"""Generated sections, by marker name, except the alerts, whose runbook links depend on the document."""
+MARKER = re.compile(r"<!-- ([a-z-]+):start -->")
 
 
-def updated_readme(text: str) -> str:
-    """Return the README text with every generated section replaced by its current content."""
-    for marker, generate in SECTIONS.items():
+def documents(repo: Path = REPO) -> list[Path]:
+    """The documents whose generated sections are kept current: README.md and docs/*.md."""
+    return [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
+
+
+def section(marker: str, document: str) -> str:
+    """The current text of one generated section of the document (a path relative to the repository)."""
+    if marker == "alerts":
+        return alert_rows(posixpath.relpath("docs/runbook.md", posixpath.dirname(document) or "."))
+    if marker not in SECTIONS:
+        raise ValueError(f"{document}: unknown generated section {marker!r}; known: alerts, {', '.join(SECTIONS)}")
+    return SECTIONS[marker]()
+
+
+def updated(text: str, document: str) -> str:
+    """The document's text with every generated section it holds replaced by its current content."""
+    for marker in MARKER.findall(text):
         start_mark, end_mark = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
         start, end = text.index(start_mark) + len(start_mark), text.index(end_mark)
-        text = f"{text[:start]}\n{generate()}\n{text[end:]}"
+        text = f"{text[:start]}\n{section(marker, document)}\n{text[end:]}"
     return text
 
 
+def stale(repo: Path = REPO) -> list[str]:
+    """The documents (relative paths) whose generated sections are not current."""
+    names = [path.relative_to(repo).as_posix() for path in documents(repo)]
+    return [name for name in names if (text := (repo / name).read_text()) != updated(text, name)]
+
+
 def main(argv: list[str]) -> int:
-    """Print the settings table, or with --write README.md, refresh every generated section in place."""
-    if argv[:1] == ["--write"] and len(argv) == 2:
-        path = Path(argv[1])
-        path.write_text(updated_readme(path.read_text()))
-    else:
+    """Print the settings table; --write refreshes every generated section in place; --check lists stale ones."""
+    if argv == ["--write"]:
+        for name in stale():
+            path = REPO / name
+            path.write_text(updated(path.read_text(), name))
+            print(f"updated {name}")
+    elif argv == ["--check"]:
+        names = stale()
+        for name in names:
+            print(f"{name}: generated sections are stale; run python -m components.reference --write", file=sys.stderr)
+        return 1 if names else 0
+    elif not argv:
         print(reference_table())
+    else:
+        print("usage: python -m components.reference [--write | --check]", file=sys.stderr)
+        return 2
     return 0
 
 
