@@ -275,7 +275,8 @@ def _rows(
 
 def _alias_path(path: list[str]) -> list[str]:
     """Turn a path of attribute names into the camelCase keys of the config."""
-    aliases, model = [], Settings
+    aliases: list[str] = []
+    model: type[BaseModel] = Settings
     for name in path:
         field = model.model_fields[name]
         aliases.append(field.alias or name)
@@ -299,7 +300,7 @@ def _type_name(field: FieldInfo) -> str:
         return f"{named[0]} or unset" if named else "text or unset"
     if typing.get_origin(annotation) is dict:
         return "map of text"
-    name = {str: "text"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    name = "text" if annotation is str else str(getattr(annotation, "__name__", annotation))
     bounds = [f">= {m.ge}" for m in field.metadata if isinstance(m, annotated_types.Ge)]
     bounds += [f"<= {m.le}" for m in field.metadata if isinstance(m, annotated_types.Le)]
     return f"{name} ({', '.join(bounds)})" if bounds else name
