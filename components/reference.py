@@ -147,7 +147,7 @@ OTHER_FOLDERS = {
 }
 """Folders that are not Python packages, with what they hold."""
 TOOL_ROOTS = ("policy", "scripts", "bench", "docs")
-"""Other top-level folders, every folder under which must be in OTHER_FOLDERS."""
+"""Other top-level folders, which with each folder directly under them must be in OTHER_FOLDERS."""
 IGNORED = ("__pycache__", "venv")
 
 
@@ -180,10 +180,12 @@ def layout_rows(repo: Path = REPO) -> str:
 
 
 def _folders(repo: Path) -> Iterator[str]:
-    """The folders the layout lists: the roots and every folder under them, and OTHER_FOLDERS."""
+    """The package roots and every folder under them; the other roots and the folders directly under them."""
     found = set(OTHER_FOLDERS)
-    for root in (*PACKAGE_ROOTS, *TOOL_ROOTS):
-        for path in [repo / root, *(repo / root).rglob("*")]:
+    trees = [[repo / root, *(repo / root).rglob("*")] for root in PACKAGE_ROOTS]
+    trees += [[repo / root, *(repo / root).iterdir()] for root in TOOL_ROOTS]
+    for tree in trees:
+        for path in tree:
             relative = path.relative_to(repo)
             if path.is_dir() and not set(relative.parts) & set(IGNORED):
                 found.add(relative.as_posix())
