@@ -62,9 +62,9 @@ def run() -> None:
             instance=stack,
             serving=(
                 ServingCertificate(
-                    names.PRESTO_TLS_SECRET,
-                    names.PRESTO_COORDINATOR,
-                    service_dns_names(names.PRESTO_COORDINATOR, settings.namespace),
+                    secret=names.PRESTO_TLS_SECRET,
+                    service=names.PRESTO_COORDINATOR,
+                    dns_names=service_dns_names(names.PRESTO_COORDINATOR, settings.namespace),
                 ),
             ),
             source=settings.presto.tls,

@@ -18,7 +18,7 @@ CONFIG_FILE = "jmx-exporter.yaml"
 """The agent's config, a key of Presto's and Kafka's ConfigMaps."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rule:
     """One exported metric: the MBean attribute pattern it comes from and its Prometheus name."""
 
@@ -37,102 +37,127 @@ class Rule:
 
 
 JVM_RULES = (
-    Rule("java.lang<type=Memory><HeapMemoryUsage>used", "jvm_memory_heap_used_bytes", "GAUGE", "JVM heap in use"),
-    Rule("java.lang<type=Memory><HeapMemoryUsage>max", "jvm_memory_heap_max_bytes", "GAUGE", "JVM heap limit (-Xmx)"),
+    Rule(
+        pattern="java.lang<type=Memory><HeapMemoryUsage>used",
+        name="jvm_memory_heap_used_bytes",
+        type="GAUGE",
+        help="JVM heap in use",
+    ),
+    Rule(
+        pattern="java.lang<type=Memory><HeapMemoryUsage>max",
+        name="jvm_memory_heap_max_bytes",
+        type="GAUGE",
+        help="JVM heap limit (-Xmx)",
+    ),
 )
 
 _QUERY_MANAGER = "com.facebook.presto.execution<name=QueryManager><>"
 PRESTO_RULES = (
-    Rule(f"{_QUERY_MANAGER}RunningQueries", "presto_queries_running", "GAUGE", "queries running now"),
-    Rule(f"{_QUERY_MANAGER}QueuedQueries", "presto_queries_queued", "GAUGE", "queries waiting in a queue"),
     Rule(
-        f"{_QUERY_MANAGER}CompletedQueries.TotalCount",
-        "presto_queries_completed_total",
-        "COUNTER",
-        "queries that ended, successfully or not",
-    ),
-    Rule(f"{_QUERY_MANAGER}FailedQueries.TotalCount", "presto_queries_failed_total", "COUNTER", "queries that failed"),
-    Rule(
-        f"{_QUERY_MANAGER}UserErrorFailures.TotalCount",
-        "presto_queries_user_error_total",
-        "COUNTER",
-        "queries that failed through the user's fault (syntax, missing table, permission)",
+        pattern=f"{_QUERY_MANAGER}RunningQueries",
+        name="presto_queries_running",
+        type="GAUGE",
+        help="queries running now",
     ),
     Rule(
-        f"{_QUERY_MANAGER}ExecutionTime.FiveMinutes.P(50|95|99)",
-        "presto_query_execution_time_milliseconds",
-        "GAUGE",
-        "query execution time over the last five minutes, by quantile",
-        (("quantile", "0.$1"),),
+        pattern=f"{_QUERY_MANAGER}QueuedQueries",
+        name="presto_queries_queued",
+        type="GAUGE",
+        help="queries waiting in a queue",
     ),
     Rule(
-        f"{_QUERY_MANAGER}QueuedTime.FiveMinutes.P(50|95|99)",
-        "presto_query_queued_time_milliseconds",
-        "GAUGE",
-        "time queries waited in a queue over the last five minutes, by quantile",
-        (("quantile", "0.$1"),),
+        pattern=f"{_QUERY_MANAGER}CompletedQueries.TotalCount",
+        name="presto_queries_completed_total",
+        type="COUNTER",
+        help="queries that ended, successfully or not",
     ),
     Rule(
-        "com.facebook.presto.metadata<name=DiscoveryNodeManager><>ActiveNodeCount",
-        "presto_cluster_active_nodes",
-        "GAUGE",
-        "active nodes, coordinator included",
+        pattern=f"{_QUERY_MANAGER}FailedQueries.TotalCount",
+        name="presto_queries_failed_total",
+        type="COUNTER",
+        help="queries that failed",
     ),
     Rule(
-        "com.facebook.presto.metadata<name=DiscoveryNodeManager><>ActiveCoordinatorCount",
-        "presto_cluster_active_coordinators",
-        "GAUGE",
-        "active coordinators",
+        pattern=f"{_QUERY_MANAGER}UserErrorFailures.TotalCount",
+        name="presto_queries_user_error_total",
+        type="COUNTER",
+        help="queries that failed through the user's fault (syntax, missing table, permission)",
     ),
     Rule(
-        "com.facebook.presto.memory<name=ClusterMemoryManager><>ClusterMemoryBytes",
-        "presto_cluster_memory_bytes",
-        "GAUGE",
-        "query memory of the whole cluster",
+        pattern=f"{_QUERY_MANAGER}ExecutionTime.FiveMinutes.P(50|95|99)",
+        name="presto_query_execution_time_milliseconds",
+        type="GAUGE",
+        help="query execution time over the last five minutes, by quantile",
+        labels=(("quantile", "0.$1"),),
     ),
     Rule(
-        "com.facebook.presto.memory<name=ClusterMemoryManager><>ClusterUserMemoryReservation",
-        "presto_cluster_user_memory_reserved_bytes",
-        "GAUGE",
-        "user memory reserved by running queries",
+        pattern=f"{_QUERY_MANAGER}QueuedTime.FiveMinutes.P(50|95|99)",
+        name="presto_query_queued_time_milliseconds",
+        type="GAUGE",
+        help="time queries waited in a queue over the last five minutes, by quantile",
+        labels=(("quantile", "0.$1"),),
     ),
     Rule(
-        "com.facebook.presto.execution.executor<name=TaskExecutor><>(Running|Waiting)Splits",
-        "presto_task_executor_splits",
-        "GAUGE",
-        "splits on this node, by state",
-        (("state", "$1"),),
+        pattern="com.facebook.presto.metadata<name=DiscoveryNodeManager><>ActiveNodeCount",
+        name="presto_cluster_active_nodes",
+        type="GAUGE",
+        help="active nodes, coordinator included",
+    ),
+    Rule(
+        pattern="com.facebook.presto.metadata<name=DiscoveryNodeManager><>ActiveCoordinatorCount",
+        name="presto_cluster_active_coordinators",
+        type="GAUGE",
+        help="active coordinators",
+    ),
+    Rule(
+        pattern="com.facebook.presto.memory<name=ClusterMemoryManager><>ClusterMemoryBytes",
+        name="presto_cluster_memory_bytes",
+        type="GAUGE",
+        help="query memory of the whole cluster",
+    ),
+    Rule(
+        pattern="com.facebook.presto.memory<name=ClusterMemoryManager><>ClusterUserMemoryReservation",
+        name="presto_cluster_user_memory_reserved_bytes",
+        type="GAUGE",
+        help="user memory reserved by running queries",
+    ),
+    Rule(
+        pattern="com.facebook.presto.execution.executor<name=TaskExecutor><>(Running|Waiting)Splits",
+        name="presto_task_executor_splits",
+        type="GAUGE",
+        help="splits on this node, by state",
+        labels=(("state", "$1"),),
     ),
 )
 
 KAFKA_RULES = (
     Rule(
-        "kafka.server<type=ReplicaManager, name=(UnderReplicatedPartitions|UnderMinIsrPartitionCount|"
+        pattern="kafka.server<type=ReplicaManager, name=(UnderReplicatedPartitions|UnderMinIsrPartitionCount|"
         "PartitionCount|LeaderCount|OfflineReplicaCount)><>Value",
-        "kafka_server_replicamanager_$1",
-        "GAUGE",
-        "replica manager state of this broker",
+        name="kafka_server_replicamanager_$1",
+        type="GAUGE",
+        help="replica manager state of this broker",
     ),
     Rule(
-        "kafka.controller<type=KafkaController, name=(ActiveControllerCount|OfflinePartitionsCount|"
+        pattern="kafka.controller<type=KafkaController, name=(ActiveControllerCount|OfflinePartitionsCount|"
         "GlobalPartitionCount)><>Value",
-        "kafka_controller_kafkacontroller_$1",
-        "GAUGE",
-        "controller state seen by this node",
+        name="kafka_controller_kafkacontroller_$1",
+        type="GAUGE",
+        help="controller state seen by this node",
     ),
     Rule(
-        "kafka.server<type=BrokerTopicMetrics, name=(MessagesIn|BytesIn|BytesOut)PerSec, topic=(.+)><>Count",
-        "kafka_server_brokertopicmetrics_$1_total",
-        "COUNTER",
-        "messages or bytes through this broker, by topic",
-        (("topic", "$2"),),
+        pattern="kafka.server<type=BrokerTopicMetrics, name=(MessagesIn|BytesIn|BytesOut)PerSec, topic=(.+)><>Count",
+        name="kafka_server_brokertopicmetrics_$1_total",
+        type="COUNTER",
+        help="messages or bytes through this broker, by topic",
+        labels=(("topic", "$2"),),
     ),
     Rule(
-        "kafka.log<type=Log, name=LogEndOffset, topic=(.+), partition=(.+)><>Value",
-        "kafka_log_log_end_offset",
-        "GAUGE",
-        "offset of the next message of each partition led or followed here",
-        (("topic", "$1"), ("partition", "$2")),
+        pattern="kafka.log<type=Log, name=LogEndOffset, topic=(.+), partition=(.+)><>Value",
+        name="kafka_log_log_end_offset",
+        type="GAUGE",
+        help="offset of the next message of each partition led or followed here",
+        labels=(("topic", "$1"), ("partition", "$2")),
     ),
 )
 

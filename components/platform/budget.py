@@ -13,7 +13,7 @@ JOB_RESOURCES = Resources(requests=Amounts(cpu="50m", memory="128Mi"), limits=Am
 """Every one-shot bootstrap Job (topic creation, schema): a small JVM or client at most."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PlannedWorkload:
     """One workload of the stack at its largest size."""
 
@@ -32,21 +32,57 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
     presto, kafka, monitoring = settings.presto, settings.kafka, settings.monitoring
     prometheus_volume = monitoring.prometheus.storage.size if monitoring.prometheus.storage else None
     return [
-        PlannedWorkload(names.PRESTO_COORDINATOR, "presto.coordinator", 1, presto.coordinator.resources),
-        PlannedWorkload(names.PRESTO_WORKER, "presto.workers", presto.workers.max_replicas, presto.workers.resources),
         PlannedWorkload(
-            names.CLICKHOUSE, "clickhouse", 1, settings.clickhouse.resources, settings.clickhouse.storage.size
+            name=names.PRESTO_COORDINATOR,
+            setting="presto.coordinator",
+            max_replicas=1,
+            resources=presto.coordinator.resources,
         ),
-        PlannedWorkload(names.CLICKHOUSE_SCHEMA_JOB, "clickhouse", 1, JOB_RESOURCES),
-        PlannedWorkload(names.KAFKA, "kafka", kafka.brokers, kafka.resources, kafka.storage.size),
-        PlannedWorkload(names.KAFKA_TOPIC_JOB, "kafka", 1, JOB_RESOURCES),
         PlannedWorkload(
-            names.PROMETHEUS, "monitoring.prometheus", 1, monitoring.prometheus.resources, prometheus_volume
+            name=names.PRESTO_WORKER,
+            setting="presto.workers",
+            max_replicas=presto.workers.max_replicas,
+            resources=presto.workers.resources,
         ),
-        PlannedWorkload(names.ALERTMANAGER, "monitoring.alertmanager", 1, monitoring.alertmanager.resources),
-        PlannedWorkload(names.GRAFANA, "monitoring.grafana", 1, monitoring.grafana.resources),
         PlannedWorkload(
-            names.KUBE_STATE_METRICS, "monitoring.kubeStateMetrics", 1, monitoring.kube_state_metrics.resources
+            name=names.CLICKHOUSE,
+            setting="clickhouse",
+            max_replicas=1,
+            resources=settings.clickhouse.resources,
+            volume=settings.clickhouse.storage.size,
+        ),
+        PlannedWorkload(
+            name=names.CLICKHOUSE_SCHEMA_JOB, setting="clickhouse", max_replicas=1, resources=JOB_RESOURCES
+        ),
+        PlannedWorkload(
+            name=names.KAFKA,
+            setting="kafka",
+            max_replicas=kafka.brokers,
+            resources=kafka.resources,
+            volume=kafka.storage.size,
+        ),
+        PlannedWorkload(name=names.KAFKA_TOPIC_JOB, setting="kafka", max_replicas=1, resources=JOB_RESOURCES),
+        PlannedWorkload(
+            name=names.PROMETHEUS,
+            setting="monitoring.prometheus",
+            max_replicas=1,
+            resources=monitoring.prometheus.resources,
+            volume=prometheus_volume,
+        ),
+        PlannedWorkload(
+            name=names.ALERTMANAGER,
+            setting="monitoring.alertmanager",
+            max_replicas=1,
+            resources=monitoring.alertmanager.resources,
+        ),
+        PlannedWorkload(
+            name=names.GRAFANA, setting="monitoring.grafana", max_replicas=1, resources=monitoring.grafana.resources
+        ),
+        PlannedWorkload(
+            name=names.KUBE_STATE_METRICS,
+            setting="monitoring.kubeStateMetrics",
+            max_replicas=1,
+            resources=monitoring.kube_state_metrics.resources,
         ),
     ]
 

@@ -17,7 +17,7 @@ EARLY_RENEWAL_HOURS = 30 * 24
 SERVING_USES = ["digital_signature", "key_encipherment", "server_auth"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServingCertificate:
     """A certificate for one Service, stored in a kubernetes.io/tls Secret."""
 

@@ -10,7 +10,7 @@ GRAFANA_ADMIN_SECRET = "grafana-admin"
 KAFKA_USERS_SECRET = "kafka-users"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Credential:
     """One credential: its config name, where it is stored and how it is generated."""
 
@@ -27,42 +27,82 @@ class Credential:
 
 
 CREDENTIALS: tuple[Credential, ...] = (
-    Credential("prestoAdminPassword", PRESTO_USERS_SECRET, "admin", 32, "Presto user admin (all privileges)"),
-    Credential("prestoAnalystPassword", PRESTO_USERS_SECRET, "analyst", 32, "Presto user analyst (read-only)"),
-    Credential("prestoIngestPassword", PRESTO_USERS_SECRET, "ingest", 32, "Presto user ingest (writes)"),
     Credential(
-        "prestoSharedSecret", PRESTO_INTERNAL_SECRET, "shared-secret", 64, "Presto internal-communication shared secret"
-    ),
-    Credential("clickhouseAdminPassword", CLICKHOUSE_USERS_SECRET, "admin", 32, "ClickHouse user admin"),
-    Credential(
-        "clickhouseIngestPassword",
-        CLICKHOUSE_USERS_SECRET,
-        "ingest",
-        32,
-        "ClickHouse user ingest (Kafka engine, schema)",
-    ),
-    Credential("clickhousePrestoPassword", CLICKHOUSE_USERS_SECRET, "presto", 32, "ClickHouse user presto (read-only)"),
-    Credential("grafanaAdminPassword", GRAFANA_ADMIN_SECRET, "admin-password", 32, "Grafana admin"),
-    Credential(
-        "kafkaBrokerPassword",
-        KAFKA_USERS_SECRET,
-        "broker",
-        32,
-        "Kafka principal broker (scram only: brokers, controllers and the topic Job; super user)",
+        name="prestoAdminPassword",
+        secret=PRESTO_USERS_SECRET,
+        key="admin",
+        length=32,
+        purpose="Presto user admin (all privileges)",
     ),
     Credential(
-        "kafkaClickhousePassword",
-        KAFKA_USERS_SECRET,
-        "clickhouse",
-        32,
-        "Kafka user clickhouse (scram only: the Kafka engine reads the events topic)",
+        name="prestoAnalystPassword",
+        secret=PRESTO_USERS_SECRET,
+        key="analyst",
+        length=32,
+        purpose="Presto user analyst (read-only)",
     ),
     Credential(
-        "kafkaVerifyPassword",
-        KAFKA_USERS_SECRET,
-        "verify",
-        32,
-        "Kafka user verify (scram only: writes and reads the events topic and its own verify-* topics)",
+        name="prestoIngestPassword",
+        secret=PRESTO_USERS_SECRET,
+        key="ingest",
+        length=32,
+        purpose="Presto user ingest (writes)",
+    ),
+    Credential(
+        name="prestoSharedSecret",
+        secret=PRESTO_INTERNAL_SECRET,
+        key="shared-secret",
+        length=64,
+        purpose="Presto internal-communication shared secret",
+    ),
+    Credential(
+        name="clickhouseAdminPassword",
+        secret=CLICKHOUSE_USERS_SECRET,
+        key="admin",
+        length=32,
+        purpose="ClickHouse user admin",
+    ),
+    Credential(
+        name="clickhouseIngestPassword",
+        secret=CLICKHOUSE_USERS_SECRET,
+        key="ingest",
+        length=32,
+        purpose="ClickHouse user ingest (Kafka engine, schema)",
+    ),
+    Credential(
+        name="clickhousePrestoPassword",
+        secret=CLICKHOUSE_USERS_SECRET,
+        key="presto",
+        length=32,
+        purpose="ClickHouse user presto (read-only)",
+    ),
+    Credential(
+        name="grafanaAdminPassword",
+        secret=GRAFANA_ADMIN_SECRET,
+        key="admin-password",
+        length=32,
+        purpose="Grafana admin",
+    ),
+    Credential(
+        name="kafkaBrokerPassword",
+        secret=KAFKA_USERS_SECRET,
+        key="broker",
+        length=32,
+        purpose="Kafka principal broker (scram only: brokers, controllers and the topic Job; super user)",
+    ),
+    Credential(
+        name="kafkaClickhousePassword",
+        secret=KAFKA_USERS_SECRET,
+        key="clickhouse",
+        length=32,
+        purpose="Kafka user clickhouse (scram only: the Kafka engine reads the events topic)",
+    ),
+    Credential(
+        name="kafkaVerifyPassword",
+        secret=KAFKA_USERS_SECRET,
+        key="verify",
+        length=32,
+        purpose="Kafka user verify (scram only: writes and reads the events topic and its own verify-* topics)",
     ),
 )
 

@@ -21,7 +21,7 @@ from components.platform.labels import common_labels, selector_labels
 from components.settings.model import PROJECT, Clients, Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Peer:
     """The pods of one workload, by their app.kubernetes.io/name and /component labels."""
 
@@ -33,7 +33,7 @@ class Peer:
         return self.name if self.component in self.name else f"{self.name}-{self.component}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Flow:
     """One allowed connection: who opens it, to whom, on which TCP ports, and why."""
 
@@ -43,46 +43,71 @@ class Flow:
     reason: str
 
 
-KAFKA_BROKER = Peer(names.KAFKA, "broker")
-KAFKA_TOPIC_JOB = Peer(names.KAFKA, "topic-bootstrap")
-CLICKHOUSE_SERVER = Peer(names.CLICKHOUSE, "server")
-CLICKHOUSE_SCHEMA_JOB = Peer(names.CLICKHOUSE, "schema-bootstrap")
-PRESTO_COORDINATOR = Peer(names.PRESTO_COORDINATOR, "coordinator")
-PRESTO_WORKER = Peer(names.PRESTO_WORKER, "worker")
+KAFKA_BROKER = Peer(name=names.KAFKA, component="broker")
+KAFKA_TOPIC_JOB = Peer(name=names.KAFKA, component="topic-bootstrap")
+CLICKHOUSE_SERVER = Peer(name=names.CLICKHOUSE, component="server")
+CLICKHOUSE_SCHEMA_JOB = Peer(name=names.CLICKHOUSE, component="schema-bootstrap")
+PRESTO_COORDINATOR = Peer(name=names.PRESTO_COORDINATOR, component="coordinator")
+PRESTO_WORKER = Peer(name=names.PRESTO_WORKER, component="worker")
 PRESTO = (PRESTO_COORDINATOR, PRESTO_WORKER)
-PROMETHEUS = Peer(names.PROMETHEUS, "server")
-ALERTMANAGER = Peer(names.ALERTMANAGER, "alerting")
-KUBE_STATE_METRICS = Peer(names.KUBE_STATE_METRICS, "exporter")
-GRAFANA = Peer(names.GRAFANA, "dashboards")
-CLIENTS = Peer("clients", "external")
+PROMETHEUS = Peer(name=names.PROMETHEUS, component="server")
+ALERTMANAGER = Peer(name=names.ALERTMANAGER, component="alerting")
+KUBE_STATE_METRICS = Peer(name=names.KUBE_STATE_METRICS, component="exporter")
+GRAFANA = Peer(name=names.GRAFANA, component="dashboards")
+CLIENTS = Peer(name="clients", component="external")
 """Not pods of the stack: the namespaces and address ranges of settings.network.clients."""
 
 FLOWS: tuple[Flow, ...] = (
     Flow(
-        KAFKA_BROKER,
-        KAFKA_BROKER,
-        (names.KAFKA_CONTROLLER_PORT, names.KAFKA_INTERNAL_PORT),
-        "the KRaft controller quorum and replication between brokers",
+        source=KAFKA_BROKER,
+        target=KAFKA_BROKER,
+        ports=(names.KAFKA_CONTROLLER_PORT, names.KAFKA_INTERNAL_PORT),
+        reason="the KRaft controller quorum and replication between brokers",
     ),
     Flow(
-        KAFKA_TOPIC_JOB,
-        KAFKA_BROKER,
-        (names.KAFKA_INTERNAL_PORT,),
-        "the bootstrap Job creates the events topic (with scram, also the users and ACLs)",
+        source=KAFKA_TOPIC_JOB,
+        target=KAFKA_BROKER,
+        ports=(names.KAFKA_INTERNAL_PORT,),
+        reason="the bootstrap Job creates the events topic (with scram, also the users and ACLs)",
     ),
-    Flow(CLICKHOUSE_SERVER, KAFKA_BROKER, (names.KAFKA_CLIENT_PORT,), "the Kafka engine consumes the events topic"),
     Flow(
-        CLICKHOUSE_SCHEMA_JOB,
-        CLICKHOUSE_SERVER,
-        (names.CLICKHOUSE_NATIVE_PORT,),
-        "the bootstrap Job applies the schema",
+        source=CLICKHOUSE_SERVER,
+        target=KAFKA_BROKER,
+        ports=(names.KAFKA_CLIENT_PORT,),
+        reason="the Kafka engine consumes the events topic",
     ),
-    Flow(PRESTO_WORKER, PRESTO_COORDINATOR, (names.PRESTO_HTTP_PORT,), "workers announce themselves to discovery"),
-    Flow(PRESTO_COORDINATOR, PRESTO_WORKER, (names.PRESTO_HTTP_PORT,), "the coordinator schedules tasks"),
-    Flow(PRESTO_WORKER, PRESTO_WORKER, (names.PRESTO_HTTP_PORT,), "workers exchange intermediate data"),
-    Flow(PRESTO_COORDINATOR, PRESTO_COORDINATOR, (names.PRESTO_HTTP_PORT,), "the coordinator's own tasks"),
+    Flow(
+        source=CLICKHOUSE_SCHEMA_JOB,
+        target=CLICKHOUSE_SERVER,
+        ports=(names.CLICKHOUSE_NATIVE_PORT,),
+        reason="the bootstrap Job applies the schema",
+    ),
+    Flow(
+        source=PRESTO_WORKER,
+        target=PRESTO_COORDINATOR,
+        ports=(names.PRESTO_HTTP_PORT,),
+        reason="workers announce themselves to discovery",
+    ),
+    Flow(
+        source=PRESTO_COORDINATOR,
+        target=PRESTO_WORKER,
+        ports=(names.PRESTO_HTTP_PORT,),
+        reason="the coordinator schedules tasks",
+    ),
+    Flow(
+        source=PRESTO_WORKER,
+        target=PRESTO_WORKER,
+        ports=(names.PRESTO_HTTP_PORT,),
+        reason="workers exchange intermediate data",
+    ),
+    Flow(
+        source=PRESTO_COORDINATOR,
+        target=PRESTO_COORDINATOR,
+        ports=(names.PRESTO_HTTP_PORT,),
+        reason="the coordinator's own tasks",
+    ),
     *(
-        Flow(PROMETHEUS, target, (port,), f"Prometheus scrapes {target.slug()}")
+        Flow(source=PROMETHEUS, target=target, ports=(port,), reason=f"Prometheus scrapes {target.slug()}")
         for target, port in (
             (PRESTO_COORDINATOR, names.JMX_METRICS_PORT),
             (PRESTO_WORKER, names.JMX_METRICS_PORT),
@@ -92,22 +117,32 @@ FLOWS: tuple[Flow, ...] = (
             (GRAFANA, names.GRAFANA_PORT),
         )
     ),
-    Flow(PROMETHEUS, ALERTMANAGER, (names.ALERTMANAGER_PORT,), "Prometheus sends alerts and scrapes Alertmanager"),
-    Flow(GRAFANA, PROMETHEUS, (names.PROMETHEUS_PORT,), "dashboards query Prometheus"),
+    Flow(
+        source=PROMETHEUS,
+        target=ALERTMANAGER,
+        ports=(names.ALERTMANAGER_PORT,),
+        reason="Prometheus sends alerts and scrapes Alertmanager",
+    ),
+    Flow(source=GRAFANA, target=PROMETHEUS, ports=(names.PROMETHEUS_PORT,), reason="dashboards query Prometheus"),
     *(
-        Flow(node, target, (port,), reason)
+        Flow(source=node, target=target, ports=(port,), reason=reason)
         for node in PRESTO
         for target, port, reason in (
             (CLICKHOUSE_SERVER, names.CLICKHOUSE_HTTP_PORT, "the clickhouse catalog (JDBC over HTTP)"),
             (KAFKA_BROKER, names.KAFKA_PRESTO_PORT, "the kafka catalog reads the events topic"),
         )
     ),
-    Flow(CLIENTS, PRESTO_COORDINATOR, (names.PRESTO_HTTPS_PORT,), "clients query over HTTPS, with a password"),
-    Flow(CLIENTS, GRAFANA, (names.GRAFANA_PORT,), "people read the dashboards"),
+    Flow(
+        source=CLIENTS,
+        target=PRESTO_COORDINATOR,
+        ports=(names.PRESTO_HTTPS_PORT,),
+        reason="clients query over HTTPS, with a password",
+    ),
+    Flow(source=CLIENTS, target=GRAFANA, ports=(names.GRAFANA_PORT,), reason="people read the dashboards"),
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Egress:
     """A connection out of the pod network (the API server, kubelets, webhooks): to any address."""
 
@@ -117,9 +152,9 @@ class Egress:
 
 
 EGRESS: tuple[Egress, ...] = (
-    Egress(PROMETHEUS, (443, 6443), "service discovery through the Kubernetes API"),
-    Egress(PROMETHEUS, (10250,), "kubelet and cAdvisor metrics of every node"),
-    Egress(KUBE_STATE_METRICS, (443, 6443), "object state through the Kubernetes API"),
+    Egress(source=PROMETHEUS, ports=(443, 6443), reason="service discovery through the Kubernetes API"),
+    Egress(source=PROMETHEUS, ports=(10250,), reason="kubelet and cAdvisor metrics of every node"),
+    Egress(source=KUBE_STATE_METRICS, ports=(443, 6443), reason="object state through the Kubernetes API"),
 )
 
 
@@ -128,7 +163,9 @@ def egress(settings: Settings) -> tuple[Egress, ...]:
     receivers = settings.monitoring.alertmanager.receivers
     urls = [url for url in (receivers.critical, receivers.warning) if url]
     ports = sorted({urlsplit(url).port or (443 if url.startswith("https") else 80) for url in urls})
-    return EGRESS + ((Egress(ALERTMANAGER, tuple(ports), "webhook receivers of the alerts"),) if ports else ())
+    return EGRESS + (
+        (Egress(source=ALERTMANAGER, ports=tuple(ports), reason="webhook receivers of the alerts"),) if ports else ()
+    )
 
 
 @dataclass(frozen=True)

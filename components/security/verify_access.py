@@ -12,7 +12,7 @@ from verify.failover.chaos import GROUP as CHAOS_GROUP
 from verify.failover.chaos import PLURALS as CHAOS_PLURALS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Permission:
     """Verbs on resources of one API group, and which part of verify uses them."""
 
@@ -23,17 +23,42 @@ class Permission:
 
 
 PERMISSIONS: tuple[Permission, ...] = (
-    Permission("apps", ("deployments", "statefulsets"), ("get", "list"), "preflight: rolled out and ready"),
-    Permission("", ("services",), ("get", "list"), "preflight, and the pods behind a port-forward"),
-    Permission("", ("pods",), ("get", "list"), "port-forward targets; failover: which pods, when ready again"),
-    Permission("", ("pods",), ("delete",), "failover without Chaos Mesh: kill a pod"),
-    # Websocket port-forwards are GETs; newer API servers also require create on the subresource.
-    Permission("", ("pods/portforward",), ("get", "create"), "reach Presto, ClickHouse, Kafka... from outside"),
-    Permission("autoscaling", ("horizontalpodautoscalers",), ("get", "list"), "HPA checks and the autoscaling run"),
-    Permission("policy", ("poddisruptionbudgets",), ("list",), "PDB check"),
-    Permission("networking.k8s.io", ("networkpolicies",), ("list",), "NetworkPolicy check"),
     Permission(
-        CHAOS_GROUP, tuple(sorted(CHAOS_PLURALS.values())), ("list", "create", "delete"), "failover experiments"
+        group="apps",
+        resources=("deployments", "statefulsets"),
+        verbs=("get", "list"),
+        why="preflight: rolled out and ready",
+    ),
+    Permission(
+        group="", resources=("services",), verbs=("get", "list"), why="preflight, and the pods behind a port-forward"
+    ),
+    Permission(
+        group="",
+        resources=("pods",),
+        verbs=("get", "list"),
+        why="port-forward targets; failover: which pods, when ready again",
+    ),
+    Permission(group="", resources=("pods",), verbs=("delete",), why="failover without Chaos Mesh: kill a pod"),
+    # Websocket port-forwards are GETs; newer API servers also require create on the subresource.
+    Permission(
+        group="",
+        resources=("pods/portforward",),
+        verbs=("get", "create"),
+        why="reach Presto, ClickHouse, Kafka... from outside",
+    ),
+    Permission(
+        group="autoscaling",
+        resources=("horizontalpodautoscalers",),
+        verbs=("get", "list"),
+        why="HPA checks and the autoscaling run",
+    ),
+    Permission(group="policy", resources=("poddisruptionbudgets",), verbs=("list",), why="PDB check"),
+    Permission(group="networking.k8s.io", resources=("networkpolicies",), verbs=("list",), why="NetworkPolicy check"),
+    Permission(
+        group=CHAOS_GROUP,
+        resources=tuple(sorted(CHAOS_PLURALS.values())),
+        verbs=("list", "create", "delete"),
+        why="failover experiments",
     ),
 )
 """Everything verify may do, in the stack's namespace only. No Secret: its credentials come from the stack."""

@@ -56,7 +56,7 @@ class Ports:
     presto: int = names.KAFKA_PRESTO_PORT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Grant:
     """One ACL of a scram stack: a principal may do these operations on these resources."""
 
@@ -72,18 +72,28 @@ def grants(kafka: KafkaSettings) -> tuple[Grant, ...]:
     topic = ("topic", "literal", kafka.topic.name)
     return (
         Grant(
-            CLICKHOUSE_PRINCIPAL,
-            ("Read",),
-            (topic, ("group", "literal", CONSUMER_GROUP)),
-            "the Kafka engine consumes the events topic in its group",
+            principal=CLICKHOUSE_PRINCIPAL,
+            operations=("Read",),
+            resources=(topic, ("group", "literal", CONSUMER_GROUP)),
+            reason="the Kafka engine consumes the events topic in its group",
         ),
-        Grant(PRESTO_PRINCIPAL, ("Read",), (topic,), "Presto's kafka catalog reads the events topic"),
-        Grant(VERIFY_PRINCIPAL, ("Write",), (topic,), "verify's pipeline and failover traffic"),
         Grant(
-            VERIFY_PRINCIPAL,
-            ("All",),
-            (("topic", "prefixed", VERIFY_PREFIX), ("group", "prefixed", VERIFY_PREFIX)),
-            "verify's scratch topics (smoke round trip, load) and their consumer groups",
+            principal=PRESTO_PRINCIPAL,
+            operations=("Read",),
+            resources=(topic,),
+            reason="Presto's kafka catalog reads the events topic",
+        ),
+        Grant(
+            principal=VERIFY_PRINCIPAL,
+            operations=("Write",),
+            resources=(topic,),
+            reason="verify's pipeline and failover traffic",
+        ),
+        Grant(
+            principal=VERIFY_PRINCIPAL,
+            operations=("All",),
+            resources=(("topic", "prefixed", VERIFY_PREFIX), ("group", "prefixed", VERIFY_PREFIX)),
+            reason="verify's scratch topics (smoke round trip, load) and their consumer groups",
         ),
     )
 

@@ -35,7 +35,7 @@ READABLE = ("system", "tpch", "kafka", "clickhouse")
 """What every user may read: all catalogs but clickhouse_ingest."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Role:
     """A client user of Presto and what file-based access control lets it do, catalog by catalog."""
 
@@ -47,18 +47,18 @@ class Role:
 
 
 ROLES: tuple[Role, ...] = (
-    Role("admin", CATALOGS, (), "operators: reads and writes every catalog"),
+    Role(user="admin", writes=CATALOGS, reads=(), purpose="operators: reads and writes every catalog"),
     Role(
-        "ingest",
-        ("clickhouse_ingest",),
-        READABLE,
-        "pipelines and backfills: writes ClickHouse through clickhouse_ingest, reads the rest",
+        user="ingest",
+        writes=("clickhouse_ingest",),
+        reads=READABLE,
+        purpose="pipelines and backfills: writes ClickHouse through clickhouse_ingest, reads the rest",
     ),
     Role(
-        "analyst",
-        (),
-        READABLE,
-        "dashboards, ad-hoc queries and verify: reads, writes nothing, never sees clickhouse_ingest",
+        user="analyst",
+        writes=(),
+        reads=READABLE,
+        purpose="dashboards, ad-hoc queries and verify: reads, writes nothing, never sees clickhouse_ingest",
     ),
 )
 """The users of the password file. Any other name (the nodes' HTTP port takes any) gets the system

@@ -21,7 +21,7 @@ RUNBOOK = "https://github.com/query-engine-stack/query-engine-stack/blob/main/do
 SLO_WINDOWS = ("5m", "30m", "1h", "6h")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Recording:
     """A recording rule."""
 
@@ -29,7 +29,7 @@ class Recording:
     expr: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Case:
     """A promtool test case: input series (selector, values in promtool's notation) and an evaluation time."""
 
@@ -39,7 +39,7 @@ class Case:
     """Labels of the alert when it fires (besides alertname and severity)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     """An alerting rule with its annotations and its two test cases."""
 
@@ -78,41 +78,48 @@ def recordings(settings: Settings) -> tuple[Recording, ...]:
     namespace = settings.namespace
     errors = [
         Recording(
-            f"presto:query_error_ratio:rate{window}",
-            f"(sum(rate(presto_queries_failed_total[{window}])) - sum(rate(presto_queries_user_error_total[{window}])))"
-            f" / sum(rate(presto_queries_completed_total[{window}]))",
+            record=f"presto:query_error_ratio:rate{window}",
+            expr=(
+                f"(sum(rate(presto_queries_failed_total[{window}])) - "
+                f"sum(rate(presto_queries_user_error_total[{window}])))"
+                f" / sum(rate(presto_queries_completed_total[{window}]))"
+            ),
         )
         for window in SLO_WINDOWS
     ]
     return (
         *errors,
-        Recording("presto:query_success_ratio:rate5m", "1 - presto:query_error_ratio:rate5m"),
+        Recording(record="presto:query_success_ratio:rate5m", expr="1 - presto:query_error_ratio:rate5m"),
         Recording(
-            "presto:query_execution_time_p95:milliseconds",
-            'max(presto_query_execution_time_milliseconds{quantile="0.95"})',
+            record="presto:query_execution_time_p95:milliseconds",
+            expr='max(presto_query_execution_time_milliseconds{quantile="0.95"})',
         ),
         Recording(
-            "pipeline:kafka_messages_in:rate5m",
-            f'sum(rate(kafka_server_brokertopicmetrics_messagesin_total{{topic="{topic}"}}[5m]))',
+            record="pipeline:kafka_messages_in:rate5m",
+            expr=f'sum(rate(kafka_server_brokertopicmetrics_messagesin_total{{topic="{topic}"}}[5m]))',
         ),
         Recording(
-            "pipeline:clickhouse_messages_read:rate5m", "sum(rate(ClickHouseProfileEvents_KafkaMessagesRead[5m]))"
+            record="pipeline:clickhouse_messages_read:rate5m",
+            expr="sum(rate(ClickHouseProfileEvents_KafkaMessagesRead[5m]))",
         ),
         # Consumer lag, estimated from the two counters: what Kafka took in over 15 minutes and the
         # ClickHouse Kafka engine did not read in that time. Neither side exports committed offsets.
         Recording(
-            "pipeline:consumer_lag_messages:estimate15m",
-            f'clamp_min(sum(increase(kafka_server_brokertopicmetrics_messagesin_total{{topic="{topic}"}}[15m]))'
+            record="pipeline:consumer_lag_messages:estimate15m",
+            expr=f'clamp_min(sum(increase(kafka_server_brokertopicmetrics_messagesin_total{{topic="{topic}"}}[15m]))'
             " - sum(increase(ClickHouseProfileEvents_KafkaMessagesRead[15m])), 0)",
         ),
         # Ingest lag: how long ClickHouse needs to catch up at its current read rate.
         Recording(
-            "pipeline:ingest_lag_seconds:estimate",
-            "pipeline:consumer_lag_messages:estimate15m / clamp_min(pipeline:clickhouse_messages_read:rate5m, 0.001)",
+            record="pipeline:ingest_lag_seconds:estimate",
+            expr=(
+                "pipeline:consumer_lag_messages:estimate15m / "
+                "clamp_min(pipeline:clickhouse_messages_read:rate5m, 0.001)"
+            ),
         ),
         Recording(
-            "namespace_pod:restarts:increase1h",
-            f'sum by (pod) (increase(kube_pod_container_status_restarts_total{{namespace="{namespace}"}}[1h]))',
+            record="namespace_pod:restarts:increase1h",
+            expr=f'sum by (pod) (increase(kube_pod_container_status_restarts_total{{namespace="{namespace}"}}[1h]))',
         ),
     )
 
@@ -127,24 +134,24 @@ def _burn_rate_alerts(settings: Settings) -> tuple[Alert, ...]:
 
     return (
         Alert(
-            "PrestoQuerySLOFastBurn",
-            f"presto:query_error_ratio:rate1h > {fast} and presto:query_error_ratio:rate5m > {fast}",
-            "2m",
-            "critical",
-            "Presto is burning its query error budget fast",
-            f"At this error rate the 30-day budget ({budget:.2%} of queries) is gone in about two days.",
-            Case((ratio("1h", 0.5), ratio("5m", 0.5)), "10m"),
-            Case((ratio("1h", 0.5), ratio("5m", 0)), "10m"),
+            name="PrestoQuerySLOFastBurn",
+            expr=f"presto:query_error_ratio:rate1h > {fast} and presto:query_error_ratio:rate5m > {fast}",
+            for_="2m",
+            severity="critical",
+            summary="Presto is burning its query error budget fast",
+            description=f"At this error rate the 30-day budget ({budget:.2%} of queries) is gone in about two days.",
+            fires=Case(series=(ratio("1h", 0.5), ratio("5m", 0.5)), eval_time="10m"),
+            silent=Case(series=(ratio("1h", 0.5), ratio("5m", 0)), eval_time="10m"),
         ),
         Alert(
-            "PrestoQuerySLOSlowBurn",
-            f"presto:query_error_ratio:rate6h > {slow} and presto:query_error_ratio:rate30m > {slow}",
-            "15m",
-            "warning",
-            "Presto is burning its query error budget",
-            f"At this error rate the 30-day budget ({budget:.2%} of queries) is gone in about five days.",
-            Case((ratio("6h", 0.2), ratio("30m", 0.2)), "30m"),
-            Case((ratio("6h", 0.2), ratio("30m", 0)), "30m"),
+            name="PrestoQuerySLOSlowBurn",
+            expr=f"presto:query_error_ratio:rate6h > {slow} and presto:query_error_ratio:rate30m > {slow}",
+            for_="15m",
+            severity="warning",
+            summary="Presto is burning its query error budget",
+            description=f"At this error rate the 30-day budget ({budget:.2%} of queries) is gone in about five days.",
+            fires=Case(series=(ratio("6h", 0.2), ratio("30m", 0.2)), eval_time="30m"),
+            silent=Case(series=(ratio("6h", 0.2), ratio("30m", 0)), eval_time="30m"),
         ),
     )
 
@@ -158,239 +165,265 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
     clickhouse = 'up{job="clickhouse"}'
     return (
         Alert(
-            "PrestoCoordinatorDown",
-            f"max({coordinator}) == 0 or absent({coordinator})",
-            "2m",
-            "critical",
-            "The Presto coordinator is down",
-            "No query can run: the coordinator has not answered a scrape for 2 minutes.",
-            Case(((coordinator, "0x10"),), "5m"),
-            Case(((coordinator, "1x10"),), "5m"),
+            name="PrestoCoordinatorDown",
+            expr=f"max({coordinator}) == 0 or absent({coordinator})",
+            for_="2m",
+            severity="critical",
+            summary="The Presto coordinator is down",
+            description="No query can run: the coordinator has not answered a scrape for 2 minutes.",
+            fires=Case(series=((coordinator, "0x10"),), eval_time="5m"),
+            silent=Case(series=((coordinator, "1x10"),), eval_time="5m"),
         ),
         Alert(
-            "PrestoWorkersBelowMinimum",
-            f"{ACTIVE_WORKERS} < {min_workers}",
-            "5m",
-            "warning",
-            "Presto has fewer active workers than its minimum",
-            f"Fewer than {min_workers} workers are active: queries run slower or queue.",
-            Case((("presto_cluster_active_nodes", "1x10"), ("presto_cluster_active_coordinators", "1x10")), "8m"),
-            Case(
-                (
+            name="PrestoWorkersBelowMinimum",
+            expr=f"{ACTIVE_WORKERS} < {min_workers}",
+            for_="5m",
+            severity="warning",
+            summary="Presto has fewer active workers than its minimum",
+            description=f"Fewer than {min_workers} workers are active: queries run slower or queue.",
+            fires=Case(
+                series=(("presto_cluster_active_nodes", "1x10"), ("presto_cluster_active_coordinators", "1x10")),
+                eval_time="8m",
+            ),
+            silent=Case(
+                series=(
                     ("presto_cluster_active_nodes", f"{min_workers + 1}x10"),
                     ("presto_cluster_active_coordinators", "1x10"),
                 ),
-                "8m",
+                eval_time="8m",
             ),
         ),
         Alert(
-            "PrestoQueryFailureRatioHigh",
-            "presto:query_error_ratio:rate5m > 0.05",
-            "10m",
-            "warning",
-            "More than 5% of Presto queries fail",
-            "Queries fail for reasons other than the user's (internal, external, resources) for 10 minutes.",
-            Case((("presto:query_error_ratio:rate5m", "0.2x20"),), "15m"),
-            Case((("presto:query_error_ratio:rate5m", "0.01x20"),), "15m"),
-        ),
-        Alert(
-            "PrestoQueuedQueriesHigh",
-            "sum(presto_queries_queued) > 20",
-            "10m",
-            "warning",
-            "Presto queries are queueing",
-            "More than 20 queries have been waiting for 10 minutes: the cluster is short of capacity.",
-            Case((("presto_queries_queued", "30x20"),), "15m"),
-            Case((("presto_queries_queued", "5x20"),), "15m"),
-        ),
-        Alert(
-            "ClickHouseDown",
-            f"max({clickhouse}) == 0 or absent({clickhouse})",
-            "2m",
-            "critical",
-            "ClickHouse is down",
-            "Ingestion has stopped and the clickhouse catalog fails: ClickHouse has not answered for 2 minutes.",
-            Case(((clickhouse, "0x10"),), "5m"),
-            Case(((clickhouse, "1x10"),), "5m"),
-        ),
-        Alert(
-            "ClickHouseRejectedInserts",
-            "sum(increase(ClickHouseProfileEvents_RejectedInserts[5m])) > 0",
-            "0s",
-            "warning",
-            "ClickHouse rejects inserts",
-            "Inserts are refused with 'Too many parts': merges cannot keep up with the insert rate.",
-            Case((("ClickHouseProfileEvents_RejectedInserts", "0+1x10"),), "5m"),
-            Case((("ClickHouseProfileEvents_RejectedInserts", "3x10"),), "5m"),
-        ),
-        Alert(
-            "ClickHouseKafkaConsumerStalled",
-            "pipeline:kafka_messages_in:rate5m > 0 and pipeline:clickhouse_messages_read:rate5m == 0",
-            "10m",
-            "critical",
-            "ClickHouse stopped consuming the events topic",
-            f"Events arrive in topic {topic} but the Kafka engine has read none for 10 minutes.",
-            Case(
-                (("pipeline:kafka_messages_in:rate5m", "10x20"), ("pipeline:clickhouse_messages_read:rate5m", "0x20")),
-                "15m",
+            name="PrestoQueryFailureRatioHigh",
+            expr="presto:query_error_ratio:rate5m > 0.05",
+            for_="10m",
+            severity="warning",
+            summary="More than 5% of Presto queries fail",
+            description=(
+                "Queries fail for reasons other than the user's (internal, external, resources) for 10 minutes."
             ),
-            Case(
-                (("pipeline:kafka_messages_in:rate5m", "10x20"), ("pipeline:clickhouse_messages_read:rate5m", "10x20")),
-                "15m",
+            fires=Case(series=(("presto:query_error_ratio:rate5m", "0.2x20"),), eval_time="15m"),
+            silent=Case(series=(("presto:query_error_ratio:rate5m", "0.01x20"),), eval_time="15m"),
+        ),
+        Alert(
+            name="PrestoQueuedQueriesHigh",
+            expr="sum(presto_queries_queued) > 20",
+            for_="10m",
+            severity="warning",
+            summary="Presto queries are queueing",
+            description="More than 20 queries have been waiting for 10 minutes: the cluster is short of capacity.",
+            fires=Case(series=(("presto_queries_queued", "30x20"),), eval_time="15m"),
+            silent=Case(series=(("presto_queries_queued", "5x20"),), eval_time="15m"),
+        ),
+        Alert(
+            name="ClickHouseDown",
+            expr=f"max({clickhouse}) == 0 or absent({clickhouse})",
+            for_="2m",
+            severity="critical",
+            summary="ClickHouse is down",
+            description=(
+                "Ingestion has stopped and the clickhouse catalog fails: ClickHouse has not answered for 2 minutes."
+            ),
+            fires=Case(series=((clickhouse, "0x10"),), eval_time="5m"),
+            silent=Case(series=((clickhouse, "1x10"),), eval_time="5m"),
+        ),
+        Alert(
+            name="ClickHouseRejectedInserts",
+            expr="sum(increase(ClickHouseProfileEvents_RejectedInserts[5m])) > 0",
+            for_="0s",
+            severity="warning",
+            summary="ClickHouse rejects inserts",
+            description="Inserts are refused with 'Too many parts': merges cannot keep up with the insert rate.",
+            fires=Case(series=(("ClickHouseProfileEvents_RejectedInserts", "0+1x10"),), eval_time="5m"),
+            silent=Case(series=(("ClickHouseProfileEvents_RejectedInserts", "3x10"),), eval_time="5m"),
+        ),
+        Alert(
+            name="ClickHouseKafkaConsumerStalled",
+            expr="pipeline:kafka_messages_in:rate5m > 0 and pipeline:clickhouse_messages_read:rate5m == 0",
+            for_="10m",
+            severity="critical",
+            summary="ClickHouse stopped consuming the events topic",
+            description=f"Events arrive in topic {topic} but the Kafka engine has read none for 10 minutes.",
+            fires=Case(
+                series=(
+                    ("pipeline:kafka_messages_in:rate5m", "10x20"),
+                    ("pipeline:clickhouse_messages_read:rate5m", "0x20"),
+                ),
+                eval_time="15m",
+            ),
+            silent=Case(
+                series=(
+                    ("pipeline:kafka_messages_in:rate5m", "10x20"),
+                    ("pipeline:clickhouse_messages_read:rate5m", "10x20"),
+                ),
+                eval_time="15m",
             ),
         ),
         Alert(
-            "ClickHouseTooManyParts",
-            "max(ClickHouseAsyncMetrics_MaxPartCountForPartition) > 300",
-            "10m",
-            "warning",
-            "A ClickHouse partition has too many parts",
-            "Inserts are too small or too frequent for merges to keep up; they will be delayed, then rejected.",
-            Case((("ClickHouseAsyncMetrics_MaxPartCountForPartition", "500x20"),), "15m"),
-            Case((("ClickHouseAsyncMetrics_MaxPartCountForPartition", "20x20"),), "15m"),
+            name="ClickHouseTooManyParts",
+            expr="max(ClickHouseAsyncMetrics_MaxPartCountForPartition) > 300",
+            for_="10m",
+            severity="warning",
+            summary="A ClickHouse partition has too many parts",
+            description=(
+                "Inserts are too small or too frequent for merges to keep up; they will be delayed, then rejected."
+            ),
+            fires=Case(series=(("ClickHouseAsyncMetrics_MaxPartCountForPartition", "500x20"),), eval_time="15m"),
+            silent=Case(series=(("ClickHouseAsyncMetrics_MaxPartCountForPartition", "20x20"),), eval_time="15m"),
         ),
         Alert(
-            "KafkaNoActiveController",
-            "sum(kafka_controller_kafkacontroller_activecontrollercount) != 1",
-            "1m",
-            "critical",
-            "Kafka has no active controller",
-            "The KRaft quorum has no leader (or more than one): metadata changes and leader elections stop.",
-            Case((("kafka_controller_kafkacontroller_activecontrollercount", "0x10"),), "3m"),
-            Case((("kafka_controller_kafkacontroller_activecontrollercount", "1x10"),), "3m"),
+            name="KafkaNoActiveController",
+            expr="sum(kafka_controller_kafkacontroller_activecontrollercount) != 1",
+            for_="1m",
+            severity="critical",
+            summary="Kafka has no active controller",
+            description=(
+                "The KRaft quorum has no leader (or more than one): metadata changes and leader elections stop."
+            ),
+            fires=Case(series=(("kafka_controller_kafkacontroller_activecontrollercount", "0x10"),), eval_time="3m"),
+            silent=Case(series=(("kafka_controller_kafkacontroller_activecontrollercount", "1x10"),), eval_time="3m"),
         ),
         Alert(
-            "KafkaOfflinePartitions",
-            "sum(kafka_controller_kafkacontroller_offlinepartitionscount) > 0",
-            "1m",
-            "critical",
-            "Kafka has offline partitions",
-            "Some partitions have no leader: producers and consumers of them fail.",
-            Case((("kafka_controller_kafkacontroller_offlinepartitionscount", "2x10"),), "3m"),
-            Case((("kafka_controller_kafkacontroller_offlinepartitionscount", "0x10"),), "3m"),
+            name="KafkaOfflinePartitions",
+            expr="sum(kafka_controller_kafkacontroller_offlinepartitionscount) > 0",
+            for_="1m",
+            severity="critical",
+            summary="Kafka has offline partitions",
+            description="Some partitions have no leader: producers and consumers of them fail.",
+            fires=Case(series=(("kafka_controller_kafkacontroller_offlinepartitionscount", "2x10"),), eval_time="3m"),
+            silent=Case(series=(("kafka_controller_kafkacontroller_offlinepartitionscount", "0x10"),), eval_time="3m"),
         ),
         Alert(
-            "KafkaUnderReplicatedPartitions",
-            "sum(kafka_server_replicamanager_underreplicatedpartitions) > 0",
-            "10m",
-            "warning",
-            "Kafka partitions are under-replicated",
-            "A broker is down or lagging: one more failure may lose acknowledged events.",
-            Case((("kafka_server_replicamanager_underreplicatedpartitions", "3x20"),), "15m"),
-            Case((("kafka_server_replicamanager_underreplicatedpartitions", "0x20"),), "15m"),
+            name="KafkaUnderReplicatedPartitions",
+            expr="sum(kafka_server_replicamanager_underreplicatedpartitions) > 0",
+            for_="10m",
+            severity="warning",
+            summary="Kafka partitions are under-replicated",
+            description="A broker is down or lagging: one more failure may lose acknowledged events.",
+            fires=Case(series=(("kafka_server_replicamanager_underreplicatedpartitions", "3x20"),), eval_time="15m"),
+            silent=Case(series=(("kafka_server_replicamanager_underreplicatedpartitions", "0x20"),), eval_time="15m"),
         ),
         Alert(
-            "KafkaUnderMinIsr",
-            "sum(kafka_server_replicamanager_underminisrpartitioncount) > 0",
-            "1m",
-            "critical",
-            "Kafka partitions are below min.insync.replicas",
-            "Producers with acks=all are refused on these partitions: ingestion stops.",
-            Case((("kafka_server_replicamanager_underminisrpartitioncount", "1x10"),), "3m"),
-            Case((("kafka_server_replicamanager_underminisrpartitioncount", "0x10"),), "3m"),
+            name="KafkaUnderMinIsr",
+            expr="sum(kafka_server_replicamanager_underminisrpartitioncount) > 0",
+            for_="1m",
+            severity="critical",
+            summary="Kafka partitions are below min.insync.replicas",
+            description="Producers with acks=all are refused on these partitions: ingestion stops.",
+            fires=Case(series=(("kafka_server_replicamanager_underminisrpartitioncount", "1x10"),), eval_time="3m"),
+            silent=Case(series=(("kafka_server_replicamanager_underminisrpartitioncount", "0x10"),), eval_time="3m"),
         ),
         Alert(
-            "PipelineLagHigh",
-            f"pipeline:ingest_lag_seconds:estimate > {settings.monitoring.pipeline_lag_seconds}",
-            "10m",
-            "warning",
-            "Events take too long to reach ClickHouse",
-            f"At its current read rate, ClickHouse needs more than {settings.monitoring.pipeline_lag_seconds}s "
-            "to catch up with the events topic.",
-            Case((("pipeline:ingest_lag_seconds:estimate", "600x20"),), "15m"),
-            Case((("pipeline:ingest_lag_seconds:estimate", "1x20"),), "15m"),
+            name="PipelineLagHigh",
+            expr=f"pipeline:ingest_lag_seconds:estimate > {settings.monitoring.pipeline_lag_seconds}",
+            for_="10m",
+            severity="warning",
+            summary="Events take too long to reach ClickHouse",
+            description=(
+                f"At its current read rate, ClickHouse needs more than {settings.monitoring.pipeline_lag_seconds}s "
+                "to catch up with the events topic."
+            ),
+            fires=Case(series=(("pipeline:ingest_lag_seconds:estimate", "600x20"),), eval_time="15m"),
+            silent=Case(series=(("pipeline:ingest_lag_seconds:estimate", "1x20"),), eval_time="15m"),
         ),
         Alert(
-            "PodCrashLooping",
-            f'max by (pod, container) (kube_pod_container_status_waiting_reason{{namespace="{namespace}",'
+            name="PodCrashLooping",
+            expr=f'max by (pod, container) (kube_pod_container_status_waiting_reason{{namespace="{namespace}",'
             'reason="CrashLoopBackOff"}) == 1',
-            "10m",
-            "warning",
-            "A pod is crash looping",
-            "Container {{ $labels.container }} of pod {{ $labels.pod }} keeps crashing; see its previous logs.",
-            Case(
-                (
+            for_="10m",
+            severity="warning",
+            summary="A pod is crash looping",
+            description=(
+                "Container {{ $labels.container }} of pod {{ $labels.pod }} keeps crashing; see its previous logs."
+            ),
+            fires=Case(
+                series=(
                     (
                         f'kube_pod_container_status_waiting_reason{{namespace="{namespace}",pod="kafka-0",'
                         'container="kafka",reason="CrashLoopBackOff"}',
                         "1x20",
                     ),
                 ),
-                "15m",
-                {"pod": "kafka-0", "container": "kafka"},
+                eval_time="15m",
+                labels={"pod": "kafka-0", "container": "kafka"},
             ),
-            Case(
-                (
+            silent=Case(
+                series=(
                     (
                         f'kube_pod_container_status_waiting_reason{{namespace="{namespace}",pod="kafka-0",'
                         'container="kafka",reason="CrashLoopBackOff"}',
                         "0x20",
                     ),
                 ),
-                "15m",
+                eval_time="15m",
             ),
         ),
         Alert(
-            "HpaAtMaxReplicas",
-            f'kube_horizontalpodautoscaler_status_current_replicas{{namespace="{namespace}"}}'
+            name="HpaAtMaxReplicas",
+            expr=f'kube_horizontalpodautoscaler_status_current_replicas{{namespace="{namespace}"}}'
             f' >= kube_horizontalpodautoscaler_spec_max_replicas{{namespace="{namespace}"}}',
-            "15m",
-            "warning",
-            "An autoscaler is at its maximum",
-            "{{ $labels.horizontalpodautoscaler }} cannot add replicas: raise its maximum or the cluster's capacity.",
-            Case(
-                (
+            for_="15m",
+            severity="warning",
+            summary="An autoscaler is at its maximum",
+            description=(
+                "{{ $labels.horizontalpodautoscaler }} cannot add replicas: "
+                "raise its maximum or the cluster's capacity."
+            ),
+            fires=Case(
+                series=(
                     (_hpa("kube_horizontalpodautoscaler_status_current_replicas", namespace), "2x20"),
                     (_hpa("kube_horizontalpodautoscaler_spec_max_replicas", namespace), "2x20"),
                 ),
-                "20m",
-                {"horizontalpodautoscaler": "presto-worker", "namespace": namespace},
+                eval_time="20m",
+                labels={"horizontalpodautoscaler": "presto-worker", "namespace": namespace},
             ),
-            Case(
-                (
+            silent=Case(
+                series=(
                     (_hpa("kube_horizontalpodautoscaler_status_current_replicas", namespace), "1x20"),
                     (_hpa("kube_horizontalpodautoscaler_spec_max_replicas", namespace), "2x20"),
                 ),
-                "20m",
+                eval_time="20m",
             ),
         ),
         Alert(
-            "PersistentVolumeFillingUp",
-            f'kubelet_volume_stats_available_bytes{{namespace="{namespace}"}}'
+            name="PersistentVolumeFillingUp",
+            expr=f'kubelet_volume_stats_available_bytes{{namespace="{namespace}"}}'
             f' / kubelet_volume_stats_capacity_bytes{{namespace="{namespace}"}} < 0.15',
-            "5m",
-            "warning",
-            "A persistent volume is almost full",
-            "{{ $labels.persistentvolumeclaim }} has less than 15% free: grow it before its engine stops writing.",
-            Case(
-                (
+            for_="5m",
+            severity="warning",
+            summary="A persistent volume is almost full",
+            description=(
+                "{{ $labels.persistentvolumeclaim }} has less than 15% free: grow it before its engine stops writing."
+            ),
+            fires=Case(
+                series=(
                     (_pvc("kubelet_volume_stats_available_bytes", namespace), "10x10"),
                     (_pvc("kubelet_volume_stats_capacity_bytes", namespace), "100x10"),
                 ),
-                "8m",
-                {"persistentvolumeclaim": "data-kafka-0", "namespace": namespace},
+                eval_time="8m",
+                labels={"persistentvolumeclaim": "data-kafka-0", "namespace": namespace},
             ),
-            Case(
-                (
+            silent=Case(
+                series=(
                     (_pvc("kubelet_volume_stats_available_bytes", namespace), "50x10"),
                     (_pvc("kubelet_volume_stats_capacity_bytes", namespace), "100x10"),
                 ),
-                "8m",
+                eval_time="8m",
             ),
         ),
         Alert(
-            "ScrapeTargetDown",
-            "up == 0",
-            "5m",
-            "warning",
-            "A metrics target is down",
-            "Prometheus cannot scrape {{ $labels.instance }} of job {{ $labels.job }}.",
-            Case(
-                (('up{job="kafka",instance="kafka-0:9404"}', "0x10"),),
-                "8m",
-                {"job": "kafka", "instance": "kafka-0:9404"},
+            name="ScrapeTargetDown",
+            expr="up == 0",
+            for_="5m",
+            severity="warning",
+            summary="A metrics target is down",
+            description="Prometheus cannot scrape {{ $labels.instance }} of job {{ $labels.job }}.",
+            fires=Case(
+                series=(('up{job="kafka",instance="kafka-0:9404"}', "0x10"),),
+                eval_time="8m",
+                labels={"job": "kafka", "instance": "kafka-0:9404"},
             ),
-            Case((('up{job="kafka",instance="kafka-0:9404"}', "1x10"),), "8m"),
+            silent=Case(series=(('up{job="kafka",instance="kafka-0:9404"}', "1x10"),), eval_time="8m"),
         ),
         *_burn_rate_alerts(settings),
     )

@@ -28,7 +28,7 @@ CADVISOR_METRICS = (
 KUBELET_METRICS = ("kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PodJob:
     """Pods scraped as one job: the workloads (app.kubernetes.io/name) and the container port's name."""
 
@@ -41,12 +41,12 @@ class PodJob:
 
 
 POD_JOBS = (
-    PodJob("presto", (names.PRESTO_COORDINATOR, names.PRESTO_WORKER), "metrics"),
-    PodJob("kafka", (names.KAFKA,), "metrics"),
-    PodJob("clickhouse", (names.CLICKHOUSE,), "metrics"),
-    PodJob("alertmanager", (names.ALERTMANAGER,), "http"),
-    PodJob("grafana", (names.GRAFANA,), "http"),
-    PodJob("kube-state-metrics", (names.KUBE_STATE_METRICS,), "http-metrics", honor_labels=True),
+    PodJob(job="presto", workloads=(names.PRESTO_COORDINATOR, names.PRESTO_WORKER), port="metrics"),
+    PodJob(job="kafka", workloads=(names.KAFKA,), port="metrics"),
+    PodJob(job="clickhouse", workloads=(names.CLICKHOUSE,), port="metrics"),
+    PodJob(job="alertmanager", workloads=(names.ALERTMANAGER,), port="http"),
+    PodJob(job="grafana", workloads=(names.GRAFANA,), port="http"),
+    PodJob(job="kube-state-metrics", workloads=(names.KUBE_STATE_METRICS,), port="http-metrics", honor_labels=True),
 )
 
 
