@@ -11,7 +11,9 @@ from pulumi_kubernetes.batch.v1 import JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     AffinityArgs,
     CapabilitiesArgs,
+    ConfigMapVolumeSourceArgs,
     ContainerArgs,
+    EmptyDirVolumeSourceArgs,
     EnvVarArgs,
     EnvVarSourceArgs,
     HTTPGetActionArgs,
@@ -30,6 +32,7 @@ from pulumi_kubernetes.core.v1 import (
     ServiceSpecArgs,
     TopologySpreadConstraintArgs,
     VolumeArgs,
+    VolumeMountArgs,
     VolumeResourceRequirementsArgs,
     WeightedPodAffinityTermArgs,
 )
@@ -37,6 +40,7 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
 
+from components.platform.budget import JOB_RESOURCES
 from components.platform.labels import common_labels, image_version, selector_labels
 from components.settings.model import Network, Resources, Settings
 
@@ -133,40 +137,6 @@ def data_claim(settings: Settings, labels: dict[str, str], size: str) -> k8s.cor
     )
 
 
-def one_shot_job(
-    resource_name: str,
-    metadata: ObjectMetaArgs,
-    service_account: pulumi.Input[str],
-    user: int,
-    container: ContainerArgs,
-    volumes: list[VolumeArgs],
-    opts: pulumi.ResourceOptions,
-) -> k8s.batch.v1.Job:
-    """A bootstrap Job: retried until it succeeds, and replaced (so run again) when its spec changes."""
-    return k8s.batch.v1.Job(
-        resource_name,
-        metadata=metadata,
-        spec=JobSpecArgs(
-            backoff_limit=10,
-            template=PodTemplateSpecArgs(
-                metadata=ObjectMetaArgs(labels=metadata.labels),
-                spec=PodSpecArgs(
-                    restart_policy="OnFailure",
-                    service_account_name=service_account,
-                    automount_service_account_token=False,
-                    security_context=pod_security(user),
-                    containers=[container],
-                    volumes=volumes,
-                ),
-            ),
-        ),
-        # A Job's pod template is immutable: a changed spec replaces the Job, which then runs again.
-        opts=pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(replace_on_changes=["spec"], delete_before_replace=True)
-        ),
-    )
-
-
 @dataclass(frozen=True)
 class StackArgs:
     """Inputs of a component that needs only the stack: its settings, namespace and name."""
@@ -177,6 +147,34 @@ class StackArgs:
     """Namespace to deploy into."""
     instance: str
     """The stack name, for app.kubernetes.io/instance."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BootstrapJob:
+    """A one-shot Job that prepares its workload (a topic, a schema) with a script or SQL from a ConfigMap."""
+
+    component: str
+    """app.kubernetes.io/component of its objects, and the suffix of its Pulumi name."""
+    object_name: str
+    """metadata.name of the Job and of its ServiceAccount."""
+    user: int
+    """uid it runs as: the image's own unprivileged user."""
+    container: str
+    """Name of its one container."""
+    image: str
+    """The workload's own image, which has the client the command runs."""
+    command: list[str]
+    """What the container runs."""
+    env: list[EnvVarArgs]
+    """The container's environment."""
+    config: k8s.core.v1.ConfigMap
+    """The ConfigMap holding the script or SQL."""
+    config_volume: str
+    """Name of the volume that mounts it."""
+    config_path: str
+    """Where it is mounted, read-only."""
+    after: pulumi.Resource
+    """The workload it prepares: the Job waits until that is ready."""
 
 
 class NamespacedComponent(pulumi.ComponentResource):
@@ -193,6 +191,8 @@ class NamespacedComponent(pulumi.ComponentResource):
         """identity: app.kubernetes.io name, component and instance of its objects, and their image (if any)."""
         super().__init__(type_name, name, None, opts)
         workload, component, instance, image = identity
+        self._workload = workload
+        self._instance = instance
         self._namespace = namespace
         self._labels = common_labels(workload, component, instance, image_version(image) if image else None)
         self._selector = selector_labels(workload, component, instance)
@@ -233,6 +233,46 @@ class NamespacedComponent(pulumi.ComponentResource):
             role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=object_name),
             subjects=[SubjectArgs(kind="ServiceAccount", name=object_name, namespace=self._namespace)],
             opts=self._opts(),
+        )
+
+    def _bootstrap_job(self, name: str, job: BootstrapJob) -> k8s.batch.v1.Job:
+        """A bootstrap Job: retried until it succeeds, and replaced (so run again) when its spec changes."""
+        labels = common_labels(self._workload, job.component, self._instance)
+        container = ContainerArgs(
+            name=job.container,
+            image=job.image,
+            command=job.command,
+            env=job.env,
+            resources=container_resources(JOB_RESOURCES),
+            security_context=container_security(),
+            volume_mounts=[
+                VolumeMountArgs(name=job.config_volume, mount_path=job.config_path, read_only=True),
+                VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            ],
+        )
+        volumes = [
+            VolumeArgs(name=job.config_volume, config_map=ConfigMapVolumeSourceArgs(name=job.config.metadata.name)),
+            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+        ]
+        return k8s.batch.v1.Job(
+            f"{name}-{job.component}",
+            metadata=self._metadata(job.object_name, labels),
+            spec=JobSpecArgs(
+                backoff_limit=10,
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=labels),
+                    spec=PodSpecArgs(
+                        restart_policy="OnFailure",
+                        service_account_name=self._service_account(name, job.object_name, labels),
+                        automount_service_account_token=False,
+                        security_context=pod_security(job.user),
+                        containers=[container],
+                        volumes=volumes,
+                    ),
+                ),
+            ),
+            # A Job's pod template is immutable: a changed spec replaces the Job, which then runs again.
+            opts=self._opts(depends_on=[job.after], replace_on_changes=["spec"], delete_before_replace=True),
         )
 
     def _pod_template(self, spec: PodSpecArgs, config: tuple[str, ...] = ()) -> PodTemplateSpecArgs:

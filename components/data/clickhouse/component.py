@@ -37,14 +37,12 @@ from components.data.clickhouse.config import (
     users_config,
 )
 from components.data.kafka.config import CLICKHOUSE_PRINCIPAL, SCRAM_MECHANISM
-from components.platform.budget import JOB_RESOURCES
-from components.platform.labels import common_labels
 from components.platform.workloads import (
+    BootstrapJob,
     NamespacedComponent,
     container_resources,
     container_security,
     data_claim,
-    one_shot_job,
     pod_security,
 )
 from components.security.credential_catalog import CLICKHOUSE_USERS_SECRET
@@ -231,44 +229,30 @@ class ClickHouse(NamespacedComponent):
     def _declare_schema_job(self, name: str, config: k8s.core.v1.ConfigMap) -> k8s.batch.v1.Job:
         """Apply the schema as the ingest user once the server is up; every statement is IF NOT EXISTS."""
         clickhouse = self._inputs.settings.clickhouse
-        labels = common_labels(names.CLICKHOUSE, "schema-bootstrap", self._inputs.instance)
         host = names.service_host(names.CLICKHOUSE, self._inputs.settings.namespace)
-        container = ContainerArgs(
-            name="apply-schema",
-            image=clickhouse.image,
-            # The password reaches the client through the environment, from the Secret: never a literal.
-            command=[
-                "/bin/sh",
-                "-c",
-                f"exec clickhouse-client --host {host} --port {PORTS.native} --user {INGEST} "
-                f'--password "$CLICKHOUSE_PASSWORD" --multiquery < /schema/schema.sql',
-            ],
-            env=[
-                EnvVarArgs(
-                    name="CLICKHOUSE_PASSWORD",
-                    value_from=EnvVarSourceArgs(
-                        secret_key_ref=SecretKeySelectorArgs(name=CLICKHOUSE_USERS_SECRET, key=INGEST)
-                    ),
-                )
-            ],
-            resources=container_resources(JOB_RESOURCES),
-            security_context=container_security(),
-            volume_mounts=[
-                VolumeMountArgs(name="schema", mount_path="/schema", read_only=True),
-                VolumeMountArgs(name="tmp", mount_path="/tmp"),
-            ],
+        password = EnvVarArgs(
+            name="CLICKHOUSE_PASSWORD",
+            value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=CLICKHOUSE_USERS_SECRET, key=INGEST)),
         )
-        volumes = [
-            VolumeArgs(name="schema", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
-            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
-        ]
-        metadata = self._metadata(names.CLICKHOUSE_SCHEMA_JOB, labels)
-        return one_shot_job(
-            f"{name}-schema-bootstrap",
-            metadata,
-            self._service_account(name, names.CLICKHOUSE_SCHEMA_JOB, labels),
-            CLICKHOUSE_USER,
-            container,
-            volumes,
-            self._opts(depends_on=[self.statefulset]),
+        return self._bootstrap_job(
+            name,
+            BootstrapJob(
+                component="schema-bootstrap",
+                object_name=names.CLICKHOUSE_SCHEMA_JOB,
+                user=CLICKHOUSE_USER,
+                container="apply-schema",
+                image=clickhouse.image,
+                # The password reaches the client through the environment, from the Secret: never a literal.
+                command=[
+                    "/bin/sh",
+                    "-c",
+                    f"exec clickhouse-client --host {host} --port {PORTS.native} --user {INGEST} "
+                    f'--password "$CLICKHOUSE_PASSWORD" --multiquery < /schema/schema.sql',
+                ],
+                env=[password],
+                config=config,
+                config_volume="schema",
+                config_path="/schema",
+                after=self.statefulset,
+            ),
         )

@@ -38,14 +38,13 @@ from components.data.kafka.config import (
 from components.observability.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option, kafka_exporter_config
 from components.platform.budget import JOB_RESOURCES
 from components.platform.jvm import heap_megabytes
-from components.platform.labels import common_labels
 from components.platform.workloads import (
+    BootstrapJob,
     NamespacedComponent,
     container_resources,
     container_security,
     data_claim,
     disruption_budget,
-    one_shot_job,
     placement,
     pod_name_env,
     pod_security,
@@ -282,7 +281,6 @@ class Kafka(NamespacedComponent):
         Re-running it changes nothing; it runs again when a Kafka password changes, to set the new one.
         """
         kafka = self._inputs.settings.kafka
-        labels = common_labels(names.KAFKA, "topic-bootstrap", self._inputs.instance)
         env = [
             EnvVarArgs(name="KAFKA_HOME", value=KAFKA_HOME),
             EnvVarArgs(
@@ -307,29 +305,19 @@ class Kafka(NamespacedComponent):
                 *(password_env(principal) for principal in ENV_PASSWORD),
                 EnvVarArgs(name="CREDENTIALS_GENERATION", value=generation.hex),
             ]
-        container = ContainerArgs(
-            name="create-topic",
-            image=kafka.image,
-            command=["/bin/sh", f"{TEMPLATE_DIR}/topic-bootstrap.sh"],
-            env=env,
-            resources=container_resources(JOB_RESOURCES),
-            security_context=container_security(),
-            volume_mounts=[
-                VolumeMountArgs(name="config", mount_path=TEMPLATE_DIR, read_only=True),
-                VolumeMountArgs(name="tmp", mount_path="/tmp"),
-            ],
-        )
-        volumes = [
-            VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
-            VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
-        ]
-        metadata = self._metadata(names.KAFKA_TOPIC_JOB, labels)
-        return one_shot_job(
-            f"{name}-topic-bootstrap",
-            metadata,
-            self._service_account(name, names.KAFKA_TOPIC_JOB, labels),
-            KAFKA_USER,
-            container,
-            volumes,
-            self._opts(depends_on=[self.statefulset]),
+        return self._bootstrap_job(
+            name,
+            BootstrapJob(
+                component="topic-bootstrap",
+                object_name=names.KAFKA_TOPIC_JOB,
+                user=KAFKA_USER,
+                container="create-topic",
+                image=kafka.image,
+                command=["/bin/sh", f"{TEMPLATE_DIR}/topic-bootstrap.sh"],
+                env=env,
+                config=config,
+                config_volume="config",
+                config_path=TEMPLATE_DIR,
+                after=self.statefulset,
+            ),
         )
