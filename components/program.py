@@ -1,5 +1,7 @@
 """The Pulumi program: load and validate the stack's settings, declare the components, export."""
 
+from dataclasses import dataclass
+
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
@@ -42,6 +44,31 @@ def load() -> Settings:
         raise pulumi.RunError(str(error)) from None
 
 
+@dataclass(frozen=True)
+class _Security:
+    """The stack's credentials and certificates, which the data engines and Grafana wait for."""
+
+    credentials: Credentials
+    certificates: Certificates
+
+
+@dataclass(frozen=True)
+class _Engines:
+    """The data engines, whose addresses the stack exports."""
+
+    kafka: Kafka
+    clickhouse: ClickHouse
+    presto: Presto
+
+
+@dataclass(frozen=True)
+class _Observability:
+    """The monitoring whose addresses the stack exports."""
+
+    prometheus: Prometheus
+    grafana: Grafana
+
+
 def run() -> None:
     """Declare the whole stack and export what operators and verify need."""
     settings = load()
@@ -49,6 +76,19 @@ def run() -> None:
     inventory = Inventory()
     inventory.watch()
     platform = Platform("platform", PlatformArgs(settings=settings, instance=stack))
+    security = _declare_security(settings, stack, platform)
+    engines = _declare_engines(settings, stack, platform, security)
+    observability = _declare_observability(settings, stack, platform, security)
+    ChaosMesh(
+        "chaos",
+        StackArgs(settings=settings, namespace=platform.namespace_name, instance=stack),
+        opts=pulumi.ResourceOptions(provider=platform.provider),
+    )
+    _export(settings, platform, security, engines, observability, inventory)
+
+
+def _declare_security(settings: Settings, stack: str, platform: Platform) -> _Security:
+    """Credentials, certificates, the NetworkPolicies and verify's access to the API."""
     in_cluster = pulumi.ResourceOptions(provider=platform.provider)
     credentials = Credentials(
         "credentials",
@@ -81,6 +121,13 @@ def run() -> None:
         ),
         opts=in_cluster,
     )
+    VerifyAccess("verify", platform.namespace_name, stack, opts=in_cluster)
+    return _Security(credentials=credentials, certificates=certificates)
+
+
+def _declare_engines(settings: Settings, stack: str, platform: Platform, security: _Security) -> _Engines:
+    """Kafka, then ClickHouse (which consumes it), then Presto (which queries both)."""
+    credentials = security.credentials
     kafka = Kafka(
         "kafka",
         KafkaArgs(
@@ -117,8 +164,14 @@ def run() -> None:
             kafka_bootstrap=kafka.presto_bootstrap,
             user_passwords=credentials.in_secret(PRESTO_USERS_SECRET),
         ),
-        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials, certificates]),
+        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials, security.certificates]),
     )
+    return _Engines(kafka=kafka, clickhouse=clickhouse, presto=presto)
+
+
+def _declare_observability(settings: Settings, stack: str, platform: Platform, security: _Security) -> _Observability:
+    """Prometheus, Alertmanager, Grafana and kube-state-metrics."""
+    in_cluster = pulumi.ResourceOptions(provider=platform.provider)
     monitoring = StackArgs(settings=settings, namespace=platform.namespace_name, instance=stack)
     prometheus = Prometheus("prometheus", monitoring, opts=in_cluster)
     Alertmanager("alertmanager", monitoring, opts=in_cluster)
@@ -127,23 +180,33 @@ def run() -> None:
         GrafanaArgs(
             settings=settings, namespace=platform.namespace_name, instance=stack, prometheus_url=prometheus.url
         ),
-        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
+        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[security.credentials]),
     )
     KubeStateMetrics("kube-state-metrics", monitoring, opts=in_cluster)
-    VerifyAccess("verify", platform.namespace_name, stack, opts=in_cluster)
-    ChaosMesh("chaos", monitoring, opts=in_cluster)
+    return _Observability(prometheus=prometheus, grafana=grafana)
+
+
+def _export(
+    settings: Settings,
+    platform: Platform,
+    security: _Security,
+    engines: _Engines,
+    observability: _Observability,
+    inventory: Inventory,
+) -> None:
+    """The stack's outputs: addresses, the CA, the credentials (secret) and what verify expects to find."""
     pulumi.export("namespace", platform.namespace_name)
-    pulumi.export("prometheusUrl", prometheus.url)
-    pulumi.export("grafanaUrl", grafana.url)
-    pulumi.export("prestoUrl", presto.url)
-    pulumi.export("prestoCaCertificate", certificates.ca_certificate)
-    pulumi.export("clickhouseUrl", clickhouse.http_url)
-    pulumi.export("clickhouseNativeAddress", clickhouse.native_address)
-    pulumi.export("kafkaBootstrap", kafka.bootstrap)
+    pulumi.export("prometheusUrl", observability.prometheus.url)
+    pulumi.export("grafanaUrl", observability.grafana.url)
+    pulumi.export("prestoUrl", engines.presto.url)
+    pulumi.export("prestoCaCertificate", security.certificates.ca_certificate)
+    pulumi.export("clickhouseUrl", engines.clickhouse.http_url)
+    pulumi.export("clickhouseNativeAddress", engines.clickhouse.native_address)
+    pulumi.export("kafkaBootstrap", engines.kafka.bootstrap)
     pulumi.export("kafkaAuthentication", settings.kafka.authentication)
     pulumi.export("kafkaTopic", settings.kafka.topic.name)
     pulumi.export("highAvailability", settings.high_availability)
     pulumi.export("kubeContext", settings.kubernetes.context or "")
-    pulumi.export("secretNames", sorted(credentials.secrets))
-    pulumi.export("credentials", pulumi.Output.secret(credentials.values))
+    pulumi.export("secretNames", sorted(security.credentials.secrets))
+    pulumi.export("credentials", pulumi.Output.secret(security.credentials.values))
     pulumi.export("expected", {**expectations(settings), "objects": inventory.objects()})
