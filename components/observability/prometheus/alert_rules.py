@@ -157,12 +157,22 @@ def _burn_rate_alerts(settings: Settings) -> tuple[Alert, ...]:
 
 
 def alerts(settings: Settings) -> tuple[Alert, ...]:
-    """Every alert of the platform."""
-    namespace = settings.namespace
+    """Every alert of the platform: each engine's, the pipeline's, the cluster's and the SLO's."""
+    return (
+        *_presto_alerts(settings),
+        *_clickhouse_alerts(settings),
+        *_kafka_alerts(),
+        *_pipeline_alerts(settings),
+        *_kubernetes_alerts(settings),
+        *_scrape_alerts(),
+        *_burn_rate_alerts(settings),
+    )
+
+
+def _presto_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """The coordinator, the workers, failing and queueing queries."""
     min_workers = settings.presto.workers.min_replicas
-    topic = settings.kafka.topic.name
     coordinator = 'up{job="presto",component="coordinator"}'
-    clickhouse = 'up{job="clickhouse"}'
     return (
         Alert(
             name="PrestoCoordinatorDown",
@@ -215,6 +225,14 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
             fires=Case(series=(("presto_queries_queued", "30x20"),), eval_time="15m"),
             silent=Case(series=(("presto_queries_queued", "5x20"),), eval_time="15m"),
         ),
+    )
+
+
+def _clickhouse_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """The server, its inserts, its Kafka engine and its merges."""
+    topic = settings.kafka.topic.name
+    clickhouse = 'up{job="clickhouse"}'
+    return (
         Alert(
             name="ClickHouseDown",
             expr=f"max({clickhouse}) == 0 or absent({clickhouse})",
@@ -271,6 +289,12 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
             fires=Case(series=(("ClickHouseAsyncMetrics_MaxPartCountForPartition", "500x20"),), eval_time="15m"),
             silent=Case(series=(("ClickHouseAsyncMetrics_MaxPartCountForPartition", "20x20"),), eval_time="15m"),
         ),
+    )
+
+
+def _kafka_alerts() -> tuple[Alert, ...]:
+    """The KRaft controller and the partitions' leaders and replicas."""
+    return (
         Alert(
             name="KafkaNoActiveController",
             expr="sum(kafka_controller_kafkacontroller_activecontrollercount) != 1",
@@ -313,6 +337,12 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
             fires=Case(series=(("kafka_server_replicamanager_underminisrpartitioncount", "1x10"),), eval_time="3m"),
             silent=Case(series=(("kafka_server_replicamanager_underminisrpartitioncount", "0x10"),), eval_time="3m"),
         ),
+    )
+
+
+def _pipeline_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """How far ClickHouse is behind the events topic."""
+    return (
         Alert(
             name="PipelineLagHigh",
             expr=f"pipeline:ingest_lag_seconds:estimate > {settings.monitoring.pipeline_lag_seconds}",
@@ -326,6 +356,13 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
             fires=Case(series=(("pipeline:ingest_lag_seconds:estimate", "600x20"),), eval_time="15m"),
             silent=Case(series=(("pipeline:ingest_lag_seconds:estimate", "1x20"),), eval_time="15m"),
         ),
+    )
+
+
+def _kubernetes_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """Pods, autoscalers and volumes of the namespace."""
+    namespace = settings.namespace
+    return (
         Alert(
             name="PodCrashLooping",
             expr=f'max by (pod, container) (kube_pod_container_status_waiting_reason{{namespace="{namespace}",'
@@ -411,6 +448,12 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
                 eval_time="8m",
             ),
         ),
+    )
+
+
+def _scrape_alerts() -> tuple[Alert, ...]:
+    """A target Prometheus cannot scrape: whatever it measures is unknown."""
+    return (
         Alert(
             name="ScrapeTargetDown",
             expr="up == 0",
@@ -425,7 +468,6 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
             ),
             silent=Case(series=(('up{job="kafka",instance="kafka-0:9404"}', "1x10"),), eval_time="8m"),
         ),
-        *_burn_rate_alerts(settings),
     )
 
 
