@@ -557,117 +557,121 @@ def pipeline_board(settings: Settings) -> board.Dashboard:
 def kubernetes_board(settings: Settings) -> board.Dashboard:
     """Kubernetes resources: CPU and memory against requests and limits, autoscaling, restarts, volumes."""
     ns = f'namespace="{settings.namespace}"'
-    containers = f'{ns},container!=""'
-    return (
+    return _with_rows(
         _dashboard(
             "qestack-kubernetes",
             "Kubernetes resources",
             "CPU and memory of every pod against its requests and limits; autoscaling, restarts and volumes.",
-        )
-        .with_row(board.Row("CPU and memory"))
-        .with_panel(
-            graph(
-                "CPU by pod",
-                "Cores in use by pod (cAdvisor), with the pod's requests and limits (kube-state-metrics).",
-                "none",
-                Query(f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{containers}}}[5m]))", "{{pod}} used"),
-                Query(f'sum by (pod) (kube_pod_container_resource_requests{{{ns},resource="cpu"}})', "{{pod}} request"),
-                Query(f'sum by (pod) (kube_pod_container_resource_limits{{{ns},resource="cpu"}})', "{{pod}} limit"),
-            )
-        )
-        .with_panel(
-            graph(
-                "Memory by pod",
-                "Working set by pod (what the OOM killer weighs), with requests and limits.",
-                "bytes",
-                Query(f"sum by (pod) (container_memory_working_set_bytes{{{containers}}})", "{{pod}} used"),
-                Query(
-                    f'sum by (pod) (kube_pod_container_resource_requests{{{ns},resource="memory"}})',
-                    "{{pod}} request",
-                ),
-                Query(f'sum by (pod) (kube_pod_container_resource_limits{{{ns},resource="memory"}})', "{{pod}} limit"),
-            )
-        )
-        .with_panel(
-            graph(
-                "CPU throttling",
-                "Share of CFS periods in which a container hit its CPU limit.",
-                "percentunit",
-                Query(
-                    f"sum by (pod) (rate(container_cpu_cfs_throttled_periods_total{{{containers}}}[5m]))"
-                    f" / sum by (pod) (rate(container_cpu_cfs_periods_total{{{containers}}}[5m]))",
-                    "{{pod}}",
-                ),
-                line=((0.25, "red"),),
-            )
-        )
-        .with_panel(
-            graph(
-                "Memory against limit",
-                "Working set over the memory limit, by pod: near 100% the pod is OOM-killed.",
-                "percentunit",
-                Query(
-                    f"sum by (pod) (container_memory_working_set_bytes{{{containers}}})"
-                    f' / sum by (pod) (kube_pod_container_resource_limits{{{ns},resource="memory"}})',
-                    "{{pod}}",
-                ),
-                line=((0.9, "red"),),
-            )
-        )
-        .with_row(board.Row("Autoscaling and health"))
-        .with_panel(
-            graph(
-                "Autoscaler replicas",
-                "Current and desired replicas of each HorizontalPodAutoscaler, between its bounds.",
-                "none",
-                *(
-                    Query(
-                        f"max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_{m}{{{ns}}})",
-                        f"{{{{horizontalpodautoscaler}}}} {label}",
-                    )
-                    for m, label in (
-                        ("status_current_replicas", "current"),
-                        ("status_desired_replicas", "desired"),
-                        ("spec_min_replicas", "min"),
-                        ("spec_max_replicas", "max"),
-                    )
-                ),
-                width=8,
-            )
-        )
-        .with_panel(
-            graph(
-                "Restarts (1h)",
-                "Container restarts per pod over the last hour.",
-                "none",
-                Query("namespace_pod:restarts:increase1h", "{{pod}}"),
-                width=8,
-            )
-        )
-        .with_panel(
-            graph(
-                "Volume usage",
-                "Used share of each persistent volume; the alert fires above 85%.",
-                "percentunit",
-                Query(
-                    f"1 - kubelet_volume_stats_available_bytes{{{ns}}} / kubelet_volume_stats_capacity_bytes{{{ns}}}",
-                    "{{persistentvolumeclaim}}",
-                ),
-                width=8,
-                line=((0.85, "red"),),
-            )
-        )
-        .with_panel(
-            graph(
-                "Ready replicas",
-                "Ready pods of each StatefulSet and available pods of each Deployment.",
-                "none",
-                Query(f"kube_statefulset_status_replicas_ready{{{ns}}}", "{{statefulset}}"),
-                Query(f"kube_deployment_status_replicas_available{{{ns}}}", "{{deployment}}"),
-                width=24,
-            )
-        )
+        ),
+        {"CPU and memory": _resource_panels(ns), "Autoscaling and health": _health_panels(ns)},
     )
+
+
+def _with_rows(dashboard: board.Dashboard, rows: dict[str, list[timeseries.Panel]]) -> board.Dashboard:
+    """The dashboard with each row, titled, followed by its panels."""
+    for title, panels in rows.items():
+        dashboard.with_row(board.Row(title))
+        for panel in panels:
+            dashboard.with_panel(panel)
+    return dashboard
+
+
+def _resource_panels(ns: str) -> list[timeseries.Panel]:
+    """CPU and memory of the namespace's pods against their requests and limits (ns: its label matcher)."""
+    containers = f'{ns},container!=""'
+    return [
+        graph(
+            "CPU by pod",
+            "Cores in use by pod (cAdvisor), with the pod's requests and limits (kube-state-metrics).",
+            "none",
+            Query(f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{containers}}}[5m]))", "{{pod}} used"),
+            Query(f'sum by (pod) (kube_pod_container_resource_requests{{{ns},resource="cpu"}})', "{{pod}} request"),
+            Query(f'sum by (pod) (kube_pod_container_resource_limits{{{ns},resource="cpu"}})', "{{pod}} limit"),
+        ),
+        graph(
+            "Memory by pod",
+            "Working set by pod (what the OOM killer weighs), with requests and limits.",
+            "bytes",
+            Query(f"sum by (pod) (container_memory_working_set_bytes{{{containers}}})", "{{pod}} used"),
+            Query(
+                f'sum by (pod) (kube_pod_container_resource_requests{{{ns},resource="memory"}})',
+                "{{pod}} request",
+            ),
+            Query(f'sum by (pod) (kube_pod_container_resource_limits{{{ns},resource="memory"}})', "{{pod}} limit"),
+        ),
+        graph(
+            "CPU throttling",
+            "Share of CFS periods in which a container hit its CPU limit.",
+            "percentunit",
+            Query(
+                f"sum by (pod) (rate(container_cpu_cfs_throttled_periods_total{{{containers}}}[5m]))"
+                f" / sum by (pod) (rate(container_cpu_cfs_periods_total{{{containers}}}[5m]))",
+                "{{pod}}",
+            ),
+            line=((0.25, "red"),),
+        ),
+        graph(
+            "Memory against limit",
+            "Working set over the memory limit, by pod: near 100% the pod is OOM-killed.",
+            "percentunit",
+            Query(
+                f"sum by (pod) (container_memory_working_set_bytes{{{containers}}})"
+                f' / sum by (pod) (kube_pod_container_resource_limits{{{ns},resource="memory"}})',
+                "{{pod}}",
+            ),
+            line=((0.9, "red"),),
+        ),
+    ]
+
+
+def _health_panels(ns: str) -> list[timeseries.Panel]:
+    """Autoscalers, restarts, volumes and ready replicas of the namespace (ns: its label matcher)."""
+    return [
+        graph(
+            "Autoscaler replicas",
+            "Current and desired replicas of each HorizontalPodAutoscaler, between its bounds.",
+            "none",
+            *(
+                Query(
+                    f"max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_{m}{{{ns}}})",
+                    f"{{{{horizontalpodautoscaler}}}} {label}",
+                )
+                for m, label in (
+                    ("status_current_replicas", "current"),
+                    ("status_desired_replicas", "desired"),
+                    ("spec_min_replicas", "min"),
+                    ("spec_max_replicas", "max"),
+                )
+            ),
+            width=8,
+        ),
+        graph(
+            "Restarts (1h)",
+            "Container restarts per pod over the last hour.",
+            "none",
+            Query("namespace_pod:restarts:increase1h", "{{pod}}"),
+            width=8,
+        ),
+        graph(
+            "Volume usage",
+            "Used share of each persistent volume; the alert fires above 85%.",
+            "percentunit",
+            Query(
+                f"1 - kubelet_volume_stats_available_bytes{{{ns}}} / kubelet_volume_stats_capacity_bytes{{{ns}}}",
+                "{{persistentvolumeclaim}}",
+            ),
+            width=8,
+            line=((0.85, "red"),),
+        ),
+        graph(
+            "Ready replicas",
+            "Ready pods of each StatefulSet and available pods of each Deployment.",
+            "none",
+            Query(f"kube_statefulset_status_replicas_ready{{{ns}}}", "{{statefulset}}"),
+            Query(f"kube_deployment_status_replicas_available{{{ns}}}", "{{deployment}}"),
+            width=24,
+        ),
+    ]
 
 
 BOARDS: tuple[Callable[[Settings], board.Dashboard], ...] = (
