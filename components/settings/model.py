@@ -112,6 +112,12 @@ PemCertificate = Annotated[
         )
     ),
 ]
+RunbookUrl = Annotated[
+    str,
+    AfterValidator(
+        _regex(r"https?://[^\s#]+", "an http:// or https:// URL without a #fragment (each alert adds its own)")
+    ),
+]
 
 # What each constrained text type is called in the settings reference.
 TYPE_NAMES: dict[Any, str] = {
@@ -126,6 +132,7 @@ TYPE_NAMES: dict[Any, str] = {
         (ChartVersion, "version"),
         (Cidr, "CIDR"),
         (PemCertificate, "PEM"),
+        (RunbookUrl, "URL"),
     )
 }
 
@@ -534,6 +541,11 @@ class MonitoringSettings(Model):
     )
     pipeline_lag_seconds: int = Field(
         60, gt=0, description="alert when ClickHouse would need longer than this to catch up with Kafka"
+    )
+    runbook_url: RunbookUrl = Field(
+        "https://github.com/query-engine-stack/query-engine-stack/blob/main/docs/runbook.md",
+        description="address of the published runbook (docs/runbook.md): each alert's runbook_url annotation "
+        "is this address + '#' + the alert's name in lower case",
     )
 
     @model_validator(mode="after")

@@ -3,9 +3,13 @@
 Their config is the pure functions' output, every scrape job finds a named port, API access is read-only.
 """
 
+import yaml
+
 from components import names
 from components.observability.prometheus.alert_rules import RULE_FILE, rule_file
 from components.observability.prometheus.config import POD_JOBS, prometheus_config
+from components.settings.parse import parse_settings
+from components.settings.stack_files import stack_config
 from tests.support.render import Rendered, settings_of
 from tests.support.workloads import pod_spec
 
@@ -47,3 +51,14 @@ def test_alert_routing_lives_in_a_secret(stack: Rendered) -> None:
     secret = stack.named("Secret", names.ALERTMANAGER)
     assert "alertmanager.yml" in secret.inputs["stringData"]
     assert secret.secret_paths, "webhook URLs carry tokens: the config is a Pulumi secret"
+
+
+def test_every_alert_links_its_section_of_the_configured_runbook() -> None:
+    runbook = "https://wiki.example.com/qestack/runbook"
+    settings = parse_settings("dev", stack_config("dev", {"monitoring": {"runbookUrl": runbook}}))
+    groups = yaml.safe_load(rule_file(settings))["groups"]
+    alerts = [rule for group in groups for rule in group["rules"] if "alert" in rule]
+    assert alerts, "the rule file has alerts"
+    for rule in alerts:
+        want = f"{runbook}#{rule['alert'].lower()}"
+        assert rule["annotations"]["runbook_url"] == want, f"alert {rule['alert']}: {rule['annotations']}"

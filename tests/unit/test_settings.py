@@ -32,6 +32,18 @@ BAD_CONFIGS = [
     ),
     (
         "dev",
+        {"monitoring": {"runbookUrl": "wiki.example.com/runbook"}},
+        "monitoring.runbookUrl",
+        "an http:// or https:// URL",
+    ),
+    (
+        "dev",
+        {"monitoring": {"runbookUrl": "https://wiki.example.com/runbook#alerts"}},
+        "monitoring.runbookUrl",
+        "without a #fragment",
+    ),
+    (
+        "dev",
         {"monitoring": {"alertmanager": {"receivers": {"page": "https://x"}}}},
         "monitoring.alertmanager.receivers.page",
         "unknown key",

@@ -7,7 +7,7 @@ rules are delivered (a ConfigMap today, a PrometheusRule object under the Operat
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import yaml
 
@@ -17,7 +17,6 @@ ACTIVE_WORKERS = "max(presto_cluster_active_nodes) - max(presto_cluster_active_c
 """Presto workers the coordinator sees as active (the alert and the dashboards read it alike)."""
 SLI_GROUP = "qestack-slis"
 ALERT_GROUP = "qestack-alerts"
-RUNBOOK = "https://github.com/query-engine-stack/query-engine-stack/blob/main/docs/runbook.md"
 SLO_WINDOWS = ("5m", "30m", "1h", "6h")
 
 
@@ -52,13 +51,15 @@ class Alert:
     """May use {{ $labels.NAME }}; the tests fill it from the firing case's labels."""
     fires: Case
     silent: Case
+    runbook: str = ""
+    """Address of the runbook (settings.monitoring.runbook_url); alerts() sets it on every alert."""
 
     def annotations(self) -> dict[str, str]:
         """summary, description and the runbook section of this alert."""
         return {
             "summary": self.summary,
             "description": self.description,
-            "runbook_url": f"{RUNBOOK}#{self.name.lower()}",
+            "runbook_url": f"{self.runbook}#{self.name.lower()}",
         }
 
     def as_rule(self) -> dict:
@@ -157,8 +158,8 @@ def _burn_rate_alerts(settings: Settings) -> tuple[Alert, ...]:
 
 
 def alerts(settings: Settings) -> tuple[Alert, ...]:
-    """Every alert of the platform: each engine's, the pipeline's, the cluster's and the SLO's."""
-    return (
+    """Every alert of the platform: each engine's, the pipeline's, the cluster's and the SLO's, with the runbook."""
+    every = (
         *_presto_alerts(settings),
         *_clickhouse_alerts(settings),
         *_kafka_alerts(),
@@ -167,6 +168,7 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
         *_scrape_alerts(),
         *_burn_rate_alerts(settings),
     )
+    return tuple(replace(alert, runbook=settings.monitoring.runbook_url) for alert in every)
 
 
 def _presto_alerts(settings: Settings) -> tuple[Alert, ...]:
