@@ -197,9 +197,9 @@ class NamespacedComponent(pulumi.ComponentResource):
         self._labels = common_labels(workload, component, instance, image_version(image) if image else None)
         self._selector = selector_labels(workload, component, instance)
 
-    def _opts(self, **extra: object) -> pulumi.ResourceOptions:
-        """Options for a child object."""
-        return pulumi.ResourceOptions(parent=self, **extra)  # type: ignore[arg-type]
+    def _opts(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+        """Options for a child object, which waits for depends_on if given."""
+        return pulumi.ResourceOptions(parent=self, depends_on=depends_on)
 
     def _metadata(self, object_name: str, labels: dict[str, str] | None = None) -> ObjectMetaArgs:
         """Metadata of a namespaced child object."""
@@ -272,7 +272,9 @@ class NamespacedComponent(pulumi.ComponentResource):
                 ),
             ),
             # A Job's pod template is immutable: a changed spec replaces the Job, which then runs again.
-            opts=self._opts(depends_on=[job.after], replace_on_changes=["spec"], delete_before_replace=True),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[job.after], replace_on_changes=["spec"], delete_before_replace=True
+            ),
         )
 
     def _pod_template(self, spec: PodSpecArgs, config: tuple[str, ...] = ()) -> PodTemplateSpecArgs:

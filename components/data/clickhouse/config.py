@@ -224,7 +224,8 @@ def legacy_form(text: str) -> str:
         text = text.replace(production, legacy)
     # The native Prometheus endpoint arrived in 20.1; 18.16 refuses to start with it configured.
     root = ET.fromstring(text) if text.lstrip().startswith("<") else None
-    if root is not None and root.find("prometheus") is not None:
-        root.remove(root.find("prometheus"))  # type: ignore[arg-type]
+    prometheus = root.find("prometheus") if root is not None else None
+    if root is not None and prometheus is not None:
+        root.remove(prometheus)
         return _xml(root)
     return text
