@@ -204,24 +204,43 @@ def statements(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-# What ClickHouse 18.16 (the tests' server) lacks that the deployed 24.8 has, and the nearest form.
-_LEGACY: tuple[tuple[str, str, str], ...] = (
-    ("<clickhouse>", "<yandex>", "the <clickhouse> root element arrived in 22.x; older servers read <yandex>"),
-    ("</clickhouse>", "</yandex>", "closing tag of the same"),
-    ("DateTime64(3)", "DateTime", "DateTime64 arrived in 20.1: 18.16 keeps whole seconds"),
-    ("now64(3)", "now()", "now64 arrived with DateTime64"),
-    (
-        f",\n         {SKIP_BROKEN_MESSAGES}",
-        "",
-        "kafka_skip_broken_messages arrived after 18.16, which stalls on a malformed event instead",
+@dataclass(frozen=True, kw_only=True)
+class LegacyDifference:
+    """Something ClickHouse 18.16 (the tests' server) lacks that the deployed 24.8 has, and the nearest form."""
+
+    production: str
+    """The text as deployed."""
+    legacy: str
+    """What 18.16 is given instead."""
+    reason: str
+    """Why 18.16 needs it."""
+
+
+_LEGACY: tuple[LegacyDifference, ...] = (
+    LegacyDifference(
+        production="<clickhouse>",
+        legacy="<yandex>",
+        reason="the <clickhouse> root element arrived in 22.x; older servers read <yandex>",
+    ),
+    LegacyDifference(production="</clickhouse>", legacy="</yandex>", reason="closing tag of the same"),
+    LegacyDifference(
+        production="DateTime64(3)",
+        legacy="DateTime",
+        reason="DateTime64 arrived in 20.1: 18.16 keeps whole seconds",
+    ),
+    LegacyDifference(production="now64(3)", legacy="now()", reason="now64 arrived with DateTime64"),
+    LegacyDifference(
+        production=f",\n         {SKIP_BROKEN_MESSAGES}",
+        legacy="",
+        reason="kafka_skip_broken_messages arrived after 18.16, which stalls on a malformed event instead",
     ),
 )
 
 
 def legacy_form(text: str) -> str:
     """The nearest form of production config or SQL that ClickHouse 18.16 accepts."""
-    for production, legacy, _reason in _LEGACY:
-        text = text.replace(production, legacy)
+    for difference in _LEGACY:
+        text = text.replace(difference.production, difference.legacy)
     # The native Prometheus endpoint arrived in 20.1; 18.16 refuses to start with it configured.
     root = ET.fromstring(text) if text.lstrip().startswith("<") else None
     prometheus = root.find("prometheus") if root is not None else None
