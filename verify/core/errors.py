@@ -13,15 +13,3 @@ class UsageError(VerifyError):
     """Bad arguments, or stack outputs that lack what verify needs."""
 
     code = ExitCode.USAGE
-
-
-class NotReadyError(VerifyError):
-    """The environment is not ready to be checked (preflight)."""
-
-    code = ExitCode.NOT_READY
-
-
-class HarnessError(VerifyError):
-    """verify itself could not measure."""
-
-    code = ExitCode.HARNESS

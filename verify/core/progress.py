@@ -5,6 +5,7 @@ import sys
 from typing import TextIO
 
 from rich.console import Console
+from rich.status import Status as Spinner
 
 from verify.core.checks import Check, Record, Status
 
@@ -18,7 +19,7 @@ class Progress:
         self.fancy = stream.isatty() and not os.environ.get("CI")
         self._console = Console(file=stream, highlight=False) if self.fancy else None
         self._stream = stream
-        self._status = None
+        self._status: Spinner | None = None
 
     def start(self, check: Check) -> None:
         """A check begins."""

@@ -55,13 +55,14 @@ def _now() -> str:
 
 def run_check(check: Check, context: Context, classify: tuple[type[BaseException], ...]) -> Record:
     """Run one probe in a daemon thread and wait at most its deadline for it."""
-    outcome: dict[str, object] = {}
+    found: list[Figures] = []
+    raised: list[BaseException] = []
 
     def target() -> None:
         try:
-            outcome["figures"] = check.probe(context)
+            found.append(check.probe(context))
         except BaseException as error:  # recorded, judged below
-            outcome["error"] = error
+            raised.append(error)
 
     started, began = _now(), time.monotonic()
     worker = threading.Thread(target=target, name=check.name, daemon=True)
@@ -73,10 +74,9 @@ def run_check(check: Check, context: Context, classify: tuple[type[BaseException
         # The probe's own socket timeouts end the thread later; the run does not wait for it.
         record.status, record.error = Status.FAILED, f"no answer within its deadline of {check.deadline:g}s"
         return record
-    error = outcome.get("error")
+    error = raised[0] if raised else None
     if error is None:
-        figures = outcome.get("figures") or {}
-        record.figures = dict(figures)  # type: ignore[call-overload]
+        record.figures = dict(found[0] if found and found[0] else {})
     elif isinstance(error, CheckSkippedError):
         record.status, record.error = Status.SKIPPED, str(error)
     elif isinstance(error, classify):
@@ -157,5 +157,5 @@ def clean_up(cleanup: Cleanup, redact: Redactor) -> Record:
     cleanup.actions.clear()
     figures: Figures = {"actions": count, "failed": len(failures)}
     status = Status.FAILED if failures else Status.PASSED
-    error = redact("; ".join(failures)) if failures else None
-    return Record("cleanup", "cleanup", status, started, round(time.monotonic() - began, 3), figures, error)
+    message = redact("; ".join(failures)) if failures else None
+    return Record("cleanup", "cleanup", status, started, round(time.monotonic() - began, 3), figures, message)

@@ -54,21 +54,22 @@ class Prober(Background):
         return time.perf_counter() - self._origin
 
     def _once(self) -> Probe:
-        at, outcome = self.now(), {}
+        at, passed = self.now(), threading.Event()
+        errors: list[str] = []
 
         def attempt() -> None:
             try:
                 self._probe()
-                outcome["ok"] = True
+                passed.set()
             except Exception as error:  # a failed probe is data, never a crash
-                outcome["error"] = describe(error)
+                errors.append(describe(error))
 
         worker = threading.Thread(target=attempt, name="probe", daemon=True)
         worker.start()
         worker.join(self._timeout)
         if worker.is_alive():
             return Probe(at, False, f"TimeoutError: no answer within {self._timeout:g}s")
-        return Probe(at, "ok" in outcome, outcome.get("error"))
+        return Probe(at, passed.is_set(), errors[0] if errors else None)
 
     def _loop(self, stop: threading.Event) -> None:
         start, tick = self.now(), 0

@@ -90,12 +90,17 @@ def as_service_account(api: client.ApiClient, namespace: str, name: str) -> clie
         ) from None
     except (OSError, urllib3.exceptions.HTTPError) as error:
         raise UsageError(f"--service-account {name}: the API server could not be reached ({error})") from None
+    token = minted.status.token if minted.status else None
+    if not token:
+        raise UsageError(
+            f"--service-account {name}: the API answered the token request of {namespace}/{name} without one"
+        )
     configuration = copy.copy(api.configuration)
     # Only the token identifies the client: no client certificate, password or token of the kubeconfig.
     configuration.cert_file = configuration.key_file = None
     configuration.username = configuration.password = None
     configuration.refresh_api_key_hook = None
-    configuration.api_key = {"authorization": minted.status.token}
+    configuration.api_key = {"authorization": token}
     configuration.api_key_prefix = {"authorization": "Bearer"}
     return client.ApiClient(configuration)
 
@@ -164,7 +169,15 @@ def preflight_check(cluster: Cluster, targets: Targets) -> Check:
             raise CheckFailedError(f"not ready in namespace {cluster.namespace}: " + "; ".join(problems), figures)
         return figures
 
-    return Check("kubernetes.preflight", "preflight", cluster.server, probe, 30, frozenset({"kubernetes"}), True)
+    return Check(
+        name="kubernetes.preflight",
+        scenario="preflight",
+        target=cluster.server,
+        probe=probe,
+        deadline=30,
+        tags=frozenset({"kubernetes"}),
+        gate=True,
+    )
 
 
 def metric_value(metric: Any) -> str | None:
@@ -203,14 +216,18 @@ def pdb_problem(name: str, pdb: Any, figures: Figures) -> str | None:
 def checks(cluster: Cluster, targets: Targets) -> list[Check]:
     """The Kubernetes smoke checks: autoscalers, disruption budgets, network policies."""
     objects, tags = targets.expected.objects, frozenset({"kubernetes"})
+
+    def probe(kind: str, judge: Judge) -> Callable[[Context], Figures]:
+        return lambda _: each(cluster, kind, objects.get(kind, ()), judge)
+
     return [
         Check(
-            f"kubernetes.{name}",
-            "smoke",
-            cluster.server,
-            lambda _, kind=kind, judge=judge: each(cluster, kind, objects.get(kind, ()), judge),
-            30,
-            tags,
+            name=f"kubernetes.{name}",
+            scenario="smoke",
+            target=cluster.server,
+            probe=probe(kind, judge),
+            deadline=30,
+            tags=tags,
         )
         for name, kind, judge in (
             ("hpas", "HorizontalPodAutoscaler", hpa_problem),

@@ -33,23 +33,29 @@ def target_of(cluster: Cluster, service: str, port: int) -> tuple[str, int]:
     """A ready pod behind the Service and the container port its `port` leads to."""
     core = client.CoreV1Api(cluster.api)
     found = core.read_namespaced_service(service, cluster.namespace, _request_timeout=REQUEST_TIMEOUT)
-    selector = ",".join(f"{key}={value}" for key, value in sorted((found.spec.selector or {}).items()))
-    if not selector:
+    spec = found.spec
+    labels = (spec.selector if spec else None) or {}
+    selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+    if spec is None or not selector:
         raise CheckFailedError(f"Service {service} has no selector: no pod to forward to")
     pods = core.list_namespaced_pod(cluster.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT)
     pod = next((p for p in pods.items if ready(p)), None)
     if pod is None:
         raise CheckFailedError(f"no ready pod behind Service {service} ({selector}) to forward to")
-    spec = next((p for p in found.spec.ports if p.port == port), None)
-    if spec is None:
+    served = next((p for p in spec.ports or [] if p.port == port), None)
+    if served is None:
         raise CheckFailedError(f"Service {service} has no port {port}")
-    target = spec.target_port if spec.target_port is not None else port
+    target = served.target_port if served.target_port is not None else port
+    name = pod.metadata.name if pod.metadata else None
+    if not name:
+        raise CheckFailedError(f"a ready pod behind Service {service} has no name")
     if isinstance(target, str) and not target.isdigit():
-        named = [p.container_port for c in pod.spec.containers for p in c.ports or [] if p.name == target]
+        containers = pod.spec.containers if pod.spec else []
+        named = [p.container_port for c in containers for p in c.ports or [] if p.name == target]
         if not named:
-            raise CheckFailedError(f"pod {pod.metadata.name} has no port named {target}")
+            raise CheckFailedError(f"pod {name} has no port named {target}")
         target = named[0]
-    return pod.metadata.name, int(target)
+    return name, int(target)
 
 
 class PortForward:
@@ -151,8 +157,21 @@ def forward_check(cluster: Cluster, given: set[str]) -> Check:
 
     def probe(context: Context) -> Figures:
         endpoints, forwards = forwarded(cluster, context.targets.endpoints, given)
-        context.cleanup.add("port-forwards", lambda: [forward.close() for forward in forwards])
+
+        def close() -> None:
+            for forward in forwards:
+                forward.close()
+
+        context.cleanup.add("port-forwards", close)
         context.targets = dataclasses.replace(context.targets, endpoints=endpoints)
         return {field: getattr(endpoints, field) for field in FORWARDABLE if field not in given}
 
-    return Check("kubernetes.port_forward", "preflight", cluster.server, probe, 30, frozenset({"kubernetes"}), True)
+    return Check(
+        name="kubernetes.port_forward",
+        scenario="preflight",
+        target=cluster.server,
+        probe=probe,
+        deadline=30,
+        tags=frozenset({"kubernetes"}),
+        gate=True,
+    )

@@ -106,7 +106,9 @@ def compare(before: dict, after: dict) -> list[Change]:
     """The headline figures overall and each query's median, where both runs have them."""
     changes = []
     old, new = measured(before["overall"]), measured(after["overall"])
-    changes += [Change(name, old[name], value) for name, value in new.items() if None not in (value, old.get(name))]
+    for name, value in new.items():
+        if value is not None and (then := old.get(name)) is not None:
+            changes.append(Change(name, then, value))
     for query, figures in after.get("queries", {}).items():
         then = before.get("queries", {}).get(query)
         if then and figures.get("ok") and then.get("ok"):

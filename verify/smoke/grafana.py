@@ -53,7 +53,7 @@ def checks(targets: Targets) -> list[Check]:
     where = targets.endpoints.grafana
     tags = frozenset({"grafana", "monitoring"})
     return [
-        Check("grafana.health", "smoke", where, health, 10, tags),
-        Check("grafana.datasource", "smoke", where, datasource, 15, tags),
-        Check("grafana.dashboards", "smoke", where, dashboards, 15, tags),
+        Check(name="grafana.health", scenario="smoke", target=where, probe=health, deadline=10, tags=tags),
+        Check(name="grafana.datasource", scenario="smoke", target=where, probe=datasource, deadline=15, tags=tags),
+        Check(name="grafana.dashboards", scenario="smoke", target=where, probe=dashboards, deadline=15, tags=tags),
     ]

@@ -3,7 +3,10 @@
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+
+# confluent-kafka documents NewTopic in confluent_kafka.admin, which imports it from its C module without
+# re-exporting it for type checkers (no __all__, no `as`): the library's typing is wrong, not the import.
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from components.data.kafka.config import CLICKHOUSE_PRINCIPAL, SCRAM_MECHANISM
 from verify.core.checks import Check, CheckFailedError, Context, Figures
@@ -178,13 +181,34 @@ def checks(targets: Targets) -> list[Check]:
     where = targets.endpoints.kafka
     tags = frozenset({"kafka"})
     found = [
-        Check("kafka.cluster", "smoke", where, cluster, 20, tags),
-        Check("kafka.topic", "smoke", where, topic, 20, tags),
-        Check("kafka.round_trip", "smoke", where, round_trip, 45, tags | {"writes"}),
+        Check(name="kafka.cluster", scenario="smoke", target=where, probe=cluster, deadline=20, tags=tags),
+        Check(name="kafka.topic", scenario="smoke", target=where, probe=topic, deadline=20, tags=tags),
+        Check(
+            name="kafka.round_trip",
+            scenario="smoke",
+            target=where,
+            probe=round_trip,
+            deadline=45,
+            tags=tags | {"writes"},
+        ),
     ]
     if targets.kafka_login:
         found += [
-            Check("kafka.refuses_anonymous", "smoke", where, refuses_anonymous, 20, tags),
-            Check("kafka.read_only_refuses_writes", "smoke", where, read_only_refuses_writes, 20, tags),
+            Check(
+                name="kafka.refuses_anonymous",
+                scenario="smoke",
+                target=where,
+                probe=refuses_anonymous,
+                deadline=20,
+                tags=tags,
+            ),
+            Check(
+                name="kafka.read_only_refuses_writes",
+                scenario="smoke",
+                target=where,
+                probe=read_only_refuses_writes,
+                deadline=20,
+                tags=tags,
+            ),
         ]
     return found

@@ -130,10 +130,24 @@ def checks(targets: Targets) -> list[Check]:
     where = targets.endpoints.presto
     tags = frozenset({"presto"})
     return [
-        Check("presto.info", "smoke", where, info, 10, tags),
-        Check("presto.workers", "smoke", where, workers, 30, tags),
-        Check("presto.catalogs", "smoke", where, catalogs, 30, tags),
-        Check("presto.tpch", "smoke", where, tpch, 90, tags),
-        Check("presto.refuses_anonymous", "smoke", where, refuses_anonymous, 10, tags),
-        Check("presto.read_only_refuses_writes", "smoke", where, read_only_refuses_writes, 30, tags),
+        Check(name="presto.info", scenario="smoke", target=where, probe=info, deadline=10, tags=tags),
+        Check(name="presto.workers", scenario="smoke", target=where, probe=workers, deadline=30, tags=tags),
+        Check(name="presto.catalogs", scenario="smoke", target=where, probe=catalogs, deadline=30, tags=tags),
+        Check(name="presto.tpch", scenario="smoke", target=where, probe=tpch, deadline=90, tags=tags),
+        Check(
+            name="presto.refuses_anonymous",
+            scenario="smoke",
+            target=where,
+            probe=refuses_anonymous,
+            deadline=10,
+            tags=tags,
+        ),
+        Check(
+            name="presto.read_only_refuses_writes",
+            scenario="smoke",
+            target=where,
+            probe=read_only_refuses_writes,
+            deadline=30,
+            tags=tags,
+        ),
     ]

@@ -75,8 +75,10 @@ def checks(targets: Targets) -> list[Check]:
     where = targets.endpoints.prometheus
     tags = frozenset({"prometheus", "monitoring"})
     return [
-        Check("prometheus.ready", "smoke", where, ready, 10, tags),
-        Check("prometheus.targets", "smoke", where, targets_up, 15, tags),
-        Check("prometheus.rules", "smoke", where, rules, 15, tags),
-        Check("prometheus.alerts", "smoke", where, no_critical_alert, 15, tags),
+        Check(name="prometheus.ready", scenario="smoke", target=where, probe=ready, deadline=10, tags=tags),
+        Check(name="prometheus.targets", scenario="smoke", target=where, probe=targets_up, deadline=15, tags=tags),
+        Check(name="prometheus.rules", scenario="smoke", target=where, probe=rules, deadline=15, tags=tags),
+        Check(
+            name="prometheus.alerts", scenario="smoke", target=where, probe=no_critical_alert, deadline=15, tags=tags
+        ),
     ]
