@@ -4,7 +4,7 @@
 // The module path sits under the upstream module's path
 // (github.com/terraform-providers/terraform-provider-random/...) only so that Go lets it import the
 // upstream's internal/provider package, which is where the upstream keeps New().
-// Ref: https://go.dev/ref/spec#Import_declarations and `go help internal`.
+// Ref: https://pkg.go.dev/cmd/go#hdr-Internal_Directories (`go help gopath`, "Internal Directories").
 package pulumiglue
 
 import (
