@@ -27,7 +27,8 @@ from tests.support.verify_harness import outputs_document, start_local_prometheu
 from verify.core.checks import CheckFailedError, Cleanup, Context, Figures
 from verify.core.runner import Redactor, clean_up
 from verify.core.targets import Targets, targets_from
-from verify.failover.checks import FailoverPlan, run_scenario
+from verify.failover.checks import run_scenario
+from verify.failover.plan import FailoverPlan
 from verify.failover.scenarios import BY_NAME
 
 

@@ -26,8 +26,9 @@ from tests.support.verify_harness import by_name, outputs_document, run_verify, 
 from verify.core.checks import Cleanup, Context
 from verify.core.exit_codes import ExitCode
 from verify.core.targets import targets_from
-from verify.failover.autoscaling import ScalePlan, autoscaling
+from verify.failover.autoscaling import autoscaling
 from verify.failover.injectors import ChaosMeshInjector
+from verify.failover.plan import ScalePlan
 
 RUN = "20261124050000-abcdef"
 
@@ -68,6 +69,19 @@ def test_failover_needs_consent_and_the_kubernetes_api(api: Api, document: dict,
             "failover", "--allow-destructive", flag, value, "--outputs", str(outputs), kubeconfig=api.kubeconfig
         )
         assert bad.returncode == ExitCode.USAGE and f"{flag} {value}:" in bad.stderr, bad.stderr
+    assert not api.writable.deleted_pods and not api.writable.created
+
+
+def test_plan_lists_the_failover_checks_and_their_parameters_without_consent_or_faults(
+    api: Api, document: dict, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(document))
+    args = ("plan", "failover", "--scenario", "worker-kill", "--hold", "7", "--injector", "kubernetes")
+    result = verify(*args, "--outputs", str(outputs), kubeconfig=api.kubeconfig)
+    assert result.returncode == ExitCode.PASSED, result.stderr
+    assert "failover.worker-kill" in result.stdout and "failover.kafka-kill" not in result.stdout
+    assert "failover.hold = 7.0" in result.stdout and "nothing was run" in result.stdout
     assert not api.writable.deleted_pods and not api.writable.created
 
 

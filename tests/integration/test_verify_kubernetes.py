@@ -182,7 +182,7 @@ def test_verify_uses_the_stack_context_and_a_missing_one_is_a_usage_error(
     setting.document["kubeContext"] = "minikube"  # the fake kubeconfig has only "fake"
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(setting.document))
-    result = verify("plan", "--outputs", str(outputs), kubeconfig=setting.kubeconfig)
+    result = verify("plan", "all", "--outputs", str(outputs), kubeconfig=setting.kubeconfig)
     assert result.returncode == ExitCode.USAGE and "minikube" in result.stderr
-    result = verify("plan", "--outputs", str(outputs), "--kube-context", "fake", kubeconfig=setting.kubeconfig)
+    result = verify("plan", "all", "--outputs", str(outputs), "--kube-context", "fake", kubeconfig=setting.kubeconfig)
     assert result.returncode == ExitCode.PASSED and "kubernetes.preflight" in result.stdout

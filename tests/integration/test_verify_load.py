@@ -74,6 +74,17 @@ def chromium(*args: str, profile: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
+def test_plan_lists_the_load_checks_with_the_flags_parameters(document: dict, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(document))
+    args = ("plan", "load", "--mode", "open", "--rate", "5", "--slo", "p95<2s")
+    result = verify(*args, "--outputs", str(outputs), "--report-dir", str(tmp_path / "reports"))
+    assert result.returncode == ExitCode.PASSED, result.stderr
+    assert "load.tpch.open" in result.stdout and "load.slo" in result.stdout
+    assert "load.rate = 5.0" in result.stdout and "load.objectives = p95<2s" in result.stdout
+    assert not (tmp_path / "reports").exists()
+
+
 def test_a_power_run_of_all_22_queries_matches_every_golden_fingerprint_and_renders(
     document: dict, tmp_path: Path
 ) -> None:

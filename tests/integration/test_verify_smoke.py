@@ -66,7 +66,7 @@ def test_every_smoke_check_passes_on_the_real_servers(outputs: Path, tmp_path: P
 
 
 def test_plan_lists_the_checks_and_runs_nothing(outputs: Path, tmp_path: Path) -> None:
-    result = verify("plan", "--outputs", str(outputs), "--report-dir", str(tmp_path / "reports"))
+    result = verify("plan", "all", "--outputs", str(outputs), "--report-dir", str(tmp_path / "reports"))
     assert result.returncode == ExitCode.PASSED, result.stderr
     assert "presto.tpch" in result.stdout and "nothing was run" in result.stdout
     assert not (tmp_path / "reports").exists()

@@ -12,8 +12,9 @@ from verify.core.checks import CheckFailedError
 from verify.core.errors import UsageError
 from verify.core.report import RunInfo
 from verify.load import html, latency, report, slo
-from verify.load.checks import LoadPlan, LoadRun, LoadSession, Stage
+from verify.load.checks import LoadRun, LoadSession, Stage
 from verify.load.driver import Outcome, closed_loop, constant_arrivals, open_loop, poisson_arrivals
+from verify.load.plan import LoadPlan
 from verify.load.report import Change, compare
 
 

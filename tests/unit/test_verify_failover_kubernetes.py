@@ -14,10 +14,9 @@ from components import names
 from components.settings.model import Settings
 from tests.support.fakes.chaos_cluster import Api
 from tests.support.fakes.kubernetes import pod_name
-from verify.cli import exit_code
 from verify.core.checks import Cleanup
 from verify.core.errors import UsageError
-from verify.core.exit_codes import ExitCode
+from verify.core.exit_codes import ExitCode, exit_code
 from verify.core.runner import Redactor, clean_up
 from verify.failover import injectors
 from verify.failover.chaos import RUN_LABEL

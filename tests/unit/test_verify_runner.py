@@ -5,9 +5,8 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
-from verify.cli import exit_code
 from verify.core.checks import Check, CheckFailedError, Cleanup, Context, Record, Status
-from verify.core.exit_codes import ExitCode
+from verify.core.exit_codes import ExitCode, exit_code
 from verify.core.report import RunInfo, as_junit, as_markdown
 from verify.core.runner import Options, Redactor, run
 

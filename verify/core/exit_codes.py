@@ -2,6 +2,8 @@
 
 from enum import IntEnum
 
+from verify.core.checks import Record, Status
+
 
 class ExitCode(IntEnum):
     """Process exit status of `python -m verify`."""
@@ -27,3 +29,16 @@ MEANING = {
 def describe() -> str:
     """One line per exit code, for --help."""
     return "\n".join(f"  {code.value}  {MEANING[code]}" for code in ExitCode)
+
+
+def exit_code(records: list[Record], interrupted: bool) -> ExitCode:
+    """The run's exit code from its records: cleanup failed beats could not measure beats a check failed."""
+    if any(r.name == "cleanup" and r.status != Status.PASSED for r in records):
+        return ExitCode.CLEANUP
+    if interrupted or any(r.status == Status.ERROR for r in records):
+        return ExitCode.HARNESS
+    if any(r.scenario == "preflight" and r.status == Status.FAILED for r in records):
+        return ExitCode.NOT_READY
+    if any(r.status == Status.FAILED for r in records):
+        return ExitCode.FAILED
+    return ExitCode.PASSED

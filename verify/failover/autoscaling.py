@@ -8,7 +8,9 @@ from kubernetes import client
 
 from components import names
 from verify.core.checks import CheckFailedError, CheckSkippedError, Context, Figures
-from verify.failover.injectors import Fault, Injector
+from verify.failover.injectors import Injector
+from verify.failover.plan import ScalePlan
+from verify.failover.scenarios import Fault
 from verify.failover.traffic import QueryLoad
 from verify.kube.checks import REQUEST_TIMEOUT, Cluster
 from verify.load.workloads import PrestoTpch
@@ -16,21 +18,6 @@ from verify.smoke import presto
 
 DEFAULT_STABILIZATION = 300
 """Seconds of Kubernetes' default scale-down stabilization window, when the HPA sets none."""
-
-
-@dataclass(frozen=True)
-class ScalePlan:
-    """How the autoscaling check drives and watches the workers."""
-
-    streams: int = 8
-    """Concurrent TPC-H streams that drive the CPU when Chaos Mesh cannot."""
-    schema: str = "sf1"
-    out_timeout: float = 600.0
-    """Seconds the HPA gets to add a worker."""
-    in_margin: float = 300.0
-    """Seconds beyond the scale-down stabilization window the HPA gets to remove it again."""
-    poll: float = 2.0
-    query_timeout: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -50,9 +37,10 @@ def read_hpa(cluster: Cluster) -> tuple[int, int, int]:
     behavior = hpa.spec.behavior
     down = behavior.scale_down if behavior else None
     window = down.stabilization_window_seconds if down else None
-    status = hpa.status
     stabilization = DEFAULT_STABILIZATION if window is None else window
-    return status.current_replicas or 0, status.desired_replicas or 0, stabilization
+    if hpa.status is None:  # not yet reconciled: no replicas counted
+        return 0, 0, stabilization
+    return hpa.status.current_replicas or 0, hpa.status.desired_replicas or 0, stabilization
 
 
 def timeline(samples: list[Sample]) -> str:
@@ -83,7 +71,7 @@ def autoscaling(context: Context, cluster: Cluster, injector: Injector, scale: S
     before, _, stabilization = read_hpa(cluster)
     if before < 1:
         raise CheckSkippedError("the workers' HPA reports no current replicas yet")
-    stress = Fault("autoscaling", "cpu-stress", (names.PRESTO_WORKER,), hold=scale.out_timeout)
+    stress = Fault(scenario="autoscaling", kind="cpu-stress", workloads=(names.PRESTO_WORKER,), hold=scale.out_timeout)
     figures: Figures = {"replicas_before": before, "stabilization_s": stabilization}
     with presto.ca_file(context.targets) as ca:
         driver = None

@@ -15,15 +15,16 @@ from datetime import UTC, datetime
 from verify.core.checks import Check, CheckFailedError, CheckSkippedError, Context, Figures
 from verify.core.targets import Targets
 from verify.failover.alerts import judge
-from verify.failover.injectors import Fault, Injector
-from verify.failover.scenarios import (
-    Scenario,
+from verify.failover.injectors import Injector
+from verify.failover.plan import FailoverPlan
+from verify.failover.probes import (
     clickhouse_probe,
     ingest_probe,
     kafka_probe,
     presto_clickhouse_probe,
     presto_probe,
 )
+from verify.failover.scenarios import Fault, Scenario
 from verify.failover.timeline import Reading, read, steady
 from verify.failover.traffic import Background, Prober, Producer, QueryLoad
 from verify.load import latency
@@ -35,38 +36,6 @@ QUERY = "q06"
 """The background query: TPC-H Q6 on tpch.tiny, a lineitem scan on the workers, checked against its golden result."""
 READY_POLL = 1.0
 """Seconds between two looks at whether the faulted pods are back."""
-
-
-@dataclass(frozen=True)
-class FailoverPlan:
-    """How every scenario is run."""
-
-    probe_interval: float = 0.1
-    """Seconds between probes: at most 0.1."""
-    probe_timeout: float = 2.0
-    consecutive: int = 5
-    """K: passing probes in a row that count as recovered (and as steady)."""
-    baseline: float = 10.0
-    """Seconds of traffic before the injection: the baseline latencies."""
-    hold: float | None = None
-    """Seconds each fault lasts (None: each scenario's own)."""
-    recover_timeout: float = 300.0
-    streams: int = 2
-    rate: float = 50.0
-    """Events per second the background producer sends."""
-    converge_timeout: float = 120.0
-    alerts: bool = True
-    """Judge each scenario's alert in Prometheus."""
-    query_timeout: float = 30.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.probe_interval <= 0.1:
-            raise ValueError("the probe interval must be above 0 and at most 0.1 seconds")
-
-    def deadline(self, scenario: Scenario) -> float:
-        """Seconds the whole scenario may take."""
-        hold = scenario.fault.hold if self.hold is None else self.hold
-        return self.baseline + hold + self.recover_timeout + self.converge_timeout + 180
 
 
 @dataclass
@@ -286,14 +255,18 @@ def where(fault: Fault) -> str:
 
 def checks(scenarios: list[Scenario], injector: Injector, plan: FailoverPlan) -> list[Check]:
     """One check per scenario, in order."""
+
+    def probe(scenario: Scenario) -> Callable[[Context], Figures]:
+        return lambda context: run_scenario(context, scenario, injector, plan)
+
     return [
         Check(
-            f"failover.{scenario.name}",
-            "failover",
-            where(scenario.fault),
-            lambda context, scenario=scenario: run_scenario(context, scenario, injector, plan),
-            plan.deadline(scenario),
-            frozenset({"failover", "destructive", scenario.probe.split("-")[0]}),
+            name=f"failover.{scenario.name}",
+            scenario="failover",
+            target=where(scenario.fault),
+            probe=probe(scenario),
+            deadline=plan.deadline(scenario),
+            tags=frozenset({"failover", "destructive", scenario.probe.split("-")[0]}),
         )
         for scenario in scenarios
     ]

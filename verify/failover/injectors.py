@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from kubernetes import client
 
 from verify.failover import chaos
+from verify.failover.scenarios import Fault
 from verify.kube.checks import REQUEST_TIMEOUT, Cluster
 
 VERSION = "v1alpha1"
@@ -18,21 +19,6 @@ STRESS_WORKERS = 2
 """CPU stressors per pod in the cpu-stress fault, each at full load."""
 REMOVE_WAIT = 30.0
 """Seconds Chaos Mesh gets to finalize a deleted experiment (it restores what it changed first)."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    """What to break: a kind of fault on the pods of some workloads, for `hold` seconds."""
-
-    scenario: str
-    kind: str
-    """pod-kill, partition or cpu-stress."""
-    workloads: tuple[str, ...]
-    """The workloads (Deployments or StatefulSets) whose pods are hit; for a partition, one side."""
-    peer: str | None = None
-    """The partition's other side."""
-    hold: float = 0.0
-    """Seconds the fault lasts; a pod kill is instant and its controller recovers it."""
 
 
 class Injector(Protocol):
@@ -69,7 +55,10 @@ def selector(cluster: Cluster, workload: str) -> tuple[dict[str, str], int]:
                 continue
             raise
         replicas = 1 if found.spec.replicas is None else found.spec.replicas
-        return dict(found.spec.selector.match_labels), replicas
+        labels = found.spec.selector.match_labels
+        if not labels:  # an empty selector would pick every pod of the namespace
+            raise ValueError(f"{workload} selects its pods by expressions, not labels: verify cannot find them")
+        return dict(labels), replicas
     raise client.exceptions.ApiException(status=404, reason=f"no Deployment or StatefulSet {workload}")
 
 
@@ -244,7 +233,8 @@ class ChaosMeshInjector:
                 label_selector=f"{chaos.RUN_LABEL}={self._run_id}",
                 _request_timeout=REQUEST_TIMEOUT,
             )
-            left += [f"{plural}/{item['metadata']['name']}" for item in listed.get("items", [])]
+            items = listed.get("items", []) if isinstance(listed, dict) else []  # the client types it as object
+            left += [f"{plural}/{item['metadata']['name']}" for item in items]
         return left
 
     def remove_all(self) -> None:

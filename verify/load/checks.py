@@ -6,80 +6,21 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from verify import tpch
 from verify.core.checks import Check, CheckFailedError, Context, Figures
-from verify.core.errors import UsageError
 from verify.core.targets import Targets
 from verify.load import latency
 from verify.load.driver import Operation, Outcome, closed_loop, constant_arrivals, open_loop, poisson_arrivals
+from verify.load.plan import WORKLOADS, LoadPlan
 from verify.load.sampler import Sampler
-from verify.load.slo import LATENCY, Objective, Verdict, judge
+from verify.load.slo import LATENCY, Verdict, judge
 from verify.load.workloads import KafkaProduce, PrestoTpch, clickhouse_point_queries
 from verify.smoke.kafka import idempotent_producer, scratch_topic
 from verify.smoke.presto import ca_file
 
-WORKLOADS = {"tpch": "presto", "clickhouse": "clickhouse", "kafka": "kafka"}
-"""Each workload and the service it loads."""
-MODES = ("power", "throughput", "open", "ramp")
-TPCH_ONLY = ("power", "throughput")
 KNEE_GAIN = 0.5
 """A concurrency stage has passed the knee when its throughput grows by less than half of its added concurrency."""
 KNEE_LATENCY = 2.0
 """A rate stage has passed the knee when it starts under 95% of its rate, errs over 1%, or doubles the first p99."""
-
-
-@dataclass(frozen=True)
-class LoadPlan:
-    """What to run: the workload, the mode and its sizes, the objectives."""
-
-    workload: str = "tpch"
-    mode: str = "power"
-    schema: str = "tiny"
-    queries: tuple[str, ...] = tpch.QUERIES
-    runs: int = 3
-    warmup: int = 1
-    streams: int = 2
-    rate: float = 2.0
-    duration: float = 30.0
-    arrivals: str = "constant"
-    ramp: str = "concurrency"
-    stages: tuple[float, ...] = (1, 2, 4, 8)
-    stage_seconds: float = 30.0
-    workers: int = 64
-    """Operations an open loop may have in flight; when all are busy, the next ones start late."""
-    timeout: float = 300.0
-    """Seconds one operation may take."""
-    sample_interval: float = 5.0
-    seed: int = 1
-    objectives: tuple[Objective, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.mode == "ramp" and self.ramp == "concurrency" and any(v != int(v) for v in self.stages):
-            raise UsageError(f"--stages {','.join(map(str, self.stages))}: a concurrency ramp takes whole numbers")
-        if self.warmup < 0:
-            raise UsageError(f"--warmup {self.warmup}: must be 0 or more")
-        if self.mode in TPCH_ONLY and self.workload != "tpch":
-            raise UsageError(f"--mode {self.mode} runs TPC-H: use --workload tpch, or --mode open or ramp")
-        unknown = sorted(set(self.queries) - set(tpch.QUERIES))
-        if unknown:
-            raise UsageError(f"--queries: unknown {', '.join(unknown)}; use q01 to q22")
-        tpch.scale_factor(self.schema)
-
-    @property
-    def scheduled(self) -> bool:
-        """Whether operations have intended start times (open loop), so latency can be corrected."""
-        return self.mode == "open" or (self.mode == "ramp" and self.ramp == "rate")
-
-    def deadline(self) -> float:
-        """Seconds the load check may take: the plan's own length, with every operation's timeout as margin."""
-        per_query = self.timeout * len(self.queries) if self.workload == "tpch" else self.timeout
-        length = {
-            "power": per_query * (self.runs + self.warmup),
-            "throughput": per_query,
-            "open": self.duration + self.timeout,
-            "ramp": len(self.stages) * (self.stage_seconds + self.timeout),
-        }[self.mode]
-        return length + 60
 
 
 @dataclass
@@ -264,7 +205,10 @@ class LoadSession:
             meeting = [s for s in self.run.stages if all(v.met for v in judge(objectives, measured(s.figures)))]
             best = meeting[-1] if meeting else self.run.stages[0]
             self.run.verdicts = judge(objectives, measured(best.figures))
-            figures: Figures = {"objectives": len(objectives), "capacity": best.value if meeting else "none"}
+            figures: Figures = {
+                "objectives": len(objectives),
+                "capacity": "none" if best.value is None or not meeting else best.value,
+            }
         else:
             self.run.verdicts = judge(objectives, measured(self.run.overall))
             figures = {"objectives": len(objectives)}
@@ -283,6 +227,13 @@ class LoadSession:
         )
         tags = frozenset({"load", WORKLOADS[self.plan.workload]})
         return [
-            Check(name, "load", context_target, self.load, self.plan.deadline(), tags),
-            Check("load.slo", "load", context_target, self.slo, 10, tags),
+            Check(
+                name=name,
+                scenario="load",
+                target=context_target,
+                probe=self.load,
+                deadline=self.plan.deadline(),
+                tags=tags,
+            ),
+            Check(name="load.slo", scenario="load", target=context_target, probe=self.slo, deadline=10, tags=tags),
         ]

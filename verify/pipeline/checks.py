@@ -9,6 +9,7 @@ from clickhouse_driver import Client
 from verify.core.checks import Check, CheckFailedError, Context, Figures
 from verify.core.targets import Targets
 from verify.load import latency
+from verify.pipeline.plan import PipelinePlan
 from verify.smoke import clickhouse, presto
 from verify.smoke.kafka import idempotent_producer
 
@@ -19,15 +20,6 @@ PRODUCE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
 """Seconds between two looks at ClickHouse: the resolution of produce-to-visible latencies."""
 PRESTO_CATALOG = "clickhouse"
-
-
-@dataclass(frozen=True)
-class Load:
-    """How many events the pipeline check sends, and how long ClickHouse gets to show them."""
-
-    events: int = 1000
-    converge_timeout: float = 120.0
-    """Seconds after the last acknowledgement before an event not in ClickHouse counts as lost."""
 
 
 @dataclass
@@ -89,25 +81,25 @@ def remove_rows(targets: Targets, run_id: str) -> None:
     )
 
 
-def ingest(context: Context, load: Load) -> Figures:
+def ingest(context: Context, plan: PipelinePlan) -> Figures:
     """Produce events, wait until ClickHouse shows every acknowledged one, count lost and duplicated."""
     targets, table = context.targets, context.targets.expected.events_table
     run_id = context.run_id
     context.cleanup.add(f"ClickHouse rows of run {run_id} in {table}", lambda: remove_rows(targets, run_id))
-    production = produce(targets, run_id, load.events)
+    production = produce(targets, run_id, plan.events)
     figures: Figures = {
-        "sent": load.events,
+        "sent": plan.events,
         "acked": len(production.acked),
         "produce_events_per_s": round(len(production.acked) / production.seconds),
     }
     if not production.acked:
         reason = production.errors[0] if production.errors else "no delivery report"
-        raise CheckFailedError(f"Kafka acknowledged none of {load.events} events: {reason}", figures)
+        raise CheckFailedError(f"Kafka acknowledged none of {plan.events} events: {reason}", figures)
     seen: dict[str, float] = {}
     counts: dict[str, int] = {}
     connection = clickhouse.client(targets, 20)  # one connection for every look
     acked_by = time.monotonic()
-    while time.monotonic() - acked_by < load.converge_timeout:
+    while time.monotonic() - acked_by < plan.converge_timeout:
         counts = visible_ids(connection, table, run_id)
         now = time.monotonic()
         for key in counts:
@@ -130,7 +122,7 @@ def ingest(context: Context, load: Load) -> Figures:
     if lost:
         raise CheckFailedError(
             f"{len(lost)} of {len(production.acked)} acknowledged events never reached {table} "
-            f"within {load.converge_timeout:g}s (first: {lost[0]})",
+            f"within {plan.converge_timeout:g}s (first: {lost[0]})",
             figures,
         )
     last_seen = max(seen[key] for key in production.acked)
@@ -167,26 +159,26 @@ def through_presto(context: Context) -> Figures:
     return figures
 
 
-def checks(targets: Targets, load: Load) -> list[Check]:
+def checks(targets: Targets, plan: PipelinePlan) -> list[Check]:
     """The pipeline checks: ingestion first, then the same rows through Presto."""
     topic, table = targets.expected.kafka_topic, targets.expected.events_table
     where = f"{targets.endpoints.kafka} ({topic}) -> {targets.endpoints.clickhouse_native} ({table})"
-    deadline = PRODUCE_TIMEOUT + load.converge_timeout + 30
+    deadline = PRODUCE_TIMEOUT + plan.converge_timeout + 30
     return [
         Check(
-            "pipeline.ingest",
-            "pipeline",
-            where,
-            lambda context: ingest(context, load),
-            deadline,
-            frozenset({"kafka", "clickhouse", "writes"}),
+            name="pipeline.ingest",
+            scenario="pipeline",
+            target=where,
+            probe=lambda context: ingest(context, plan),
+            deadline=deadline,
+            tags=frozenset({"kafka", "clickhouse", "writes"}),
         ),
         Check(
-            "pipeline.presto",
-            "pipeline",
-            f"{targets.endpoints.presto} ({PRESTO_CATALOG}.{table})",
-            through_presto,
-            90,
-            frozenset({"presto", "clickhouse"}),
+            name="pipeline.presto",
+            scenario="pipeline",
+            target=f"{targets.endpoints.presto} ({PRESTO_CATALOG}.{table})",
+            probe=through_presto,
+            deadline=90,
+            tags=frozenset({"presto", "clickhouse"}),
         ),
     ]
