@@ -8,6 +8,7 @@ Ref: https://docs.python.org/3/library/argparse.html#sub-commands
 """
 
 import argparse
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ ENDPOINTS = (
 """Endpoint flags: each replaces the stack's in-cluster address of a service."""
 EPILOG = f"exit codes:\n{describe()}"
 FORMATTER = argparse.RawDescriptionHelpFormatter
+WIDTH = 100
+"""Columns the descriptions are wrapped to (the raw formatter keeps the exit codes' lines as written)."""
 
 
 def shared_arguments(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -110,33 +113,33 @@ def shared_arguments(parser: argparse.ArgumentParser, defaults: bool) -> None:
     )
 
 
-def _command_parser(commands: Any, command: Command, shared: argparse.ArgumentParser, planned: bool) -> None:
-    """A command's parser: the shared flags, then its own."""
+def _command_parser(commands: Any, command: Command, planned: bool) -> None:
+    """A command's parser: its own flags first, then the shared ones (without defaults: see the module's docstring)."""
     description = f"List the checks `verify {command.name}` would run; run nothing." if planned else ""
-    command.arguments(
-        commands.add_parser(
-            command.name,
-            prog=f"{PROG} plan {command.name}" if planned else f"{PROG} {command.name}",
-            parents=[shared],
-            usage=f"%(prog)s [-h] [shared flags] [{command.name} flags]",
-            help=command.summary,
-            description=description or command.description,
-            epilog=EPILOG,
-            formatter_class=FORMATTER,
-        )
+    command_parser = commands.add_parser(
+        command.name,
+        prog=f"{PROG} plan {command.name}" if planned else f"{PROG} {command.name}",
+        usage=f"%(prog)s [-h] [{command.name} flags] [shared flags]",
+        help=command.summary,
+        description=textwrap.fill(description or command.description, WIDTH),
+        epilog=EPILOG,
+        formatter_class=FORMATTER,
     )
+    command.arguments(command_parser)
+    shared_arguments(command_parser, defaults=False)
 
 
 def parser() -> argparse.ArgumentParser:
     """The whole command line: shared flags, a command, its flags; `plan` takes a command and its flags."""
-    shared = argparse.ArgumentParser(add_help=False)
-    shared_arguments(shared, defaults=False)
     cli = argparse.ArgumentParser(
         prog=PROG,
         usage="%(prog)s [-h] [--version] [shared flags] {plan,smoke,pipeline,load,failover,all} [command flags]",
         description="Check a deployed query-engine-stack: smoke, data pipeline, load and failover, with figures.\n"
-        "`python -m verify COMMAND --help` lists a command's flags; the shared flags below go before or after "
-        "the command.",
+        + textwrap.fill(
+            "`python -m verify COMMAND --help` lists a command's flags; the shared flags below go before or "
+            "after the command.",
+            WIDTH,
+        ),
         epilog=EPILOG,
         formatter_class=FORMATTER,
     )
@@ -146,15 +149,15 @@ def parser() -> argparse.ArgumentParser:
     plan = commands.add_parser(
         "plan",
         prog=f"{PROG} plan",
-        parents=[shared],
         usage="%(prog)s [-h] [shared flags] {smoke,pipeline,load,failover,all} [command flags]",
         help="list the checks a command would run, with their parameters; run nothing (e.g. plan load --mode open)",
         description="List the checks a command would run with its flags, and their parameters; run nothing.",
         epilog=EPILOG,
         formatter_class=FORMATTER,
     )
+    shared_arguments(plan, defaults=False)
     planned = plan.add_subparsers(dest="planned", required=True, title="the command to plan")
     for command in COMMANDS:
-        _command_parser(planned, command, shared, planned=True)
-        _command_parser(commands, command, shared, planned=False)
+        _command_parser(planned, command, planned=True)
+        _command_parser(commands, command, planned=False)
     return cli
