@@ -139,8 +139,9 @@ OTHER_FOLDERS = {
     "scripts": "the test commands and the virtualenvs: `test` (everything), `test-unit` (no server), "
     "`setup-python` (.venv), `setup-policy` (policy/venv)",
     "scripts/servers": "installers of the real servers and tools the integration tests run (and wrk for bench/load.py)",
-    "scripts/engine": "builds what the real Pulumi engine needs to deploy the stack on a local control plane "
-    "(etcd, kwok, Kubernetes, the Pulumi CLI, the Kubernetes provider) from the Go module proxy",
+    "scripts/engine": "the real Pulumi engine on a local control plane: `install` builds etcd, kwok, Kubernetes, "
+    "the Pulumi CLI and the Kubernetes provider from the Go module proxy, `cluster` runs them on 127.0.0.1 "
+    "(kwok playing the nodes), `smoke` proves them together",
     "scripts/providers": "builds pulumi-resource-random and pulumi-resource-tls from the upstream Terraform providers "
     "behind Pulumi's Terraform bridge (`install`; `smoke` proves them over gRPC); the Go glue per provider below it",
     "bench": "figures, printed and never asserted",
