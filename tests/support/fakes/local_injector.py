@@ -8,7 +8,7 @@ code probes, loads and checks them: only the injection is the test's.
 from dataclasses import dataclass, field
 
 from tests.support.servers.process import ServerProcess, port_open
-from verify.failover.injectors import Fault
+from verify.failover.scenarios import Fault
 
 
 @dataclass
