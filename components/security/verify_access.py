@@ -6,10 +6,10 @@ import pulumi
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs
 
 from components import names
+from components.chaos.api import GROUP as CHAOS_GROUP
+from components.chaos.api import PLURALS as CHAOS_PLURALS
 from components.platform.workloads import NamespacedComponent
 from components.settings.model import PROJECT
-from verify.failover.chaos import GROUP as CHAOS_GROUP
-from verify.failover.chaos import PLURALS as CHAOS_PLURALS
 
 
 @dataclass(frozen=True, kw_only=True)

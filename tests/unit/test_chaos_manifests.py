@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from components.chaos.api import PLURALS
 from tests.support.chaos_schema import problems
 from verify.failover import chaos as chaos
 
@@ -24,7 +25,7 @@ def test_each_experiment_is_valid_for_its_crd_and_labelled_with_the_run(manifest
     assert problems(manifest) == []
     assert manifest["metadata"]["labels"][chaos.RUN_LABEL] == RUN
     assert manifest["spec"]["selector"]["namespaces"] == ["query-engine"], "only the stack's namespace"
-    assert manifest["kind"] in chaos.PLURALS
+    assert manifest["kind"] in PLURALS
 
 
 @pytest.mark.parametrize(

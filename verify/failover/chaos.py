@@ -6,12 +6,10 @@ app.kubernetes.io labels there, and carries the run's id as a label, so that cle
 
 from collections.abc import Mapping
 
-API_VERSION = "chaos-mesh.org/v1alpha1"
+from components.chaos.api import API_VERSION
+
 RUN_LABEL = "verify.query-engine-stack/run"
 """The run id on every object verify creates."""
-GROUP = "chaos-mesh.org"
-PLURALS = {"PodChaos": "podchaos", "NetworkChaos": "networkchaos", "StressChaos": "stresschaos"}
-"""Each kind's resource name in the API (for the Kubernetes client's custom-object calls)."""
 
 
 def _selector(namespace: str, labels: Mapping[str, str]) -> dict:

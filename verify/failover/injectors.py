@@ -10,11 +10,11 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
+from components.chaos.api import GROUP, PLURALS, VERSION
 from verify.failover import chaos
 from verify.failover.scenarios import Fault
 from verify.kube.checks import REQUEST_TIMEOUT, Cluster
 
-VERSION = "v1alpha1"
 STRESS_WORKERS = 2
 """CPU stressors per pod in the cpu-stress fault, each at full load."""
 REMOVE_WAIT = 30.0
@@ -145,7 +145,7 @@ def installed(cluster: Cluster) -> bool:
     """Whether the cluster serves Chaos Mesh's API (its CRDs are installed)."""
     try:
         client.CustomObjectsApi(cluster.api).list_namespaced_custom_object(
-            chaos.GROUP, VERSION, cluster.namespace, "podchaos", limit=1, _request_timeout=REQUEST_TIMEOUT
+            GROUP, VERSION, cluster.namespace, "podchaos", limit=1, _request_timeout=REQUEST_TIMEOUT
         )
     except client.exceptions.ApiException as error:
         if error.status == 404:
@@ -191,9 +191,9 @@ class ChaosMeshInjector:
         self._watch.mark(fault)
         created = self._created.setdefault(fault.scenario, [])
         for manifest in self.manifests(fault):
-            plural = chaos.PLURALS[manifest["kind"]]
+            plural = PLURALS[manifest["kind"]]
             self._objects.create_namespaced_custom_object(
-                chaos.GROUP,
+                GROUP,
                 VERSION,
                 self._cluster.namespace,
                 plural,
@@ -215,7 +215,7 @@ class ChaosMeshInjector:
     def _delete(self, plural: str, name: str) -> None:
         try:
             self._objects.delete_namespaced_custom_object(
-                chaos.GROUP, VERSION, self._cluster.namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
+                GROUP, VERSION, self._cluster.namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
             )
         except client.exceptions.ApiException as error:
             if error.status != 404:
@@ -224,9 +224,9 @@ class ChaosMeshInjector:
     def _left(self) -> list[str]:
         """The run's experiments still in the namespace, as plural/name."""
         left = []
-        for plural in chaos.PLURALS.values():
+        for plural in PLURALS.values():
             listed = self._objects.list_namespaced_custom_object(
-                chaos.GROUP,
+                GROUP,
                 VERSION,
                 self._cluster.namespace,
                 plural,
