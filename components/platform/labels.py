@@ -2,6 +2,9 @@
 
 from components.settings.model import PROJECT
 
+VERSION = "app.kubernetes.io/version"
+"""The label that follows the image: never in a selector or a volumeClaimTemplate (both immutable)."""
+
 
 def selector_labels(name: str, component: str, instance: str) -> dict[str, str]:
     """Labels that identify one workload's pods; immutable once a selector uses them."""
@@ -20,8 +23,13 @@ def common_labels(name: str, component: str, instance: str, version: str | None 
         "app.kubernetes.io/managed-by": "pulumi",
     }
     if version:
-        labels["app.kubernetes.io/version"] = version
+        labels[VERSION] = version
     return labels
+
+
+def stable_labels(labels: dict[str, str]) -> dict[str, str]:
+    """The labels that never change over the object's life (all but the version): for immutable fields."""
+    return {key: value for key, value in labels.items() if key != VERSION}
 
 
 def image_version(image: str) -> str:

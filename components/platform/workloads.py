@@ -41,7 +41,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
 
 from components.platform.budget import JOB_RESOURCES
-from components.platform.labels import common_labels, image_version, selector_labels
+from components.platform.labels import common_labels, image_version, selector_labels, stable_labels
 from components.settings.model import Network, Resources, Settings
 
 
@@ -126,9 +126,14 @@ def disruption_budget(
 
 
 def data_claim(settings: Settings, labels: dict[str, str], size: str) -> k8s.core.v1.PersistentVolumeClaimArgs:
-    """The `data` volume claim template of a StatefulSet, in the stack's storage class."""
+    """The `data` volume claim template of a StatefulSet, in the stack's storage class.
+
+    volumeClaimTemplates cannot change once the StatefulSet exists: a different template makes Pulumi
+    replace the StatefulSet (every pod at once). So its labels are the stable ones only, never the
+    image's version, and a version bump leaves it as it was.
+    """
     return k8s.core.v1.PersistentVolumeClaimArgs(
-        metadata=ObjectMetaArgs(name="data", labels=labels),
+        metadata=ObjectMetaArgs(name="data", labels=stable_labels(labels)),
         spec=PersistentVolumeClaimSpecArgs(
             access_modes=["ReadWriteOnce"],
             storage_class_name=settings.storage_class,
