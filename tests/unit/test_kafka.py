@@ -4,6 +4,7 @@ from components import names
 from components.data.kafka.component import kafka_host
 from components.data.kafka.config import (
     ENV_PASSWORD,
+    LOG_SUBDIRECTORY,
     NODE_ID_TOKEN,
     POD_NAME_TOKEN,
     Ports,
@@ -150,3 +151,14 @@ def test_prod_kafka_authenticates_every_listener_but_prestos_and_authorizes() ->
     (job,) = pod_spec(prod.named("Job", names.KAFKA_TOPIC_JOB))["containers"]
     assert secret_refs(job) == {variable: (KAFKA_USERS_SECRET, user) for user, variable in ENV_PASSWORD.items()}
     assert "CREDENTIALS_GENERATION" in env_of(job), "a changed password must give the Job a new spec"
+
+
+def test_partitions_live_in_a_subdirectory_of_the_volume(stack: Rendered) -> None:
+    statefulset = stack.named("StatefulSet", names.KAFKA)
+    (container,) = pod_spec(statefulset)["containers"]
+    (mount,) = [m["mountPath"] for m in container["volumeMounts"] if m["name"] == "data"]
+    data = stack.named("ConfigMap", names.KAFKA_CONFIG).inputs["data"]
+    properties = dict(line.split("=", 1) for line in data["server.properties"].splitlines())
+    assert properties["log.dirs"] == f"{mount}/{LOG_SUBDIRECTORY}", (
+        f"{statefulset.label}: log.dirs must be a subdirectory of the volume (ext4 puts lost+found at its root)"
+    )

@@ -42,6 +42,9 @@ ENV_PASSWORD = {
     VERIFY_PRINCIPAL: "KAFKA_VERIFY_PASSWORD",
 }
 """The environment variable each script reads a password from (filled from the Secret kafka-users)."""
+LOG_SUBDIRECTORY = "kafka-logs"
+"""Where in the log volume the partitions live: never its root, which on ext4 holds lost+found, which Kafka
+would read as a partition directory and stop (Strimzi and the Bitnami chart use a subdirectory too)."""
 PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
@@ -118,7 +121,10 @@ def server_properties(
     log_dir: str,
     ports: Ports,
 ) -> str:
-    """server.properties of one combined broker+controller node in KRaft mode, without any password."""
+    """server.properties of one combined broker+controller node in KRaft mode, without any password.
+
+    log_dir: where the node's log volume is mounted; the partitions go in its LOG_SUBDIRECTORY.
+    """
     quorum = ",".join(f"{voter_id}@{host}:{ports.controller}" for voter_id, host in voters)
     scram = kafka.authentication == "scram"
     protected = "SASL_PLAINTEXT" if scram else "PLAINTEXT"
@@ -139,7 +145,7 @@ def server_properties(
         ),
         "inter.broker.listener.name": "INTERNAL",
         "controller.listener.names": "CONTROLLER",
-        "log.dirs": log_dir,
+        "log.dirs": f"{log_dir.rstrip('/')}/{LOG_SUBDIRECTORY}",
         # Topics are created on purpose (the bootstrap Job), never by a typo in a producer.
         "auto.create.topics.enable": "false",
         "num.partitions": str(kafka.topic.partitions),
