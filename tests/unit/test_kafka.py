@@ -8,6 +8,7 @@ from components.data.kafka.config import (
     NODE_ID_TOKEN,
     POD_NAME_TOKEN,
     Ports,
+    log4j_properties,
     server_properties,
     start_script,
     topic_bootstrap_script,
@@ -162,3 +163,18 @@ def test_partitions_live_in_a_subdirectory_of_the_volume(stack: Rendered) -> Non
     assert properties["log.dirs"] == f"{mount}/{LOG_SUBDIRECTORY}", (
         f"{statefulset.label}: log.dirs must be a subdirectory of the volume (ext4 puts lost+found at its root)"
     )
+
+
+def test_kafka_logs_to_stdout_only_and_keeps_no_gc_log(stack: Rendered) -> None:
+    statefulset = stack.named("StatefulSet", names.KAFKA)
+    (container,) = pod_spec(statefulset)["containers"]
+    env = env_of(container)
+    data = stack.named("ConfigMap", names.KAFKA_CONFIG).inputs["data"]
+    assert data["log4j.properties"] == log4j_properties()
+    config = dict(line.split("=", 1) for line in log4j_properties().splitlines())
+    appenders = {key.split(".")[2] for key in config if key.startswith("log4j.appender.")}
+    assert appenders == {"stdout"}, f"{statefulset.label}: log4j appenders {appenders}, only stdout wanted"
+    assert config["log4j.appender.stdout"] == "org.apache.log4j.ConsoleAppender"
+    assert all(value.split(",")[1:] in ([], [" stdout"]) for key, value in config.items() if "logger" in key)
+    assert env["KAFKA_LOG4J_OPTS"] == "-Dlog4j.configuration=file:/etc/kafka/template/log4j.properties"
+    assert "-loggc" not in env["EXTRA_ARGS"], f"{statefulset.label}: GC logs would fill LOG_DIR"

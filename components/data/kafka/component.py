@@ -31,6 +31,7 @@ from components.data.kafka.config import (
     NODE_ID_TOKEN,
     POD_NAME_TOKEN,
     Ports,
+    log4j_properties,
     server_properties,
     start_script,
     topic_bootstrap_script,
@@ -59,6 +60,7 @@ DATA_DIR = "/var/lib/kafka/data"
 TEMPLATE_DIR = "/etc/kafka/template"
 AGENT_DIR = "/opt/metrics-agent"
 AGENT_FILE = "jmx_prometheus_javaagent.jar"
+LOG4J_FILE = "log4j.properties"
 # Kafka leans on the page cache for its log segments: give the heap half the container, not more.
 HEAP_FRACTION = 0.5
 LISTENER_PORTS = tuple(asdict(Ports()).items())
@@ -155,6 +157,7 @@ class Kafka(NamespacedComponent):
             data={
                 "server.properties": properties,
                 "start.sh": start_script(settings.kafka),
+                LOG4J_FILE: log4j_properties(),
                 "topic-bootstrap.sh": topic_bootstrap_script(settings.kafka),
                 CONFIG_FILE: kafka_exporter_config(),
             },
@@ -202,6 +205,11 @@ class Kafka(NamespacedComponent):
                 EnvVarArgs(name="TEMPLATE", value=f"{TEMPLATE_DIR}/server.properties"),
                 EnvVarArgs(name="RUNTIME_DIR", value="/tmp"),
                 EnvVarArgs(name="LOG_DIR", value="/tmp/logs"),
+                # Logs go to stdout only (log4j_properties), and no GC log: kafka-server-start.sh's default
+                # EXTRA_ARGS add -loggc, ten 100 MB files in LOG_DIR, which is a 512Mi emptyDir.
+                # Ref: https://github.com/apache/kafka/blob/3.9.1/bin/kafka-run-class.sh (GC_LOG_ENABLED)
+                EnvVarArgs(name="KAFKA_LOG4J_OPTS", value=f"-Dlog4j.configuration=file:{TEMPLATE_DIR}/{LOG4J_FILE}"),
+                EnvVarArgs(name="EXTRA_ARGS", value="-name kafkaServer"),
                 *([password_env(BROKER_PRINCIPAL)] if kafka.authentication == "scram" else []),
                 EnvVarArgs(name="KAFKA_HEAP_OPTS", value=f"-Xms{heap}m -Xmx{heap}m"),
                 EnvVarArgs(

@@ -174,6 +174,31 @@ def server_properties(
     return "".join(f"{key}={value}\n" for key, value in properties.items())
 
 
+def log4j_properties() -> str:
+    """Kafka's log4j 1.x configuration (reload4j): everything to stdout, nothing to files.
+
+    The image's own config writes server.log, controller.log, state-change.log and others through hourly
+    DailyRollingFileAppenders that never delete a file; in the pod those land in an emptyDir, which fills
+    until the kubelet evicts the node. On stdout the kubelet rotates them (containerLogMaxSize).
+    Ref: https://github.com/apache/kafka/blob/3.9.1/config/log4j.properties
+    """
+    lines = {
+        "log4j.rootLogger": "INFO, stdout",
+        "log4j.appender.stdout": "org.apache.log4j.ConsoleAppender",
+        "log4j.appender.stdout.layout": "org.apache.log4j.PatternLayout",
+        "log4j.appender.stdout.layout.ConversionPattern": "[%d] %p %m (%c)%n",
+        # As the image's config: the clients' and the request loggers are chatty at INFO.
+        "log4j.logger.org.apache.kafka.clients": "WARN",
+        "log4j.logger.kafka.request.logger": "WARN",
+        "log4j.logger.kafka.network.RequestChannel$": "WARN",
+        "log4j.logger.org.apache.kafka.controller": "INFO",
+        "log4j.logger.kafka.log.LogCleaner": "INFO",
+        "log4j.logger.state.change.logger": "INFO",
+        "log4j.logger.kafka.authorizer.logger": "INFO",
+    }
+    return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
 def start_script(kafka: KafkaSettings) -> str:
     """POSIX sh run as the container's command: render server.properties, format storage once, start.
 
