@@ -13,7 +13,8 @@ import yaml
 
 AGENT_VERSION = "0.20.0"
 AGENT_JAR = f"/usr/lib/presto/utils/jmx_prometheus_javaagent-{AGENT_VERSION}.jar"
-"""Where the prestodb/presto image keeps the agent; Kafka's pods copy it from there (init container)."""
+"""Where the prestodb/presto image keeps the agent; Kafka's pods copy it from there (init container), out of
+monitoring.jmxExporterImage, a prestodb/presto image pinned apart from presto.image."""
 CONFIG_FILE = "jmx-exporter.yaml"
 """The agent's config, a key of Presto's and Kafka's ConfigMaps."""
 

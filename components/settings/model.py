@@ -536,6 +536,12 @@ class MonitoringSettings(Model):
     kube_state_metrics: KubeStateMetricsSettings = Field(
         default_factory=KubeStateMetricsSettings, description="kube-state-metrics"
     )
+    jmx_exporter_image: Image = Field(
+        "prestodb/presto:0.287",
+        description="image Kafka's pods copy the Prometheus JMX exporter agent from, which must hold it at "
+        "/usr/lib/presto/utils/jmx_prometheus_javaagent-0.20.0.jar; pinned apart from presto.image, so that "
+        "a Presto upgrade never restarts the Kafka brokers",
+    )
     query_success_objective: float = Field(
         0.99, gt=0, lt=1, description="SLO: share of Presto queries that must not fail (30 days)"
     )

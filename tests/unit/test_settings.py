@@ -219,3 +219,9 @@ def test_prod_is_highly_available() -> None:
     assert settings.presto.workers.min_replicas >= 2
     replicated = {w.name for w in planned_workloads(settings) if w.max_replicas > 1}
     assert {"presto-worker", "kafka"} <= replicated
+
+
+def test_the_jmx_exporter_image_must_be_pinned() -> None:
+    message = str(problems("dev", monitoring={"jmxExporterImage": "prestodb/presto:latest"}))
+    assert f'{PROJECT}:monitoring.jmxExporterImage = "prestodb/presto:latest": ' in message, message
+    assert "not 'latest'" in message, message

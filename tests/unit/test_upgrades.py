@@ -83,3 +83,22 @@ def test_bumping_every_image_changes_no_immutable_statefulset_field(stack: str) 
         assert template_labels != statefulset.inputs["spec"]["template"]["metadata"]["labels"], (
             f"{statefulset.label}: the bump must still reach the pod template (its version label)"
         )
+
+
+ENGINES = {
+    "presto.image": ("presto-",),
+    "kafka.image": ("kafka",),
+    "clickhouse.image": ("clickhouse",),
+}
+"""Each engine's image setting and the names its workloads start with."""
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("key", sorted(ENGINES))
+def test_an_engine_upgrade_rolls_only_that_engine(stack: str, key: str) -> None:
+    before, after = pod_templates(rendered(stack)), pod_templates(rendered(stack, key))
+    changed = sorted(label for label, template in before.items() if after[label] != template)
+    owned = ENGINES[key]
+    assert changed, f"bumping {key} rolls nothing"
+    strays = [label for label in changed if not label.split("/", 1)[1].startswith(owned)]
+    assert not strays, f"bumping {key} also rolls {strays}: one engine's upgrade must not restart another"

@@ -242,10 +242,12 @@ class Kafka(NamespacedComponent):
                 VolumeMountArgs(name="agent", mount_path=AGENT_DIR, read_only=True),
             ],
         )
-        # The apache/kafka image has no metrics agent: copy the one the (pinned) Presto image ships.
+        # The apache/kafka image has no metrics agent: copy it out of monitoring.jmxExporterImage, pinned on
+        # its own (by default the Presto image of today), never presto.image: an upgrade of Presto must not
+        # roll the brokers. Why this image: docs/decisions.md.
         agent = ContainerArgs(
             name="metrics-agent",
-            image=settings.presto.image,
+            image=settings.monitoring.jmx_exporter_image,
             command=["cp", AGENT_JAR, f"{AGENT_DIR}/{AGENT_FILE}"],
             resources=container_resources(JOB_RESOURCES),
             security_context=container_security(),
