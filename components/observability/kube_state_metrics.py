@@ -7,6 +7,7 @@ from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs
 from components import names
 from components.observability.prometheus.component import NOBODY
 from components.observability.prometheus.config import KUBE_STATE_METRICS_PORT
+from components.platform.budget import rollout_surge
 from components.platform.workloads import (
     NamespacedComponent,
     StackArgs,
@@ -65,5 +66,6 @@ class KubeStateMetrics(NamespacedComponent):
                 security_context=pod_security(NOBODY),
                 containers=[container],
             ),
+            surge=rollout_surge(args.settings),
         )
         self.register_outputs({})

@@ -1,4 +1,8 @@
-"""The stack's resource plan: every pod at its largest replica count, checked against the quota."""
+"""The stack's resource plan: every pod at its largest replica count plus its rollout surge, checked against the quota.
+
+A rollout the quota cannot hold never ends: a Deployment that keeps its old pods until the new ones are ready
+waits for ever on a surge pod the quota refuses (issue 20, item 7). So the plan counts each workload's surge.
+"""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +29,29 @@ class PlannedWorkload:
     resources: Resources
     volume: str | None = None
     """Size of its PersistentVolumeClaim per replica, if it has one."""
+    surge: int = 0
+    """Pods a rollout starts above max_replicas: a Deployment's maxSurge. StatefulSets replace one pod at a
+    time (the new one is created once the old one is gone), Recreate and Jobs likewise: 0."""
+
+
+def rollout_surge(settings: Settings) -> int:
+    """The maxSurge of the stack's rolling Deployments (Presto workers and the one-replica tools).
+
+    A highly available stack rolls with one extra pod at a time and never below its current count; its
+    quota is sized to hold that pod. Elsewhere (dev: one small node, a 3 GiB quota that the workloads fill
+    but for 96 MiB) there is no room for a second copy of anything, so a rollout takes one pod down before
+    starting its replacement (maxSurge 0, maxUnavailable 1): dev loses one worker, or a tool, for the
+    length of a restart (its coordinator runs tasks too, so queries still run). The quota counts a
+    terminating pod until it is gone, so the replacement may be refused until the old pod has drained:
+    a wait, never a deadlock.
+    """
+    return 1 if settings.high_availability else 0
 
 
 def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
-    """List every pod-running workload the settings imply, at its largest replica count."""
+    """List every pod-running workload the settings imply, at its largest replica count and with its surge."""
     presto, kafka, monitoring = settings.presto, settings.kafka, settings.monitoring
+    surge = rollout_surge(settings)
     prometheus_volume = monitoring.prometheus.storage.size if monitoring.prometheus.storage else None
     return [
         PlannedWorkload(
@@ -43,6 +65,7 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
             setting="presto.workers",
             max_replicas=presto.workers.max_replicas,
             resources=presto.workers.resources,
+            surge=surge,
         ),
         PlannedWorkload(
             name=names.CLICKHOUSE,
@@ -74,17 +97,26 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
             setting="monitoring.alertmanager",
             max_replicas=1,
             resources=monitoring.alertmanager.resources,
+            surge=surge,
         ),
         PlannedWorkload(
-            name=names.GRAFANA, setting="monitoring.grafana", max_replicas=1, resources=monitoring.grafana.resources
+            name=names.GRAFANA,
+            setting="monitoring.grafana",
+            max_replicas=1,
+            resources=monitoring.grafana.resources,
+            surge=surge,
         ),
         PlannedWorkload(
             name=names.KUBE_STATE_METRICS,
             setting="monitoring.kubeStateMetrics",
             max_replicas=1,
             resources=monitoring.kube_state_metrics.resources,
+            surge=surge,
         ),
     ]
+
+
+SURGE_NOTE = ", rollout surge included (a rollout the quota cannot hold never ends)"
 
 
 @dataclass(frozen=True)
@@ -109,11 +141,14 @@ class Budget:
 
 
 def budget(settings: Settings) -> Budget:
-    """Sum the plan at every workload's largest replica count."""
+    """Sum the plan at every workload's largest replica count, with every rollout's surge at once.
+
+    Every surge at once: one `pulumi up` may roll all the Deployments together (a changed label, a new config).
+    """
     plan = planned_workloads(settings)
 
     def summed(side: Literal["requests", "limits"], kind: Literal["cpu", "memory"]) -> Decimal:
-        return sum((total([getattr(w.resources, side)], kind) * w.max_replicas for w in plan), Decimal(0))
+        return sum((total([getattr(w.resources, side)], kind) * (w.max_replicas + w.surge) for w in plan), Decimal(0))
 
     with_volume = [w for w in plan if w.volume]
     return Budget(
@@ -121,7 +156,7 @@ def budget(settings: Settings) -> Budget:
         requests_memory=summed("requests", "memory"),
         limits_cpu=summed("limits", "cpu"),
         limits_memory=summed("limits", "memory"),
-        pods=sum(w.max_replicas for w in plan),
+        pods=sum(w.max_replicas + w.surge for w in plan),
         volumes=sum(w.max_replicas for w in with_volume),
         storage=sum((quantity_value(w.volume or "0") * w.max_replicas for w in with_volume), Decimal(0)),
     )
@@ -140,13 +175,17 @@ def budget_problems(settings: Settings) -> Iterator[tuple[str, str, str]]:
     ]
     for key, allowed, needed, shown in checks:
         if quantity_value(allowed) < needed:
-            yield key, allowed, f"too small: the workloads need {shown} at their largest replica counts"
+            yield key, allowed, f"too small: the workloads need {shown} at their largest replica counts{SURGE_NOTE}"
     for key, count, needed_count in (
         ("quota.pods", quota.pods, need.pods),
         ("quota.persistentVolumeClaims", quota.persistent_volume_claims, need.volumes),
     ):
         if count < needed_count:
-            yield key, str(count), f"too small: the workloads need {needed_count} at their largest replica counts"
+            yield (
+                key,
+                str(count),
+                f"too small: the workloads need {needed_count} at their largest replica counts{SURGE_NOTE}",
+            )
     yield from _limit_range_problems(settings)
 
 

@@ -6,7 +6,7 @@ from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs, DeploymentStrategyArgs, RollingUpdateDeploymentArgs
 from pulumi_kubernetes.batch.v1 import JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     AffinityArgs,
@@ -122,6 +122,18 @@ def disruption_budget(
         metadata=ObjectMetaArgs(name=name, namespace=namespace, labels=labels),
         spec=PodDisruptionBudgetSpecArgs(max_unavailable=1, selector=LabelSelectorArgs(match_labels=selector)),
         opts=opts,
+    )
+
+
+def rolling_update(surge: int) -> DeploymentStrategyArgs:
+    """A Deployment's rollout: `surge` extra pods at a time, never below its count; with none, one at a time.
+
+    Without surge each pod is taken down before its replacement starts (budget.rollout_surge says which a
+    stack uses, and the quota check counts it).
+    """
+    return DeploymentStrategyArgs(
+        type="RollingUpdate",
+        rolling_update=RollingUpdateDeploymentArgs(max_surge=surge, max_unavailable=0 if surge else 1),
     )
 
 
@@ -288,13 +300,16 @@ class NamespacedComponent(pulumi.ComponentResource):
         annotations = {"qestack.io/config-sha256": digest} if config else None
         return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=self._labels, annotations=annotations), spec=spec)
 
-    def _one_replica(self, name: str, object_name: str, spec: PodSpecArgs, config: tuple[str, ...] = ()) -> None:
-        """A Deployment of a single pod (a tool whose state is disposable)."""
+    def _one_replica(
+        self, name: str, object_name: str, spec: PodSpecArgs, surge: int, config: tuple[str, ...] = ()
+    ) -> None:
+        """A Deployment of a single pod (a tool whose state is disposable) that rolls with `surge` extra pods."""
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=self._metadata(object_name),
             spec=DeploymentSpecArgs(
                 replicas=1,
+                strategy=rolling_update(surge),
                 selector=LabelSelectorArgs(match_labels=self._selector),
                 template=self._pod_template(spec, config),
             ),

@@ -225,3 +225,15 @@ def test_the_jmx_exporter_image_must_be_pinned() -> None:
     message = str(problems("dev", monitoring={"jmxExporterImage": "prestodb/presto:latest"}))
     assert f'{PROJECT}:monitoring.jmxExporterImage = "prestodb/presto:latest": ' in message, message
     assert "not 'latest'" in message, message
+
+
+def test_a_quota_without_room_for_the_rollout_surge_is_refused() -> None:
+    settings = parse_settings("prod", stack_config("prod"))
+    surge = sum(quantity_value(w.resources.requests.memory) * w.surge for w in planned_workloads(settings) if w.surge)
+    assert surge > 0, "prod rolls its Deployments with a surge"
+    replicas_only = budget(settings).requests_memory - surge
+    tight = f"{int(replicas_only / 2**20)}Mi"
+    message = str(problems("prod", quota={"requests": {"cpu": "48", "memory": tight}}))
+    line = next((line for line in message.splitlines() if f"{PROJECT}:quota.requests.memory" in line), None)
+    assert line, f"no problem names quota.requests.memory:\n{message}"
+    assert "rollout surge included" in line, line

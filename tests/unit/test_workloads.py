@@ -1,9 +1,10 @@
 """Every workload: restricted pod security, resources, probes, pinned images, and the budget plan."""
 
+import math
 from decimal import Decimal
 
 from components import names
-from components.platform.budget import planned_workloads
+from components.platform.budget import budget, budget_problems, planned_workloads
 from components.settings.quantities import quantity_value
 from tests.support.render import Captured, Rendered, settings_of
 from tests.support.workloads import containers, pod_spec, workloads
@@ -88,3 +89,26 @@ def test_rendered_workloads_are_the_budget_plan(stack: Rendered) -> None:
         assert replicas <= planned.max_replicas, (
             f"{workload.label}: {replicas} replicas > planned {planned.max_replicas}"
         )
+
+
+def rollout_surge(workload: Captured, replicas: int) -> int:
+    """Pods a workload's rollout starts above its count, read from its strategy as the controllers do."""
+    if workload.kind != "Deployment":
+        return 0  # a StatefulSet creates a pod's replacement once the pod is gone; a Job does not roll
+    strategy = workload.inputs["spec"].get("strategy") or {}
+    if strategy.get("type") == "Recreate":
+        return 0
+    surge = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
+    return math.ceil(int(surge[:-1]) * replicas / 100) if isinstance(surge, str) else int(surge)
+
+
+def test_the_plan_counts_every_rollout_surge_and_the_quota_holds_it(stack: Rendered) -> None:
+    settings = settings_of(stack)
+    plan = {w.name: w for w in planned_workloads(settings)}
+    for workload in workloads(stack):
+        planned = plan[workload.inputs["metadata"]["name"]]
+        rendered = rollout_surge(workload, planned.max_replicas)
+        assert planned.surge == rendered, f"{workload.label}: rolls with {rendered} extra pods, planned {planned.surge}"
+    need = budget(settings)
+    assert need.pods == sum(w.max_replicas + w.surge for w in plan.values()), need.lines()
+    assert not list(budget_problems(settings)), f"stack {stack.stack}: {list(budget_problems(settings))}"

@@ -53,6 +53,7 @@ from components.data.presto.config import (
     template_files,
 )
 from components.observability.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option
+from components.platform.budget import rollout_surge
 from components.platform.labels import common_labels, image_version, selector_labels
 from components.platform.workloads import (
     NamespacedComponent,
@@ -63,6 +64,7 @@ from components.platform.workloads import (
     placement,
     pod_name_env,
     pod_security,
+    rolling_update,
 )
 from components.security.credential_catalog import CLICKHOUSE_USERS_SECRET, PRESTO_INTERNAL_SECRET
 from components.settings.model import Resources, Settings
@@ -234,7 +236,9 @@ class Presto(NamespacedComponent):
             spec=DeploymentSpecArgs(
                 # Workers: the HPA owns the replica count. Coordinator: exactly one, never two at once.
                 replicas=1 if coordinator else None,
-                strategy=DeploymentStrategyArgs(type="Recreate") if coordinator else None,
+                strategy=DeploymentStrategyArgs(type="Recreate")
+                if coordinator
+                else rolling_update(rollout_surge(settings)),
                 selector=LabelSelectorArgs(match_labels=selector),
                 template=PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=labels), spec=spec),
             ),

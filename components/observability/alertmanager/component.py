@@ -16,6 +16,7 @@ from components import names
 from components.observability.alertmanager.config import alertmanager_config
 from components.observability.prometheus.component import NOBODY
 from components.observability.prometheus.config import ALERTMANAGER_PORT
+from components.platform.budget import rollout_surge
 from components.platform.workloads import (
     NamespacedComponent,
     StackArgs,
@@ -77,6 +78,7 @@ class Alertmanager(NamespacedComponent):
                     VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
                 ],
             ),
+            surge=rollout_surge(args.settings),
             config=(config,),
         )
         self.register_outputs({})

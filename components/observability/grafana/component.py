@@ -19,6 +19,7 @@ from pulumi_kubernetes.core.v1 import (
 from components import names
 from components.observability.grafana.config import GRAFANA_PORT, Paths, dashboard_providers, datasources, grafana_ini
 from components.observability.grafana.dashboards import dashboard_files
+from components.platform.budget import rollout_surge
 from components.platform.workloads import (
     NamespacedComponent,
     StackArgs,
@@ -123,6 +124,7 @@ class Grafana(NamespacedComponent):
                     VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
                 ],
             ),
+            surge=rollout_surge(settings),
             config=tuple(config_files.values()),
         )
         self.register_outputs({"url": self.url})
