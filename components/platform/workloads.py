@@ -154,6 +154,30 @@ def data_claim(settings: Settings, labels: dict[str, str], size: str) -> k8s.cor
     )
 
 
+CONFIG_DIGEST = "qestack.io/config-sha256"
+"""Pod template annotation: digest of the ConfigMap files the pods read."""
+SECRET_CONFIG_DIGEST = "qestack.io/secret-config-sha256"
+"""Pod template annotation: digest of the config Secrets' files the pods read (secret_digest)."""
+
+
+def config_digest(files: tuple[str, ...]) -> str:
+    """A short digest of config text: what a pod template carries so that a changed config rolls its pods."""
+    return hashlib.sha256("".join(files).encode()).hexdigest()[:16]
+
+
+def secret_digest(files: list[pulumi.Output[str]]) -> pulumi.Output[str]:
+    """config_digest of secret text, computed inside the Output: the text itself never leaves it.
+
+    The digest is deliberately not a Pulumi secret: a secret anywhere in a pod template makes the SDK send
+    the workload's whole spec as one secret, and every preview would then show the StatefulSet as
+    [secret] instead of its changes. It gives nothing away: 64 bits of a SHA-256 over files made of
+    password hashes (SHA-256 of generated passwords, or of overrides of at least 16 characters), the same
+    trade Helm charts make with a checksum/secret annotation.
+    """
+    digest: pulumi.Output[str] = pulumi.Output.all(*files).apply(lambda texts: config_digest(tuple(texts)))
+    return pulumi.Output.unsecret(digest)
+
+
 @dataclass(frozen=True)
 class StackArgs:
     """Inputs of a component that needs only the stack: its settings, namespace and name."""
@@ -186,6 +210,8 @@ class BootstrapJob:
     """The container's environment."""
     config: k8s.core.v1.ConfigMap
     """The ConfigMap holding the script or SQL."""
+    config_files: tuple[str, ...]
+    """The text of that ConfigMap's files: a change gives the Job a new spec, so it runs again."""
     config_volume: str
     """Name of the volume that mounts it."""
     config_path: str
@@ -277,7 +303,9 @@ class NamespacedComponent(pulumi.ComponentResource):
             spec=JobSpecArgs(
                 backoff_limit=10,
                 template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=labels),
+                    metadata=ObjectMetaArgs(
+                        labels=labels, annotations={CONFIG_DIGEST: config_digest(job.config_files)}
+                    ),
                     spec=PodSpecArgs(
                         restart_policy="OnFailure",
                         service_account_name=self._service_account(name, job.object_name, labels),
@@ -294,11 +322,28 @@ class NamespacedComponent(pulumi.ComponentResource):
             ),
         )
 
-    def _pod_template(self, spec: PodSpecArgs, config: tuple[str, ...] = ()) -> PodTemplateSpecArgs:
-        """Pods with our labels; given the config's text, its hash too, so that a changed config rolls them."""
-        digest = hashlib.sha256("".join(config).encode()).hexdigest()[:16]
-        annotations = {"qestack.io/config-sha256": digest} if config else None
-        return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=self._labels, annotations=annotations), spec=spec)
+    def _pod_template(
+        self,
+        spec: PodSpecArgs,
+        config: tuple[str, ...] = (),
+        secret_config: pulumi.Output[str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> PodTemplateSpecArgs:
+        """Pods with our labels (or these); given the config they read, its digest too, so a changed config rolls them.
+
+        config: the text of every ConfigMap file the pods read. secret_config: the digest of the config
+        Secrets they read (secret_digest). A pod reads its config once, at start (and
+        subPath files never refresh), so only a new pod template brings a new config in: Deployments then
+        roll as their strategy says, StatefulSets one pod at a time, a Job is replaced and runs again.
+        """
+        annotations: dict[str, pulumi.Input[str]] = {}
+        if config:
+            annotations[CONFIG_DIGEST] = config_digest(config)
+        if secret_config is not None:
+            annotations[SECRET_CONFIG_DIGEST] = secret_config
+        return PodTemplateSpecArgs(
+            metadata=ObjectMetaArgs(labels=labels or self._labels, annotations=annotations or None), spec=spec
+        )
 
     def _one_replica(
         self, name: str, object_name: str, spec: PodSpecArgs, surge: int, config: tuple[str, ...] = ()

@@ -102,3 +102,95 @@ def test_an_engine_upgrade_rolls_only_that_engine(stack: str, key: str) -> None:
     assert changed, f"bumping {key} rolls nothing"
     strays = [label for label in changed if not label.split("/", 1)[1].startswith(owned)]
     assert not strays, f"bumping {key} also rolls {strays}: one engine's upgrade must not restart another"
+
+
+CONFIG_CHANGES = [
+    ("dev", {"kafka": {"topic": {"partitions": 7}}}, {"StatefulSet/kafka", "Job/kafka-topic-bootstrap"}),
+    ("prod", {"kafka": {"topic": {"partitions": 7}}}, {"StatefulSet/kafka", "Job/kafka-topic-bootstrap"}),
+    (
+        "dev",
+        {"presto": {"coordinator": {"schedulesWork": False}}},
+        {"Deployment/presto-coordinator", "Deployment/presto-worker"},
+    ),
+    ("prod", {"monitoring": {"runbookUrl": "https://wiki.example.com/runbook"}}, {"StatefulSet/prometheus"}),
+    (
+        "dev",
+        {"monitoring": {"alertmanager": {"receivers": {"warning": "https://hooks.example.com/x"}}}},
+        {"Deployment/alertmanager"},
+    ),
+]
+"""(stack, one config change, the workloads that read a changed file): those and only those get a new pod template.
+
+Dev's ClickHouse schema Job too, for the partition count: its SQL sizes the Kafka engine's consumers by it."""
+
+
+def mounted(template: dict[str, Any]) -> set[str]:
+    """kind/name of every ConfigMap and Secret a pod template mounts."""
+    names: set[str] = set()
+    for volume in template["spec"].get("volumes", []):
+        if "configMap" in volume:
+            names.add(f"ConfigMap/{volume['configMap']['name']}")
+        if "secret" in volume:
+            names.add(f"Secret/{volume['secret']['secretName']}")
+        for source in volume.get("projected", {}).get("sources", []):
+            names |= {
+                f"{kind}/{source[key]['name']}"
+                for key, kind in (("configMap", "ConfigMap"), ("secret", "Secret"))
+                if key in source
+            }
+    return names
+
+
+def changed_configs(before: Rendered, after: Rendered) -> set[str]:
+    """kind/name of the ConfigMaps and Secrets whose content differs."""
+
+    def content(stack: Rendered) -> dict[str, Any]:
+        return {
+            r.label: (r.inputs.get("data"), r.inputs.get("stringData"))
+            for kind in ("ConfigMap", "Secret")
+            for r in stack.of_kind(kind)
+        }
+
+    old, new = content(before), content(after)
+    return {label for label in old if old[label] != new.get(label)}
+
+
+def all_templates(stack: Rendered) -> dict[str, Any]:
+    """Pod templates of every workload, Jobs included (a Job with a new template runs again)."""
+    return {**pod_templates(stack), **{r.label: r.inputs["spec"]["template"] for r in stack.of_kind("Job")}}
+
+
+@pytest.mark.parametrize(
+    ("stack", "change", "expected"), CONFIG_CHANGES, ids=[f"{c[0]}-{c[1]}" for c in CONFIG_CHANGES]
+)
+def test_a_config_change_rolls_exactly_the_pods_that_read_it(
+    stack: str, change: dict[str, Any], expected: set[str]
+) -> None:
+    before, after = rendered(stack), render(stack, overrides=change)
+    old, new = all_templates(before), all_templates(after)
+    rolled = {label for label in old if old[label] != new[label]}
+    configs = changed_configs(before, after)
+    if stack == "dev" and "kafka" in change:
+        expected = expected | {"Job/clickhouse-schema-bootstrap"}
+    assert rolled == expected, f"{change} changes {sorted(configs)} and rolls {sorted(rolled)}, not {sorted(expected)}"
+    for label in rolled:
+        assert mounted(new[label]) & configs, f"{label} rolls, yet mounts none of the changed {sorted(configs)}"
+
+
+def test_a_new_clickhouse_password_rolls_clickhouse_through_a_secret_digest() -> None:
+    password = "Abcdefghijklmnop-1234"
+    before = rendered("prod")
+    after = render("prod", secrets={"credentials": {"clickhouseAdminPassword": password}})
+    old, new = all_templates(before), all_templates(after)
+    rolled = {label for label in old if old[label] != new[label]}
+    assert rolled == {"StatefulSet/clickhouse"}, f"the users file is a subPath mount: it rolls {sorted(rolled)}"
+    statefulset = after.named("StatefulSet", "clickhouse")
+    annotations = statefulset.inputs["spec"]["template"]["metadata"]["annotations"]
+    assert (
+        annotations["qestack.io/secret-config-sha256"]
+        != before.named("StatefulSet", "clickhouse").inputs["spec"]["template"]["metadata"]["annotations"][
+            "qestack.io/secret-config-sha256"
+        ]
+    )
+    assert password not in str(statefulset.inputs), f"{statefulset.label} shows the password"
+    assert not statefulset.secret_paths, f"{statefulset.label}: {statefulset.secret_paths} secret, previews hide them"

@@ -44,6 +44,7 @@ from components.platform.workloads import (
     container_security,
     data_claim,
     pod_security,
+    secret_digest,
 )
 from components.security.credential_catalog import CLICKHOUSE_USERS_SECRET
 from components.settings.model import Settings
@@ -104,15 +105,16 @@ class ClickHouse(NamespacedComponent):
     def _declare_config(self, name: str) -> k8s.core.v1.ConfigMap:
         """Server settings (a config.d override of the image's defaults) and the schema SQL."""
         settings = self._inputs.settings
+        self._config_files = {
+            "qestack.xml": server_config(
+                settings, ports=PORTS, listen_host="0.0.0.0", data_path=DATA_DIR, tmp_path="/tmp/"
+            ),
+            "schema.sql": schema_sql(settings, self._inputs.kafka_bootstrap),
+        }
         return k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata=self._metadata(names.CLICKHOUSE_CONFIG),
-            data={
-                "qestack.xml": server_config(
-                    settings, ports=PORTS, listen_host="0.0.0.0", data_path=DATA_DIR, tmp_path="/tmp/"
-                ),
-                "schema.sql": schema_sql(settings, self._inputs.kafka_bootstrap),
-            },
+            data=self._config_files,
             opts=self._opts(),
         )
 
@@ -133,6 +135,7 @@ class ClickHouse(NamespacedComponent):
                     lambda password: kafka_authentication_config(CLICKHOUSE_PRINCIPAL, password, SCRAM_MECHANISM)
                 )
             )
+        self._users_digest = secret_digest(list(files.values()))
         return k8s.core.v1.Secret(
             f"{name}-users-config",
             metadata=self._metadata(names.CLICKHOUSE_USERS_CONFIG),
@@ -220,6 +223,9 @@ class ClickHouse(NamespacedComponent):
                             VolumeArgs(name="logs", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
                         ],
                     ),
+                    # config.d and users.d are subPath mounts, which never refresh: their digests roll the pod.
+                    config=(self._config_files["qestack.xml"],),
+                    secret_config=self._users_digest,
                 ),
                 volume_claim_templates=[claim],
             ),
@@ -251,6 +257,7 @@ class ClickHouse(NamespacedComponent):
                 ],
                 env=[password],
                 config=config,
+                config_files=(self._config_files["schema.sql"],),
                 config_volume="schema",
                 config_path="/schema",
                 after=self.statefulset,

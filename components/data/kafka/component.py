@@ -61,6 +61,8 @@ TEMPLATE_DIR = "/etc/kafka/template"
 AGENT_DIR = "/opt/metrics-agent"
 AGENT_FILE = "jmx_prometheus_javaagent.jar"
 LOG4J_FILE = "log4j.properties"
+TOPIC_SCRIPT = "topic-bootstrap.sh"
+"""The bootstrap Job's script, in the nodes' ConfigMap: only the Job reads it."""
 # Kafka leans on the page cache for its log segments: give the heap half the container, not more.
 HEAP_FRACTION = 0.5
 LISTENER_PORTS = tuple(asdict(Ports()).items())
@@ -151,17 +153,15 @@ class Kafka(NamespacedComponent):
             log_dir=DATA_DIR,
             ports=Ports(),
         )
+        self._config_files = {
+            "server.properties": properties,
+            "start.sh": start_script(settings.kafka),
+            LOG4J_FILE: log4j_properties(),
+            TOPIC_SCRIPT: topic_bootstrap_script(settings.kafka),
+            CONFIG_FILE: kafka_exporter_config(),
+        }
         return k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=self._metadata(names.KAFKA_CONFIG),
-            data={
-                "server.properties": properties,
-                "start.sh": start_script(settings.kafka),
-                LOG4J_FILE: log4j_properties(),
-                "topic-bootstrap.sh": topic_bootstrap_script(settings.kafka),
-                CONFIG_FILE: kafka_exporter_config(),
-            },
-            opts=self._opts(),
+            f"{name}-config", metadata=self._metadata(names.KAFKA_CONFIG), data=self._config_files, opts=self._opts()
         )
 
     def _declare_services(self, name: str) -> None:
@@ -279,6 +279,9 @@ class Kafka(NamespacedComponent):
                         ],
                         **placement(settings, self._selector, one_per_host=True),
                     ),
+                    # A changed config rolls the nodes one at a time, the highest ordinal first. Not the broker
+                    # password: every node must change it at once (the listeners check it), so it is no config.
+                    config=tuple(text for file, text in self._config_files.items() if file != TOPIC_SCRIPT),
                 ),
                 volume_claim_templates=[claim],
             ),
@@ -323,9 +326,10 @@ class Kafka(NamespacedComponent):
                 user=KAFKA_USER,
                 container="create-topic",
                 image=kafka.image,
-                command=["/bin/sh", f"{TEMPLATE_DIR}/topic-bootstrap.sh"],
+                command=["/bin/sh", f"{TEMPLATE_DIR}/{TOPIC_SCRIPT}"],
                 env=env,
                 config=config,
+                config_files=(self._config_files[TOPIC_SCRIPT],),
                 config_volume="config",
                 config_path=TEMPLATE_DIR,
                 after=self.statefulset,

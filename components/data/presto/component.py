@@ -28,7 +28,6 @@ from pulumi_kubernetes.core.v1 import (
     LifecycleArgs,
     LifecycleHandlerArgs,
     PodSpecArgs,
-    PodTemplateSpecArgs,
     ProbeArgs,
     ProjectedVolumeSourceArgs,
     SecretProjectionArgs,
@@ -38,7 +37,7 @@ from pulumi_kubernetes.core.v1 import (
     VolumeMountArgs,
     VolumeProjectionArgs,
 )
-from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
 
 from components import names
 from components.data.presto.config import (
@@ -205,12 +204,13 @@ class Presto(NamespacedComponent):
             else None,
             metrics_agent=agent_option(AGENT_JAR, names.JMX_METRICS_PORT, f"{TEMPLATE_DIR}/{CONFIG_FILE}"),
         )
+        data = {**files, "start.sh": start_script()}
         config = k8s.core.v1.ConfigMap(
             f"{name}-{'coordinator' if coordinator else 'worker'}-config",
             metadata=self._metadata(
                 names.PRESTO_COORDINATOR_CONFIG if coordinator else names.PRESTO_WORKER_CONFIG, labels
             ),
-            data={**files, "start.sh": start_script()},
+            data=data,
             opts=self._opts(),
         )
         resources = presto.coordinator.resources if coordinator else presto.workers.resources
@@ -240,7 +240,8 @@ class Presto(NamespacedComponent):
                 if coordinator
                 else rolling_update(rollout_surge(settings)),
                 selector=LabelSelectorArgs(match_labels=selector),
-                template=PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=labels), spec=spec),
+                # The start script renders the config once: its digest rolls the pods when it changes.
+                template=self._pod_template(spec, config=tuple(data.values()), labels=labels),
             ),
             opts=self._opts(),
         )
