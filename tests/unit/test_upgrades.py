@@ -175,6 +175,10 @@ def test_a_config_change_rolls_exactly_the_pods_that_read_it(
     assert rolled == expected, f"{change} changes {sorted(configs)} and rolls {sorted(rolled)}, not {sorted(expected)}"
     for label in rolled:
         assert mounted(new[label]) & configs, f"{label} rolls, yet mounts none of the changed {sorted(configs)}"
+    for statefulset in before.of_kind("StatefulSet"):
+        spec = after.named("StatefulSet", statefulset.inputs["metadata"]["name"]).inputs["spec"]
+        changed = [field for field in IMMUTABLE if spec.get(field) != statefulset.inputs["spec"].get(field)]
+        assert not changed, f"{statefulset.label}: {change} changes immutable {changed}, so Pulumi would replace it"
 
 
 def test_a_new_clickhouse_password_rolls_clickhouse_through_a_secret_digest() -> None:
