@@ -1,5 +1,6 @@
 """Shared fixtures: stacks rendered under Pulumi's mocks, and real servers started from their configs."""
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from components.data.kafka.config import CLICKHOUSE_PRINCIPAL
 from components.settings.model import Settings
 from components.settings.parse import parse_settings
 from components.settings.stack_files import stack_config
+from tests.support.engine import CLUSTER as ENGINE_CLUSTER
+from tests.support.engine import Backend, EngineMissingError, Toolchain, cluster
 from tests.support.fakes.chaos_cluster import Api, Writable, fake_writable_api
 from tests.support.fakes.kubernetes import FakeCluster
 from tests.support.render import Rendered, render
@@ -20,7 +23,7 @@ from verify.kube.checks import connect
 
 STACKS = ("dev", "prod")
 INTEGRATION = Path(__file__).parent / "integration"
-SERVERS = {"kafka_node", "events_topic", "clickhouse_node", "pipeline", "presto"}
+SERVERS = {"kafka_node", "events_topic", "clickhouse_node", "pipeline", "presto", "control_plane"}
 """Fixtures that start a real server: only tests under tests/integration may use them."""
 
 
@@ -122,3 +125,24 @@ def api(tmp_path: Path, rendered_stacks: dict[str, Rendered], dev_settings: Sett
     with fake_writable_api(writable, tmp_path) as kubeconfig:
         yield Api(writable, kubeconfig, connect(str(kubeconfig), None, dev_settings.namespace))
     assert writable.cluster.forbidden == [], "verify needs nothing its Role does not grant"
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """The local Kubernetes control plane (scripts/engine/cluster) and a file backend of the real Pulumi engine.
+
+    Installs nothing: a binary that is not built fails the tests (never skips them), naming what to run. Starts
+    the control plane unless it runs already, and stops it at the end only if it started it here.
+    """
+    try:
+        toolchain = Toolchain.installed()
+    except EngineMissingError as missing:
+        pytest.fail(str(missing), pytrace=False)
+    running = subprocess.run([str(ENGINE_CLUSTER), "status"], capture_output=True, check=False).returncode == 0
+    if not running:
+        cluster("start")
+    try:
+        yield Backend(tmp_path_factory.mktemp("engine"), toolchain)
+    finally:
+        if not running:
+            cluster("stop")
