@@ -1,5 +1,8 @@
 """The Kafka component in both stacks: replicas, HA placement, storage, config and topic bootstrap."""
 
+import subprocess
+from pathlib import Path
+
 from components import names
 from components.data.kafka.component import kafka_host
 from components.data.kafka.config import (
@@ -178,3 +181,67 @@ def test_kafka_logs_to_stdout_only_and_keeps_no_gc_log(stack: Rendered) -> None:
     assert all(value.split(",")[1:] in ([], [" stdout"]) for key, value in config.items() if "logger" in key)
     assert env["KAFKA_LOG4J_OPTS"] == "-Dlog4j.configuration=file:/etc/kafka/template/log4j.properties"
     assert "-loggc" not in env["EXTRA_ARGS"], f"{statefulset.label}: GC logs would fill LOG_DIR"
+
+
+def run_start_script(tmp_path: Path, volume: Path) -> subprocess.CompletedProcess[str]:
+    """Run the nodes' start script with stand-ins for Kafka's tools, log.dirs in volume."""
+    settings = settings_of(render("dev"))
+    home = tmp_path / "kafka"
+    (home / "bin").mkdir(parents=True)
+    for tool in ("kafka-storage.sh", "kafka-server-start.sh"):
+        (home / "bin" / tool).write_text("#!/bin/sh\nexit 0\n")
+        (home / "bin" / tool).chmod(0o755)
+    template = tmp_path / "server.properties.template"
+    template.write_text(
+        server_properties(
+            settings.kafka, node_id="0", advertised_host="h", voters=[(0, "h")], log_dir=str(volume), ports=Ports()
+        )
+    )
+    script = tmp_path / "start.sh"
+    script.write_text(start_script(settings.kafka))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "POD_NAME": "kafka-0",
+        "CLUSTER_ID": "x",
+        "KAFKA_HOME": str(home),
+        "TEMPLATE": str(template),
+        "RUNTIME_DIR": str(tmp_path),
+    }
+    return subprocess.run(["/bin/sh", str(script)], env=env, capture_output=True, text=True, check=True, timeout=30)
+
+
+def test_a_volume_of_the_old_layout_is_moved_into_the_subdirectory(tmp_path: Path) -> None:
+    volume = tmp_path / "data"
+    for entry in ("lost+found", "events-0", "__cluster_metadata-0"):
+        (volume / entry).mkdir(parents=True)
+    (volume / "meta.properties").write_text("node.id=0\n")
+    (volume / ".lock").write_text("")
+    (volume / "events-0" / "00000000000000000000.log").write_text("data")
+    run_start_script(tmp_path, volume)
+    logs = volume / LOG_SUBDIRECTORY
+    assert sorted(p.name for p in volume.iterdir()) == sorted([LOG_SUBDIRECTORY, "lost+found"])
+    assert sorted(p.name for p in logs.iterdir()) == sorted(
+        ["events-0", "__cluster_metadata-0", "meta.properties", ".lock"]
+    )
+    assert (logs / "events-0" / "00000000000000000000.log").read_text() == "data"
+
+
+def test_a_new_or_moved_volume_is_left_as_it_is(tmp_path: Path) -> None:
+    volume = tmp_path / "data"
+    (volume / "lost+found").mkdir(parents=True)
+    (volume / LOG_SUBDIRECTORY).mkdir()
+    (volume / LOG_SUBDIRECTORY / "meta.properties").write_text("node.id=0\n")
+    run_start_script(tmp_path, volume)
+    assert sorted(p.name for p in volume.iterdir()) == sorted([LOG_SUBDIRECTORY, "lost+found"])
+    assert [p.name for p in (volume / LOG_SUBDIRECTORY).iterdir()] == ["meta.properties"]
+
+
+def test_a_move_stopped_halfway_is_resumed(tmp_path: Path) -> None:
+    volume = tmp_path / "data"
+    staging = volume / f".{LOG_SUBDIRECTORY}.moving"
+    (staging / "events-0").mkdir(parents=True)
+    (staging / "meta.properties").write_text("node.id=0\n")
+    (volume / "events-1").mkdir()
+    run_start_script(tmp_path, volume)
+    assert sorted(p.name for p in volume.iterdir()) == [LOG_SUBDIRECTORY]
+    assert sorted(p.name for p in (volume / LOG_SUBDIRECTORY).iterdir()) == ["events-0", "events-1", "meta.properties"]

@@ -199,6 +199,29 @@ def log4j_properties() -> str:
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
+def _legacy_layout_move() -> str:
+    """POSIX sh moving the partitions of a volume from before LOG_SUBDIRECTORY into it, once.
+
+    Without it, an upgraded node would find log.dirs empty, format it afresh and come back without its
+    data. The move goes through a staging directory (renames on one filesystem), so a pod stopped halfway
+    resumes it at its next start.
+    """
+    staging = f".{LOG_SUBDIRECTORY}.moving"
+    return f"""# A volume from before log.dirs was its {LOG_SUBDIRECTORY} subdirectory holds the partitions at its root.
+logs=$(sed -n 's/^log[.]dirs=//p' "$RUNTIME_DIR/server.properties")
+volume="${{logs%/*}}"
+if [ ! -e "$logs" ] && {{ [ -f "$volume/meta.properties" ] || [ -d "$volume/{staging}" ]; }}; then
+  mkdir -p "$volume/{staging}"
+  for entry in "$volume"/* "$volume"/.[!.]*; do
+    case "${{entry##*/}}" in
+      '*' | '.[!.]*' | lost+found | {staging}) ;;
+      *) mv "$entry" "$volume/{staging}/" ;;
+    esac
+  done
+  mv "$volume/{staging}" "$logs"
+fi"""
+
+
 def start_script(kafka: KafkaSettings) -> str:
     """POSIX sh run as the container's command: render server.properties, format storage once, start.
 
@@ -219,7 +242,8 @@ set -eu
 umask 077
 node_id="${{POD_NAME##*-}}"
 sed -e "s/{NODE_ID_TOKEN}/$node_id/g" -e "s/{POD_NAME_TOKEN}/$POD_NAME/g" "$TEMPLATE" > "$RUNTIME_DIR/server.properties"
-{passwords}# Formatting is idempotent with --ignore-formatted: a restarted pod keeps its data and identity.
+{passwords}{_legacy_layout_move()}
+# Formatting is idempotent with --ignore-formatted: a restarted pod keeps its data and identity.
 # It runs without KAFKA_OPTS: the metrics agent there is the server's, and would take its port.
 # --cluster-id=: a random id starts with '-' one time in 64, and `-t ID` would then read it as a flag.
 KAFKA_OPTS="" "$KAFKA_HOME/bin/kafka-storage.sh" format --ignore-formatted --cluster-id="$CLUSTER_ID" \\
