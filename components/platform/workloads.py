@@ -330,9 +330,9 @@ class NamespacedComponent(pulumi.ComponentResource):
         """Pods with our labels (or these); given the config they read, its digest too, so a changed config rolls them.
 
         config: the text of every ConfigMap file the pods read. secret_config: the digest of the config
-        Secrets they read (secret_digest). A pod reads its config once, at start (and
-        subPath files never refresh), so only a new pod template brings a new config in: Deployments then
-        roll as their strategy says, StatefulSets one pod at a time, a Job is replaced and runs again.
+        Secrets they read (secret_digest). A pod reads its config once, at start (and subPath files never
+        refresh), so only a new pod template brings a new config in: Deployments then roll as their
+        strategy says, StatefulSets one pod at a time.
         """
         annotations: dict[str, pulumi.Input[str]] = {}
         if config:
