@@ -2,8 +2,9 @@
 
 The CLI and the Kubernetes provider come from scripts/engine/install, the random and tls providers from
 scripts/providers/install, the control plane from scripts/engine/cluster; the policy pack runs through
-scripts/engine/analyzer/pulumi-analyzer-policy-python (the CLI's fallback when no Python language host is
-installed). The program runs inline (`program=`): the SDK serves it, so no language host is needed.
+scripts/engine/analyzer/pulumi-analyzer-policy-python, which the CLI starts as a binary analyzer (see
+policy_plugin: no Python language host is installed). The program runs inline (`program=`): the SDK serves
+it, so no language host is needed for it either.
 Every run records the engine's events: each resource's step (its op, with the receive time of its first
 and last event) is how the tests find replacements, and the bench times kinds.
 """
@@ -495,7 +496,11 @@ def _cli_error(text: str) -> str:
     """The CLI's failure without the Automation API's preamble (command line, exit code, empty stdout)."""
     stderr = text.split("stderr:", 1)[-1].strip()
     # "using pulumi-resource-X from $PATH" and the provider version warnings are on every run: not the error.
-    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
+    lines = [
+        line.removeprefix("error: ")
+        for line in stderr.splitlines()
+        if line.strip() and not line.startswith("warning: ")
+    ]
     return "\n".join(lines) or text.strip()
 
 
