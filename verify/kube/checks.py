@@ -180,9 +180,19 @@ def preflight_check(cluster: Cluster, targets: Targets) -> Check:
     )
 
 
+METRIC_SOURCES = {
+    "Resource": "resource",
+    "ContainerResource": "container_resource",
+    "Pods": "pods",
+    "Object": "object",
+    "External": "external",
+}
+"""Each HPA metric type and the status field holding its value (an HPA without metrics reports type '')."""
+
+
 def metric_value(metric: Any) -> str | None:
     """An HPA metric's current value as text, or None when the HPA has none yet."""
-    source = getattr(metric, metric.type.lower() if metric.type != "ContainerResource" else "container_resource")
+    source = getattr(metric, METRIC_SOURCES.get(metric.type or "", ""), None)
     current = getattr(source, "current", None)
     if current is None:
         return None
