@@ -77,6 +77,10 @@ class Platform(pulumi.ComponentResource):
             context=target.context,
             render_yaml_to_directory=target.render_yaml_to,
             enable_server_side_apply=True,
+            # A changed Secret or ConfigMap is updated in place, never replaced: a rotated password must not
+            # delete the Secret its pods read (the pods roll by their config digests instead).
+            enable_secret_mutable=True,
+            enable_config_map_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
 

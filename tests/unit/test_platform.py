@@ -62,3 +62,9 @@ def test_provider_can_render_yaml_for_gitops_instead() -> None:
     rendered = render("prod", overrides={"kubernetes": {"renderYamlTo": "rendered/prod"}})
     (provider,) = [r for r in rendered.resources if r.type == "pulumi:providers:kubernetes"]
     assert provider.inputs["renderYamlToDirectory"] == "rendered/prod"
+
+
+def test_secrets_and_config_maps_are_updated_in_place(stack: Rendered) -> None:
+    """A rotated password or a changed config updates its object: the provider would otherwise replace it."""
+    (provider,) = [r for r in stack.resources if r.type == "pulumi:providers:kubernetes"]
+    assert provider.inputs["enableSecretMutable"] == "true" and provider.inputs["enableConfigMapMutable"] == "true"
