@@ -20,7 +20,6 @@ from typing import Any
 
 import pulumi_kubernetes as k8s
 import pytest
-import yaml
 from kubernetes import client
 
 from components import names
@@ -181,36 +180,8 @@ def exposed_and_privileged() -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def loadable_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """policy/ as the CLI can load it: the pack itself, or a copy whose PulumiPolicy.yaml is valid YAML.
-
-    The only difference a copy may have: PulumiPolicy.yaml re-written with its description quoted, when the
-    file does not parse (its text has "rules: " unquoted, a YAML mapping). The rules, __main__.py and the venv
-    are the pack's own (symlinks). The pass test above runs policy/ itself, so that defect still fails there.
-    """
-    text = (POLICY_PACK / "PulumiPolicy.yaml").read_text()
-    try:
-        yaml.safe_load(text)
-        return POLICY_PACK
-    except yaml.YAMLError:
-        pass
-    copy = tmp_path_factory.mktemp("policy-pack")
-    for entry in ("__main__.py", "rules.py", "venv"):
-        (copy / entry).symlink_to(POLICY_PACK / entry)
-    lines = text.splitlines()
-    lines = [
-        f"description: {json.dumps(line.split(': ', 1)[1])}" if line.startswith("description:") else line
-        for line in lines
-    ]
-    (copy / "PulumiPolicy.yaml").write_text("\n".join(lines) + "\n")
-    return copy
-
-
-def test_the_policy_pack_refuses_a_privileged_container_and_a_node_port(
-    local: EngineStack, deployed: Outcome, loadable_pack: Path
-) -> None:
-    preview = local.preview(policy_packs=[loadable_pack], program=project_program(exposed_and_privileged))
+def test_the_policy_pack_refuses_a_privileged_container_and_a_node_port(local: EngineStack, deployed: Outcome) -> None:
+    preview = local.preview(policy_packs=[POLICY_PACK], program=project_program(exposed_and_privileged))
     assert not preview.succeeded, preview.describe()
     refused = set(preview.policy_violations)
     assert "services-not-exposed: Service/intruder: type NodePort, allowed: ClusterIP" in refused, preview.describe()
