@@ -23,7 +23,7 @@ class Credential:
     length: int
     """Length when generated."""
     purpose: str
-    """What it is for, for the README and error messages."""
+    """What it is for, for docs/settings.md and error messages."""
 
 
 CREDENTIALS: tuple[Credential, ...] = (
