@@ -24,7 +24,7 @@ from tests.support.servers.kafka import KafkaNode
 from tests.support.servers.presto import PrestoCluster
 from tests.support.verify_harness import by_name, outputs_document, run_verify, verify
 from verify.core.exit_codes import ExitCode
-from verify.kube import checks
+from verify.kube.checks import connect
 
 IN_CLUSTER = ("prestoUrl", "clickhouseUrl", "clickhouseNativeAddress")
 """Endpoints left at their in-cluster addresses, reached through port-forwards."""
@@ -56,7 +56,7 @@ def setting(
     cluster = FakeCluster.healthy(rendered)
     coordinator = pod_name("Deployment", names.PRESTO_COORDINATOR)
     clickhouse = pod_name("StatefulSet", names.CLICKHOUSE)
-    checks.backends = {
+    cluster.backends = {
         (coordinator, names.PRESTO_HTTPS_PORT): presto.clients.port,
         (clickhouse, names.CLICKHOUSE_HTTP_PORT): clickhouse_node.ports.http,
         (clickhouse, names.CLICKHOUSE_NATIVE_PORT): clickhouse_node.ports.native,
@@ -111,7 +111,7 @@ def test_a_ready_stack_passes_preflight_and_is_checked_through_port_forwards(set
 
 
 def test_the_verify_role_may_not_read_secrets(setting: Setting) -> None:
-    api = checks.connect(str(setting.kubeconfig), None, setting.document["namespace"]).api
+    api = connect(str(setting.kubeconfig), None, setting.document["namespace"]).api
     with pytest.raises(client.exceptions.ApiException) as refused:
         client.CoreV1Api(api).list_namespaced_secret(setting.document["namespace"])
     assert refused.value.status == 403
