@@ -23,7 +23,7 @@ from components.data.presto.config import ROLES
 from components.observability.grafana.dashboards import dashboards
 from components.observability.prometheus.alert_rules import alerts
 from components.security.credential_catalog import CREDENTIALS
-from components.security.network import CLIENTS, EGRESS, FLOWS
+from components.security.network import CLIENTS, FLOWS, egress
 from components.security.verify_access import PERMISSIONS
 from components.settings.model import TYPE_NAMES, Amounts, Settings, Storage, nested_model
 from components.settings.parse import parse_settings
@@ -88,7 +88,7 @@ def flow_rows() -> str:
         f"| {ports(f.ports)} | {f.reason} |"
         for f in FLOWS
     ]
-    rows += [f"| {e.source.slug()} | any address | {ports(e.ports)} | {e.reason} |" for e in EGRESS]
+    rows += [f"| {e.source.slug()} | {e.target} | {ports(e.ports)} | {e.reason} |" for e in egress(Settings())]
     rows.append("| alertmanager | any address | the ports of its receivers' URLs | webhook receivers, if configured |")
     rows.append("| every pod | cluster DNS (`dns.*`) | 53 UDP and TCP | name lookups |")
     return "\n".join(["| from | to | TCP port | why |", "|---|---|---|---|", *rows])

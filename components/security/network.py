@@ -142,29 +142,64 @@ FLOWS: tuple[Flow, ...] = (
 )
 
 
+ANYWHERE = ("0.0.0.0/0",)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Egress:
-    """A connection out of the pod network (the API server, kubelets, webhooks): to any address."""
+    """A connection out of the pod network (the API server, kubelets, webhooks): to these addresses."""
 
     source: Peer
+    target: str
     ports: tuple[int, ...]
     reason: str
+    cidrs: tuple[str, ...] = ANYWHERE
 
 
-EGRESS: tuple[Egress, ...] = (
-    Egress(source=PROMETHEUS, ports=(443, 6443), reason="service discovery through the Kubernetes API"),
-    Egress(source=PROMETHEUS, ports=(10250,), reason="kubelet and cAdvisor metrics of every node"),
-    Egress(source=KUBE_STATE_METRICS, ports=(443, 6443), reason="object state through the Kubernetes API"),
-)
+KUBELET_PORT = 10250
+API_SERVER = "the API server (`network.apiServer`)"
 
 
 def egress(settings: Settings) -> tuple[Egress, ...]:
-    """The fixed connections out, and Alertmanager's to the ports of its configured receivers (if any)."""
+    """The API server (where the settings say it listens), the kubelets, and Alertmanager's receivers (if any)."""
+    api_server = settings.network.api_server
+    ports_of_api, cidrs_of_api = tuple(api_server.ports), tuple(api_server.cidrs)
     receivers = settings.monitoring.alertmanager.receivers
     urls = [url for url in (receivers.critical, receivers.warning) if url]
     ports = sorted({urlsplit(url).port or (443 if url.startswith("https") else 80) for url in urls})
-    return EGRESS + (
-        (Egress(source=ALERTMANAGER, ports=tuple(ports), reason="webhook receivers of the alerts"),) if ports else ()
+    return (
+        Egress(
+            source=PROMETHEUS,
+            target=API_SERVER,
+            ports=ports_of_api,
+            cidrs=cidrs_of_api,
+            reason="service discovery through the Kubernetes API",
+        ),
+        Egress(
+            source=PROMETHEUS,
+            target="every node",
+            ports=(KUBELET_PORT,),
+            reason="kubelet and cAdvisor metrics of every node",
+        ),
+        Egress(
+            source=KUBE_STATE_METRICS,
+            target=API_SERVER,
+            ports=ports_of_api,
+            cidrs=cidrs_of_api,
+            reason="object state through the Kubernetes API",
+        ),
+        *(
+            (
+                Egress(
+                    source=ALERTMANAGER,
+                    target="its receivers",
+                    ports=tuple(ports),
+                    reason="webhook receivers of the alerts",
+                ),
+            )
+            if ports
+            else ()
+        ),
     )
 
 
@@ -247,7 +282,7 @@ class NetworkPolicies(pulumi.ComponentResource):
         for peer, outs in anywhere.items():
             egress = [
                 NetworkPolicyEgressRuleArgs(
-                    to=[NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr="0.0.0.0/0"))], ports=ports(out)
+                    to=[NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr)) for cidr in out.cidrs], ports=ports(out)
                 )
                 for out in outs
             ]

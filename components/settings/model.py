@@ -103,6 +103,7 @@ TopicName = Annotated[
 ]
 ChartVersion = Annotated[str, AfterValidator(_semver)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
+Port = Annotated[int, Field(ge=1, le=65535)]
 PemCertificate = Annotated[
     str,
     AfterValidator(
@@ -243,10 +244,29 @@ class Clients(Model):
     )
 
 
+class ApiServer(Model):
+    """Where the Kubernetes API server listens, as NetworkPolicies see it (after the Service's translation)."""
+
+    ports: list[Port] = Field(
+        default_factory=lambda: [443, 6443],
+        min_length=1,
+        description="ports the API server's endpoints listen on (`kubectl get endpointslice -n default kubernetes`); "
+        "minikube: 8443",
+    )
+    cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        min_length=1,
+        description="addresses of those endpoints; narrow it to the control plane's range where it is known",
+    )
+
+
 class Network(Model):
     """How the stack is reached from outside its namespace (port-forwards need none of it)."""
 
     clients: Clients = Field(default_factory=Clients, description="who may connect to Presto and Grafana")
+    api_server: ApiServer = Field(
+        default_factory=ApiServer, description="the API server Prometheus and kube-state-metrics read"
+    )
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
         "ClusterIP", description="type of the Presto coordinator and Grafana Services; others stay ClusterIP"
     )

@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from components.platform.labels import selector_labels
-from components.security.network import ALERTMANAGER, CLIENTS, FLOWS, Peer
+from components.security.network import ALERTMANAGER, CLIENTS, FLOWS, KUBE_STATE_METRICS, PROMETHEUS, Peer
 from tests.support.netpol import Pod, allowed
 from tests.support.render import Rendered, render
 
@@ -105,3 +105,30 @@ def test_every_pod_may_resolve_names_and_nothing_else_outside(stack: Rendered) -
         assert allowed(stack, pod(stack, peer), dns, 53, "UDP")
         assert allowed(stack, pod(stack, peer), dns, 53, "TCP")
         assert not allowed(stack, pod(stack, peer), dns, 80)
+
+
+MINIKUBE_API_SERVER = Pod({}, None, "192.168.49.2")
+"""minikube's API server: the kubernetes Service's 443 translates to this address's 8443."""
+
+
+def test_dev_reads_the_api_server_where_minikube_serves_it() -> None:
+    stack = render("dev")
+    for reader in (PROMETHEUS, KUBE_STATE_METRICS):
+        assert allowed(stack, pod(stack, reader), MINIKUBE_API_SERVER, 8443), reader.slug()
+        assert not allowed(stack, pod(stack, reader), MINIKUBE_API_SERVER, 6443), reader.slug()
+
+
+@pytest.mark.parametrize("port", [443, 6443])
+def test_prod_reads_the_api_server_on_the_usual_ports_only(port: int) -> None:
+    prod = render("prod")
+    for reader in (PROMETHEUS, KUBE_STATE_METRICS):
+        assert allowed(prod, pod(prod, reader), Pod({}, None, "10.0.0.1"), port)
+        assert not allowed(prod, pod(prod, reader), Pod({}, None, "10.0.0.1"), 8443)
+
+
+def test_the_api_server_range_narrows_what_the_readers_reach() -> None:
+    narrowed = render("dev", overrides={"network": {"apiServer": {"ports": [6443], "cidrs": ["10.0.0.0/28"]}}})
+    reader = pod(narrowed, PROMETHEUS)
+    assert allowed(narrowed, reader, Pod({}, None, "10.0.0.1"), 6443)
+    assert not allowed(narrowed, reader, Pod({}, None, "10.0.1.1"), 6443)
+    assert allowed(narrowed, reader, Pod({}, None, "10.0.1.1"), 10250), "the kubelets stay reachable everywhere"

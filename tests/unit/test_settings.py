@@ -123,6 +123,8 @@ BAD_CONFIGS = [
         "'ClusterIP', 'NodePort' or 'LoadBalancer'",
     ),
     ("dev", {"network": {"clients": {"cidrs": ["10.1.2.3/8"]}}}, "network.clients.cidrs.0", "host bits zero"),
+    ("dev", {"network": {"apiServer": {"ports": [70000]}}}, "network.apiServer.ports.0", "less than or equal to 65535"),
+    ("dev", {"network": {"apiServer": {"ports": []}}}, "network.apiServer.ports", "at least 1 item"),
     ("dev", {"network": {"clients": {"namespaces": ["Ingress"]}}}, "network.clients.namespaces.0", "DNS-1123"),
 ]
 
