@@ -153,6 +153,7 @@ def test_an_autoscaler_without_metrics_and_a_budget_without_room_fail(setting: S
     checks = by_name(report)
     assert code == ExitCode.FAILED
     assert "no current metrics" in checks["kubernetes.hpas"]["error"]
+    assert checks["kubernetes.metrics_api"]["status"] == "passed", "the API serves metrics; the HPA has none yet"
     assert "allows no disruption (1 healthy of 1)" in checks["kubernetes.pdbs"]["error"]
     assert checks["kubernetes.pdbs"]["figures"] == {f"{names.PRESTO_WORKER}.disruptions_allowed": 0}
 
@@ -186,3 +187,13 @@ def test_verify_uses_the_stack_context_and_a_missing_one_is_a_usage_error(
     assert result.returncode == ExitCode.USAGE and "minikube" in result.stderr
     result = verify("plan", "all", "--outputs", str(outputs), "--kube-context", "fake", kubeconfig=setting.kubeconfig)
     assert result.returncode == ExitCode.PASSED and "kubernetes.preflight" in result.stdout
+
+
+def test_a_cluster_without_metrics_server_is_told_so_by_the_preflight(setting: Setting, tmp_path: Path) -> None:
+    setting.cluster.served.clear()
+    code, report = run_in(setting, tmp_path, "--tags", "kubernetes")
+    checks = by_name(report)
+    assert code == ExitCode.NOT_READY, "the environment lacks what the stack needs"
+    error = checks["kubernetes.metrics_api"]["error"]
+    assert "/apis/metrics.k8s.io/v1beta1 is not served" in error and names.PRESTO_WORKER in error, error
+    assert checks["kubernetes.network_policies"]["status"] == "passed", "not a gate: the other checks run"

@@ -77,13 +77,15 @@ def chosen(
     kube = None
     preflight: list[Check] = []
     if not args.no_kubernetes:
-        from verify.kube.checks import connect, preflight_check  # the Kubernetes client
+        from verify.kube.checks import connect, metrics_api_check, preflight_check  # the Kubernetes client
         from verify.kube.port_forward import forward_check
 
         kube = connect(
             args.kubeconfig, args.kube_context or targets.kube_context, targets.namespace, args.service_account
         )
         preflight = [preflight_check(kube, targets), forward_check(kube, given)]
+        if autoscalers := targets.expected.objects.get("HorizontalPodAutoscaler", ()):
+            preflight.append(metrics_api_check(kube, autoscalers))
     checks = preflight + job.build(kube, run_id, cleanup)
     wanted, unwanted = (set(filter(None, t.split(","))) for t in (args.tags, args.skip_tags))
     return [c for c in checks if c.gate or ((not wanted or c.tags & wanted) and not c.tags & unwanted)]

@@ -180,6 +180,46 @@ def preflight_check(cluster: Cluster, targets: Targets) -> Check:
     )
 
 
+METRICS_GROUP, METRICS_VERSION = "metrics.k8s.io", "v1beta1"
+METRICS_API = f"/apis/{METRICS_GROUP}/{METRICS_VERSION}"
+"""The resource metrics API an HPA reads CPU and memory from (served by metrics-server)."""
+
+
+def metrics_api_problem(cluster: Cluster) -> str | None:
+    """Why the API server does not serve the resource metrics API, or None when it does."""
+    try:
+        client.CustomObjectsApi(cluster.api).get_api_resources(
+            METRICS_GROUP, METRICS_VERSION, _request_timeout=REQUEST_TIMEOUT
+        )
+    except client.exceptions.ApiException as error:
+        if error.status == 404:
+            return f"{METRICS_API} is not served: no metrics-server is installed"
+        return f"{METRICS_API} answers {error.status} {error.reason}: metrics-server is registered but not serving"
+    return None
+
+
+def metrics_api_check(cluster: Cluster, autoscalers: tuple[str, ...]) -> Check:
+    """The resource metrics API is served, which the stack's autoscalers need."""
+
+    def probe(_: Context) -> Figures:
+        problem = metrics_api_problem(cluster)
+        if problem:
+            raise CheckFailedError(
+                f"{problem}, so {', '.join(autoscalers)} cannot scale (HorizontalPodAutoscaler metrics <unknown>); "
+                "on minikube: `minikube addons enable metrics-server`"
+            )
+        return {"autoscalers": len(autoscalers)}
+
+    return Check(
+        name="kubernetes.metrics_api",
+        scenario="preflight",
+        target=f"{cluster.server}{METRICS_API}",
+        probe=probe,
+        deadline=30,
+        tags=frozenset({"kubernetes"}),
+    )
+
+
 METRIC_SOURCES = {
     "Resource": "resource",
     "ContainerResource": "container_resource",

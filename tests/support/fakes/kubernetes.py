@@ -47,6 +47,15 @@ ROUTES = {
 }
 
 
+METRICS_API = "/apis/metrics.k8s.io/v1beta1"
+
+
+def discovery(path: str) -> bool:
+    """Whether a path is the discovery of one API group version, such as /apis/metrics.k8s.io/v1beta1."""
+    parts = path.strip("/").split("/")
+    return parts[0] == "apis" and len(parts) == 3
+
+
 def integral(value: Any) -> Any:
     """The value with whole floats made ints (Pulumi's mocks turn every number into a float)."""
     if isinstance(value, dict):
@@ -123,6 +132,8 @@ class FakeCluster:
     """Every request refused with 403, as 'METHOD path'."""
     by_operator: list[str] = field(default_factory=list)
     """Every request made with OPERATOR_TOKEN, as 'METHOD path'."""
+    served: set[str] = field(default_factory=lambda: {METRICS_API})
+    """The aggregated APIs this cluster serves, by discovery path (metrics-server's, as on a working cluster)."""
 
     @classmethod
     def healthy(cls, rendered: Rendered) -> "FakeCluster":
@@ -153,6 +164,8 @@ class FakeCluster:
             return None
         if authorization != f"Bearer {TOKEN}":
             return 401, status(401, "Unauthorized")
+        if discovery(path):
+            return None  # every authenticated user may read discovery (the system:discovery ClusterRole)
         wanted = attributes(method, path, query)
         # A websocket port-forward is a GET; newer API servers also require create on the subresource.
         verbs = ("get", "create") if wanted.resource == "pods/portforward" else (wanted.verb,)
@@ -165,6 +178,9 @@ class FakeCluster:
 
     def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
         """The API's answer to a GET: a list, one Service, or a Status for what is not there."""
+        if discovery(path):
+            resources = {"kind": "APIResourceList", "groupVersion": path.removeprefix("/apis/"), "resources": []}
+            return (200, resources) if path in self.served else (404, status(404, "the server could not find it"))
         parts = path.strip("/").split("/")
         group = "v1" if parts[0] == "api" else "/".join(parts[1:3])
         rest = parts[2:] if parts[0] == "api" else parts[3:]
