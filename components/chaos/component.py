@@ -5,6 +5,7 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.helm.v4 import RepositoryOptsArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from components.chaos.certificates import chart_certificates, issue, stable_certificates, webhook_values
 from components.platform.labels import common_labels
 from components.platform.workloads import StackArgs
 from components.settings.model import ChaosSettings
@@ -49,13 +50,20 @@ class ChaosMesh(pulumi.ComponentResource):
                 metadata=ObjectMetaArgs(name=chaos.namespace, labels=labels),
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            # The chart makes new certificates on every render: ours, kept in state, take their place.
+            issued = issue(
+                f"{name}-certificates", chart_certificates(chaos.namespace), pulumi.ResourceOptions(parent=self)
+            )
+            values = chart_values(chaos, args.settings.high_availability)
             k8s.helm.v4.Chart(
                 f"{name}-chart",
                 chart=CHART,
                 version=chaos.chart_version,
                 namespace=chaos.namespace,
                 repository_opts=RepositoryOptsArgs(repo=REPOSITORY),
-                values=chart_values(chaos, args.settings.high_availability),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+                values={**values, "webhook": webhook_values(issued)},
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[namespace], transforms=[stable_certificates(issued)]
+                ),
             )
         self.register_outputs({"namespace": self.namespace})

@@ -34,6 +34,9 @@ CACHE = Path(os.environ.get("QUERY_ENGINE_STACK_CACHE") or Path.home() / ".cache
 CLUSTER = REPO / "scripts" / "engine" / "cluster"
 ANALYZER = REPO / "scripts" / "engine" / "analyzer"
 POLICY_PACK = REPO / "policy"
+CHARTS = REPO / "scripts" / "engine" / "charts"
+"""Helm charts vendored for the loop, which reaches no chart repository: Chaos Mesh's, at the pinned version."""
+CHART_TYPE = "kubernetes:helm.sh/v4:Chart"
 CONTEXT = "local"
 """The kubeconfig context scripts/engine/cluster writes."""
 PASSPHRASE = "query-engine-stack-tests"
@@ -290,12 +293,30 @@ def await_deadline(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTr
     )
 
 
-def project_program(extra: Callable[[], None] | None = None) -> Callable[[], None]:
-    """The project's program (components.program.run) under the loop's await deadline, then `extra` if given."""
+def local_charts(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """Install a Helm chart from its copy in CHARTS instead of its repository; refuse a version not vendored."""
+    # A remote component's transforms run twice, the second time (the engine's) with no inputs: leave that one be.
+    if args.type_ != CHART_TYPE or "chart" not in args.props:
+        return None
+    props = dict(args.props)
+    chart = CHARTS / props["chart"]
+    vendored = yaml.safe_load((chart / "Chart.yaml").read_text())["version"]
+    if props.get("version") != vendored:
+        raise ValueError(f"chart {props['chart']} {props.get('version')}: {chart} holds {vendored}")
+    props.pop("repositoryOpts", None)
+    props["chart"] = str(chart)
+    return pulumi.ResourceTransformResult(props, args.opts)
+
+
+def project_program(
+    extra: Callable[[], None] | None = None, declare: Callable[[], None] = program.run
+) -> Callable[[], None]:
+    """The project's program (or `declare`) under the loop's await deadline and local charts, then `extra`."""
 
     def run() -> None:
         pulumi.runtime.register_stack_transformation(await_deadline)
-        program.run()
+        pulumi.runtime.register_resource_transform(local_charts)
+        declare()
         if extra is not None:
             extra()
 
