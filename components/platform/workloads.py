@@ -6,7 +6,12 @@ from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs, DeploymentStrategyArgs, RollingUpdateDeploymentArgs
+from pulumi_kubernetes.apps.v1 import (
+    DeploymentSpecArgs,
+    DeploymentStrategyArgs,
+    RollingUpdateDeploymentArgs,
+    StatefulSetSpecArgs,
+)
 from pulumi_kubernetes.batch.v1 import JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     AffinityArgs,
@@ -19,6 +24,7 @@ from pulumi_kubernetes.core.v1 import (
     HTTPGetActionArgs,
     ObjectFieldSelectorArgs,
     PersistentVolumeClaimSpecArgs,
+    PersistentVolumeClaimSpecPatchArgs,
     PodAffinityTermArgs,
     PodAntiAffinityArgs,
     PodSecurityContextArgs,
@@ -34,9 +40,10 @@ from pulumi_kubernetes.core.v1 import (
     VolumeArgs,
     VolumeMountArgs,
     VolumeResourceRequirementsArgs,
+    VolumeResourceRequirementsPatchArgs,
     WeightedPodAffinityTermArgs,
 )
-from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs, ObjectMetaPatchArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
 
@@ -145,13 +152,26 @@ def data_claim(settings: Settings, labels: dict[str, str], size: str) -> k8s.cor
     image's version, and a version bump leaves it as it was.
     """
     return k8s.core.v1.PersistentVolumeClaimArgs(
-        metadata=ObjectMetaArgs(name="data", labels=stable_labels(labels)),
+        metadata=ObjectMetaArgs(name=DATA_CLAIM, labels=stable_labels(labels)),
         spec=PersistentVolumeClaimSpecArgs(
             access_modes=["ReadWriteOnce"],
             storage_class_name=settings.storage_class,
             resources=VolumeResourceRequirementsArgs(requests={"storage": size}),
         ),
     )
+
+
+DATA_CLAIM = "data"
+"""Name of a StatefulSet's claim template: its pods' claims are data-<StatefulSet>-<ordinal>."""
+ORPHAN_PODS = {"pulumi.com/deletionPropagationPolicy": "orphan"}
+"""StatefulSet annotation: when Pulumi deletes it, its pods stay (Kubernetes' `--cascade=orphan`).
+
+A change of an immutable field (its claim template: a new storage size) makes Pulumi replace the
+StatefulSet, deleting it first. Orphaned, the pods keep serving; the new StatefulSet adopts them and
+rolls them one at a time only if their template changed too. Pulumi reads the annotation from what it
+deletes, so it is there from the first `up` on."""
+FORCE_PATCH = {"pulumi.com/patchForce": "true"}
+"""Patch annotation: take over the fields it sets from whoever wrote them (the StatefulSet controller)."""
 
 
 CONFIG_DIGEST = "qestack.io/config-sha256"
@@ -342,6 +362,37 @@ class NamespacedComponent(pulumi.ComponentResource):
         return PodTemplateSpecArgs(
             metadata=ObjectMetaArgs(labels=labels or self._labels, annotations=annotations or None), spec=spec
         )
+
+    def _stateful_set(
+        self, name: str, object_name: str, spec: StatefulSetSpecArgs, replicas: int, claim_size: str | None
+    ) -> k8s.apps.v1.StatefulSet:
+        """A StatefulSet whose replacement orphans its pods, and whose data claims follow claim_size (if it has any).
+
+        A claim template never changes an existing claim, so each pod's claim is also patched to the size
+        (the storage class must allow expansion): a larger `storage.size` grows the volumes in place.
+        """
+        statefulset = k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata=ObjectMetaArgs(
+                name=object_name, namespace=self._namespace, labels=self._labels, annotations=ORPHAN_PODS
+            ),
+            spec=spec,
+            opts=self._opts(),
+        )
+        if claim_size is None:
+            return statefulset
+        for ordinal in range(replicas):
+            k8s.core.v1.PersistentVolumeClaimPatch(
+                f"{name}-{DATA_CLAIM}-{ordinal}",
+                metadata=ObjectMetaPatchArgs(
+                    name=f"{DATA_CLAIM}-{object_name}-{ordinal}", namespace=self._namespace, annotations=FORCE_PATCH
+                ),
+                spec=PersistentVolumeClaimSpecPatchArgs(
+                    resources=VolumeResourceRequirementsPatchArgs(requests={"storage": claim_size})
+                ),
+                opts=self._opts([statefulset]),
+            )
+        return statefulset
 
     def _one_replica(
         self, name: str, object_name: str, spec: PodSpecArgs, surge: int, config: tuple[str, ...] = ()

@@ -61,8 +61,14 @@ class Rendered:
     """Values the mocks handed out as generated passwords."""
 
     def kubernetes_objects(self) -> list[Captured]:
-        """Built-in or custom Kubernetes objects (not the provider, not components)."""
-        return [r for r in self.resources if r.type.startswith("kubernetes:") and r.kind]
+        """Built-in or custom Kubernetes objects (not the provider, not components, not patches of objects)."""
+        return [
+            r for r in self.resources if r.type.startswith("kubernetes:") and r.kind and not r.type.endswith("Patch")
+        ]
+
+    def patches(self, kind: str) -> list[Captured]:
+        """The patches of existing objects of one kind (objects the cluster made, such as a StatefulSet's claims)."""
+        return [r for r in self.resources if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}Patch")]
 
     def of_kind(self, kind: str) -> list[Captured]:
         """The Kubernetes objects of one kind."""

@@ -200,3 +200,48 @@ def test_a_new_clickhouse_password_rolls_clickhouse_through_a_secret_digest() ->
     # The mocks see a nested secret as its top-level property's (the digest is the only secret of this spec).
     assert statefulset.secret_paths == ["spec"], f"{statefulset.label}: the users file's digest must be a secret"
     assert "spec" not in before.named("StatefulSet", "kafka").secret_paths
+
+
+ORPHAN = ("pulumi.com/deletionPropagationPolicy", "orphan")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_statefulset_orphans_its_pods_when_pulumi_replaces_it(stack: str) -> None:
+    for statefulset in render(stack).of_kind("StatefulSet"):
+        annotations = statefulset.inputs["metadata"].get("annotations") or {}
+        assert annotations.get(ORPHAN[0]) == ORPHAN[1], f"{statefulset.label}: a replacement would delete its pods"
+
+
+def claim_sizes(stack: Rendered) -> dict[str, str]:
+    """Each patched claim's name and the size the patch asks for."""
+    return {
+        patch.inputs["metadata"]["name"]: patch.inputs["spec"]["resources"]["requests"]["storage"]
+        for patch in stack.patches("PersistentVolumeClaim")
+    }
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_pod_of_a_statefulset_with_a_claim_template_has_its_claim_patched_to_the_template_size(
+    stack: str,
+) -> None:
+    rendered_stack = render(stack)
+    wanted = {}
+    for statefulset in rendered_stack.of_kind("StatefulSet"):
+        spec = statefulset.inputs["spec"]
+        for template in spec.get("volumeClaimTemplates") or []:
+            size = template["spec"]["resources"]["requests"]["storage"]
+            name = statefulset.inputs["metadata"]["name"]
+            wanted |= {f"{template['metadata']['name']}-{name}-{i}": size for i in range(int(spec["replicas"]))}
+    assert wanted, "the stack has claim templates"
+    assert claim_sizes(rendered_stack) == wanted
+    for patch in rendered_stack.patches("PersistentVolumeClaim"):
+        assert patch.inputs["metadata"]["namespace"] == rendered_stack.outputs["namespace"]
+
+
+def test_a_larger_storage_size_grows_every_claim_and_changes_only_the_claim_template() -> None:
+    before, after = render("prod"), render("prod", overrides={"kafka": {"storage": {"size": "150Gi"}}})
+    grown = {name: size for name, size in claim_sizes(after).items() if claim_sizes(before)[name] != size}
+    assert grown == {f"data-kafka-{i}": "150Gi" for i in range(3)}
+    old, new = (s.named("StatefulSet", "kafka").inputs["spec"] for s in (before, after))
+    assert old["template"] == new["template"], "a storage change rolls no pod"
+    assert old["volumeClaimTemplates"] != new["volumeClaimTemplates"]

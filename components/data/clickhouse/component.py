@@ -202,10 +202,10 @@ class ClickHouse(NamespacedComponent):
             ],
         )
         claim = data_claim(settings, self._labels, clickhouse.storage.size)
-        return k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset",
-            metadata=self._metadata(names.CLICKHOUSE),
-            spec=StatefulSetSpecArgs(
+        return self._stateful_set(
+            name,
+            names.CLICKHOUSE,
+            StatefulSetSpecArgs(
                 service_name=names.CLICKHOUSE_HEADLESS,
                 replicas=1,
                 selector=LabelSelectorArgs(match_labels=self._selector),
@@ -229,7 +229,8 @@ class ClickHouse(NamespacedComponent):
                 ),
                 volume_claim_templates=[claim],
             ),
-            opts=self._opts(),
+            replicas=1,
+            claim_size=clickhouse.storage.size,
         )
 
     def _declare_schema_job(self, name: str, config: k8s.core.v1.ConfigMap) -> k8s.batch.v1.Job:

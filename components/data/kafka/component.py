@@ -254,10 +254,10 @@ class Kafka(NamespacedComponent):
             volume_mounts=[VolumeMountArgs(name="agent", mount_path=AGENT_DIR)],
         )
         claim = data_claim(settings, self._labels, kafka.storage.size)
-        return k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset",
-            metadata=self._metadata(names.KAFKA),
-            spec=StatefulSetSpecArgs(
+        return self._stateful_set(
+            name,
+            names.KAFKA,
+            StatefulSetSpecArgs(
                 service_name=names.KAFKA_HEADLESS,
                 replicas=kafka.brokers,
                 # All voters start together: a KRaft quorum cannot form one node at a time.
@@ -285,7 +285,8 @@ class Kafka(NamespacedComponent):
                 ),
                 volume_claim_templates=[claim],
             ),
-            opts=self._opts(),
+            replicas=kafka.brokers,
+            claim_size=kafka.storage.size,
         )
 
     def _declare_topic_job(self, name: str, config: k8s.core.v1.ConfigMap) -> k8s.batch.v1.Job:

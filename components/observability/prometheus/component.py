@@ -84,10 +84,10 @@ class Prometheus(NamespacedComponent):
             volumes.append(VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="2Gi")))
         else:
             claims.append(data_claim(settings, self._labels, prometheus.storage.size))
-        k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset",
-            metadata=self._metadata(names.PROMETHEUS),
-            spec=StatefulSetSpecArgs(
+        self._stateful_set(
+            name,
+            names.PROMETHEUS,
+            StatefulSetSpecArgs(
                 service_name=names.PROMETHEUS,
                 replicas=1,
                 selector=LabelSelectorArgs(match_labels=self._selector),
@@ -104,7 +104,8 @@ class Prometheus(NamespacedComponent):
                 ),
                 volume_claim_templates=claims or None,
             ),
-            opts=self._opts(),
+            replicas=1,
+            claim_size=prometheus.storage.size if prometheus.storage else None,
         )
         self.register_outputs({"url": self.url})
 
