@@ -6,6 +6,7 @@ fault Presto never felt: what is tested is the injection, the waits and the clea
 """
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from components.settings.model import Settings
 from components.settings.stack_files import REPO
 from tests.support.fakes.chaos_cluster import Api
 from tests.support.fakes.kubernetes import pod_name
-from tests.support.servers.clickhouse import ClickHouseNode
+from tests.support.servers.clickhouse import ClickHouseNode, start_clickhouse
 from tests.support.servers.kafka import KafkaNode
 from tests.support.servers.presto import PrestoCluster
 from tests.support.verify_harness import by_name, outputs_document, run_verify, verify
@@ -64,7 +65,7 @@ def test_failover_needs_consent_and_the_kubernetes_api(api: Api, document: dict,
     assert refused.returncode == ExitCode.USAGE and "--allow-destructive" in refused.stderr
     blind = verify("failover", "--allow-destructive", "--outputs", str(outputs))
     assert blind.returncode == ExitCode.USAGE and "--no-kubernetes" in blind.stderr
-    for flag, value in (("--probe-interval", "0.5"), ("--scale-schema", "sf0")):
+    for flag, value in (("--probe-interval", "0.5"), ("--settle", "0.2"), ("--scale-schema", "sf0")):
         bad = verify(
             "failover", "--allow-destructive", flag, value, "--outputs", str(outputs), kubeconfig=api.kubeconfig
         )
@@ -77,11 +78,23 @@ def test_plan_lists_the_failover_checks_and_their_parameters_without_consent_or_
 ) -> None:
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(document))
-    args = ("plan", "failover", "--scenario", "worker-kill", "--hold", "7", "--injector", "kubernetes")
+    args = (
+        "plan",
+        "failover",
+        "--scenario",
+        "worker-kill",
+        "--hold",
+        "7",
+        "--injector",
+        "kubernetes",
+        "--settle",
+        "45",
+    )
     result = verify(*args, "--outputs", str(outputs), kubeconfig=api.kubeconfig)
     assert result.returncode == ExitCode.PASSED, result.stderr
     assert "failover.worker-kill" in result.stdout and "failover.kafka-kill" not in result.stdout
     assert "failover.hold = 7.0" in result.stdout and "nothing was run" in result.stdout
+    assert "failover.settle = 45.0" in result.stdout
     assert not api.writable.deleted_pods and not api.writable.created
 
 
@@ -133,3 +146,34 @@ def test_sigterm_during_a_partition_removes_its_experiments_before_exit(
     assert by_name(report)["cleanup"]["status"] == "passed"
     assert [c["kind"] for c in api.writable.created] == ["NetworkChaos", "NetworkChaos"]
     assert all(not objects for objects in api.writable.custom.values()), "every experiment removed"
+
+
+def test_a_hung_clickhouse_never_steady_fails_its_scenario_with_the_probe_history_and_no_fault(
+    api: Api, document: dict, dev_settings: Settings, tmp_path: Path
+) -> None:
+    node = start_clickhouse(dev_settings, tmp_path / "clickhouse")
+    hung = {**document, "clickhouseUrl": node.http, "clickhouseNativeAddress": f"127.0.0.1:{node.ports.native}"}
+    node.server.pause()  # SIGSTOP: connections are accepted and never answered
+    try:
+        outputs = tmp_path / "outputs.json"
+        outputs.write_text(json.dumps(hung))
+        args = ("failover", "--allow-destructive", "--scenario", "clickhouse-kill", "--injector", "kubernetes")
+        args += ("--settle", "6", "--probe-timeout", "0.5", "--no-alerts", "--converge-timeout", "5")
+        result = verify(
+            *args, "--outputs", str(outputs), "--report-dir", str(tmp_path / "reports"), kubeconfig=api.kubeconfig
+        )
+    finally:
+        node.server.stop()
+    report = json.loads((tmp_path / "reports" / "verify-report.json").read_text())
+    found, cleanup = by_name(report)["failover.clickhouse-kill"], by_name(report)["cleanup"]
+    assert found["status"] == "failed", found
+    # The producer ran meanwhile; the run's rows cannot be deleted from a hung ClickHouse, and verify says so.
+    assert result.returncode == ExitCode.CLEANUP and "ClickHouse rows of run" in cleanup["error"], cleanup
+    error = found["error"]
+    assert error.startswith("not in a steady state before the fault: 5 probes in a row did not pass within 6s"), error
+    assert re.search(r": \d+ probes, 0 passed, \d+ failed, at most 0 in a row passed; last errors: ", error), error
+    assert "TimeoutError: no answer within 0.5s (" in error, error
+    figures = found["figures"]
+    assert figures["settle_s"] == 6 and figures["settle_probes"] == figures["settle_failed_probes"] >= 5, figures
+    assert "failover.clickhouse-kill: waiting for 5 passing probes in a row, 5s of 6s: " in result.stderr, result.stderr
+    assert not api.writable.deleted_pods, "no fault is injected into a service that was not steady"

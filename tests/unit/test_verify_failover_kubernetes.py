@@ -6,6 +6,8 @@ The end-to-end runs probe the real Presto; the fake's pod deletes do not reach i
 figures show a fault Presto never felt: what is tested is the injection, the waits and the cleanup.
 """
 
+import argparse
+import re
 import time
 
 import pytest
@@ -14,6 +16,8 @@ from components import names
 from components.settings.model import Settings
 from tests.support.fakes.chaos_cluster import Api
 from tests.support.fakes.kubernetes import pod_name
+from verify.cli.failover import failover_plan, prepare
+from verify.cli.parser import parser
 from verify.core.checks import Cleanup
 from verify.core.errors import UsageError
 from verify.core.exit_codes import ExitCode, exit_code
@@ -21,6 +25,7 @@ from verify.core.runner import Redactor, clean_up
 from verify.failover import injectors
 from verify.failover.chaos import RUN_LABEL
 from verify.failover.injectors import ChaosMeshInjector, CleanupError, KubernetesInjector
+from verify.failover.plan import FailoverPlan
 from verify.failover.scenarios import BY_NAME, SCENARIOS
 from verify.kube import checks
 
@@ -89,3 +94,47 @@ def test_a_service_account_without_a_token_is_a_usage_error_naming_it(api: Api, 
         match=rf"--service-account nobody: the API refused a token for {dev_settings.namespace}/nobody \(404",
     ):
         checks.connect(operator, None, dev_settings.namespace, "nobody")
+
+
+def failover_args(*flags: str) -> argparse.Namespace:
+    """`verify failover FLAGS` as the command line parses it."""
+    return parser().parse_args(["failover", *flags])
+
+
+def test_the_settle_window_is_a_flag_in_seconds_that_plan_shows_and_the_deadline_counts() -> None:
+    assert failover_plan(failover_args()).settle == FailoverPlan().settle == 30.0
+    plan = failover_plan(failover_args("--settle", "90"))
+    assert plan.settle == 90.0
+    assert plan.deadline(BY_NAME["worker-kill"]) == failover_plan(failover_args()).deadline(BY_NAME["worker-kill"]) + 60
+    job = prepare(failover_args("--settle", "90", "--scenario", "worker-kill"), None, planning=True)  # type: ignore[arg-type]
+    assert job.parameters["failover.settle"] == 90.0
+    shown = " ".join(failover_parser().format_help().split())
+    settle = shown[shown.index("--settle SECONDS") : shown.index("--baseline SECONDS")]
+    assert "seconds each scenario waits, before its fault, for a steady state" in settle
+    assert settle.rstrip().endswith("(default: 30.0)"), settle
+
+
+def failover_parser() -> argparse.ArgumentParser:
+    """The failover subcommand's parser."""
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices["failover"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--settle", "0.2"), "--settle 0.2: too short for 5 probes 0.1s apart: at least 0.5 seconds"),
+        (("--settle", "1", "--recovery-probes", "20"), "--settle 1: too short for 20 probes 0.1s apart: at least 2"),
+        (("--probe-interval", "0.5"), "--probe-interval 0.5: the probe interval must be above 0 and at most 0.1"),
+    ],
+)
+def test_a_settle_window_too_short_for_k_probes_is_a_usage_error_naming_the_flag(flags: tuple, message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        failover_plan(failover_args(*flags))
+
+
+def test_a_settle_window_of_zero_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        failover_args("--settle", "0")
+    assert refused.value.code == ExitCode.USAGE
+    assert "argument --settle: 0: must be above 0" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from verify.cli.pipeline import converge_timeout
 from verify.cli.values import positive
 from verify.core.checks import Check, Cleanup
 from verify.core.errors import UsageError
-from verify.failover.plan import AUTOSCALING, FailoverPlan, ScalePlan
+from verify.failover.plan import AUTOSCALING, FailoverPlan, PlanError, ScalePlan
 from verify.failover.scenarios import BY_NAME
 
 if TYPE_CHECKING:
@@ -73,6 +73,15 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         help="passing probes in a row that count as recovered (default: %(default)s)",
     )
     add(
+        "--settle",
+        metavar="SECONDS",
+        type=positive(float),
+        default=plan.settle,
+        help="seconds each scenario waits, before its fault, for a steady state (--recovery-probes probes in a row "
+        "passing); it fails with the probes' history if none comes. At least --recovery-probes x --probe-interval "
+        "(default: %(default)s)",
+    )
+    add(
         "--baseline",
         metavar="SECONDS",
         type=positive(float),
@@ -122,13 +131,18 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+FLAGS = {"probe_interval": "--probe-interval", "settle": "--settle"}
+"""The flag of each plan field whose range the plan checks."""
+
+
 def failover_plan(args: argparse.Namespace) -> FailoverPlan:
-    """The failover plan from the flags; a usage error for a probe interval above 100 ms."""
+    """The failover plan from the flags; a usage error naming the flag for a value out of its range."""
     try:
         return FailoverPlan(
             probe_interval=args.probe_interval,
             probe_timeout=args.probe_timeout,
             consecutive=args.recovery_probes,
+            settle=args.settle,
             baseline=args.baseline,
             hold=args.hold,
             recover_timeout=args.recover_timeout,
@@ -137,8 +151,9 @@ def failover_plan(args: argparse.Namespace) -> FailoverPlan:
             converge_timeout=args.converge_timeout,
             alerts=not args.no_alerts,
         )
-    except ValueError as error:
-        raise UsageError(f"--probe-interval {args.probe_interval:g}: {error}") from None
+    except PlanError as error:
+        flag = FLAGS[error.field]
+        raise UsageError(f"{flag} {getattr(args, error.field):g}: {error}") from None
 
 
 def prepare(args: argparse.Namespace, targets: "Targets", planning: bool) -> Job:

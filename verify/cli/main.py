@@ -129,7 +129,7 @@ def run(
     progress = Progress()
     outcome = runner.run(
         checks,
-        Context(run_id, targets, cleanup),
+        Context(run_id, targets, cleanup, progress=progress.update),
         runner.Options(deadline=args.deadline, fail_fast=args.fail_fast),
         runner.Redactor(targets.secrets()),
         progress.start,

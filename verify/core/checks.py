@@ -81,6 +81,8 @@ class Context:
     cleanup: "Cleanup"
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when the run is interrupted (Ctrl-C, SIGTERM): long probes wind down before cleanup runs."""
+    progress: Callable[[str], None] = field(default=lambda _: None)
+    """Tells the operator where a long check is (the runner's progress shows it); silent by default."""
 
 
 @dataclass

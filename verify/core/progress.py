@@ -27,6 +27,13 @@ class Progress:
             self._status = self._console.status(f"{check.name} (up to {check.deadline:g}s)")
             self._status.start()
 
+    def update(self, text: str) -> None:
+        """The running check says where it is: the spinner's text on a terminal, else a line."""
+        if self._status is not None:
+            self._status.update(text)
+        elif self._console is None:
+            print(f"{'':>7} {text}", file=self._stream, flush=True)
+
     def done(self, record: Record) -> None:
         """A check ended."""
         detail = record.detail()

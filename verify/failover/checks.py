@@ -1,7 +1,7 @@
 """`verify failover`: each scenario breaks something under traffic and measures recovery, availability and data loss.
 
-A scenario: steady state (K probes pass) -> background queries and producer -> a baseline -> inject ->
-probe every interval -> end the fault -> pods ready and K probes pass again -> drain -> every
+A scenario: steady state (K probes pass within the settle window) -> background queries and producer ->
+a baseline -> inject -> probe every interval -> end the fault -> pods ready and K probes pass again -> drain -> every
 acknowledged event in ClickHouse -> the scenario's alert fired (if the outage outlasted its window)
 and resolved. Every figure is on one clock that starts with the scenario.
 """
@@ -25,7 +25,7 @@ from verify.failover.probes import (
     presto_probe,
 )
 from verify.failover.scenarios import Fault, Scenario
-from verify.failover.timeline import Reading, read, steady
+from verify.failover.timeline import Reading, history, read, steady
 from verify.failover.traffic import Background, Prober, Producer, QueryLoad
 from verify.load import latency
 from verify.load.workloads import PrestoTpch
@@ -36,6 +36,8 @@ QUERY = "q06"
 """The background query: TPC-H Q6 on tpch.tiny, a lineitem scan on the workers, checked against its golden result."""
 READY_POLL = 1.0
 """Seconds between two looks at whether the faulted pods are back."""
+PROGRESS_EVERY = 5.0
+"""Seconds between two progress lines while a scenario waits for its steady state."""
 
 
 @dataclass
@@ -72,14 +74,31 @@ def probe_for(scenario: Scenario, targets: Targets, ca: str, run_id: str, timeou
     }[scenario.probe]()
 
 
-def wait_steady(prober: Prober, plan: FailoverPlan, context: Context) -> None:
-    """Wait until K probes in a row pass, or fail: the system was not healthy before the fault."""
-    deadline = time.monotonic() + max(30.0, plan.consecutive * plan.probe_timeout * 2)
+def wait_steady(prober: Prober, plan: FailoverPlan, context: Context, name: str) -> None:
+    """Wait until K probes in a row pass, or fail with the window's probe history: not healthy before the fault."""
+    started = prober.now()
+    deadline, said = started + plan.settle, started
     while not steady(prober.probes, plan.consecutive):
-        if time.monotonic() > deadline or context.stopping.is_set():
-            failed = [p for p in prober.probes if not p.ok]
-            reason = failed[-1].error if failed else "too few probes"
-            raise CheckFailedError(f"not in a steady state before the fault: {reason}")
+        now = prober.now()
+        if now > deadline or context.stopping.is_set():
+            window = history([p for p in prober.probes if p.at >= started])
+            figures: Figures = {
+                "settle_s": plan.settle,
+                "settle_probes": window.probes,
+                "settle_failed_probes": window.failed,
+            }
+            raise CheckFailedError(
+                f"not in a steady state before the fault: {plan.consecutive} probes in a row did not pass within "
+                f"{plan.settle:g}s (--settle): {window.text()}",
+                figures,
+            )
+        if now - said >= PROGRESS_EVERY:
+            window = history([p for p in prober.probes if p.at >= started])
+            context.progress(
+                f"{name}: waiting for {plan.consecutive} passing probes in a row, {now - started:.0f}s of "
+                f"{plan.settle:g}s: {window.text()}"
+            )
+            said = now
         time.sleep(plan.probe_interval)
 
 
@@ -170,7 +189,7 @@ def measure(
 ) -> None:
     """The scenario's phases after the traffic started; fills `figures` as it goes."""
     prober = traffic.prober
-    wait_steady(prober, plan, context)
+    wait_steady(prober, plan, context, f"failover.{scenario.name}")
     baseline_from = prober.now()
     context.stopping.wait(plan.baseline)
     if context.stopping.is_set():

@@ -8,6 +8,14 @@ AUTOSCALING = "autoscaling"
 """The autoscaling check's name, as --scenario takes it; it runs after the fault scenarios."""
 
 
+class PlanError(ValueError):
+    """A plan value out of its range; `field` names it (the CLI maps it to its flag)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class FailoverPlan:
     """How every scenario is run."""
@@ -17,6 +25,8 @@ class FailoverPlan:
     probe_timeout: float = 2.0
     consecutive: int = 5
     """K: passing probes in a row that count as recovered (and as steady)."""
+    settle: float = 30.0
+    """Seconds the service gets to reach a steady state (K probes in a row pass) before the traffic and the fault."""
     baseline: float = 10.0
     """Seconds of traffic before the injection: the baseline latencies."""
     hold: float | None = None
@@ -32,12 +42,16 @@ class FailoverPlan:
 
     def __post_init__(self) -> None:
         if not 0 < self.probe_interval <= 0.1:
-            raise ValueError("the probe interval must be above 0 and at most 0.1 seconds")
+            raise PlanError("probe_interval", "the probe interval must be above 0 and at most 0.1 seconds")
+        if self.settle < self.consecutive * self.probe_interval:
+            shortest = self.consecutive * self.probe_interval
+            apart = f"{self.consecutive} probes {self.probe_interval:g}s apart"
+            raise PlanError("settle", f"too short for {apart}: at least {shortest:g} seconds")
 
     def deadline(self, scenario: Scenario) -> float:
         """Seconds the whole scenario may take."""
         hold = scenario.fault.hold if self.hold is None else self.hold
-        return self.baseline + hold + self.recover_timeout + self.converge_timeout + 180
+        return self.settle + self.baseline + hold + self.recover_timeout + self.converge_timeout + 180
 
 
 @dataclass(frozen=True)

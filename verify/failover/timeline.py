@@ -1,7 +1,11 @@
 """What a fault did to a service, read from its probe timeline: recovery time, error window, availability."""
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+SHOWN_ERRORS = 3
+"""How many distinct errors a probe history names (the most recent ones)."""
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,47 @@ def read(probes: Sequence[Probe], since: float, consecutive: int) -> Reading:
 def steady(probes: Sequence[Probe], consecutive: int) -> bool:
     """Whether the last K probes all passed."""
     return len(probes) >= consecutive and all(p.ok for p in probes[-consecutive:])
+
+
+@dataclass(frozen=True)
+class History:
+    """The probes of a window: how many passed and failed, the longest passing run, the last distinct errors."""
+
+    probes: int
+    passed: int
+    longest_run: int
+    """The most probes that passed in a row."""
+    errors: tuple[tuple[str, int], ...]
+    """Every distinct error, the most recent first, with how many probes failed with it."""
+
+    @property
+    def failed(self) -> int:
+        """Probes that failed."""
+        return self.probes - self.passed
+
+    def text(self) -> str:
+        """One line: `12 probes, 2 passed, 10 failed, at most 2 in a row passed; last errors: X (7x); Y (3x)`."""
+        counts = f"{self.probes} probes, {self.passed} passed, {self.failed} failed"
+        line = f"{counts}, at most {self.longest_run} in a row passed"
+        if self.errors:
+            shown = "; ".join(f"{error} ({count}x)" for error, count in self.errors[:SHOWN_ERRORS])
+            hidden = len(self.errors) - SHOWN_ERRORS
+            line += f"; last errors: {shown}" + (f"; and {hidden} other errors before" if hidden > 0 else "")
+        return line
+
+
+def history(probes: Sequence[Probe]) -> History:
+    """The history of these probes."""
+    longest = run = 0
+    for probe in probes:
+        run = run + 1 if probe.ok else 0
+        longest = max(longest, run)
+    failures = [p.error or "failed without an error" for p in probes if not p.ok]
+    counts = Counter(failures)
+    latest = list(dict.fromkeys(reversed(failures)))
+    return History(
+        probes=len(probes),
+        passed=len(probes) - len(failures),
+        longest_run=longest,
+        errors=tuple((error, counts[error]) for error in latest),
+    )
