@@ -1,7 +1,7 @@
 """The stack's Kafka config and scripts, run on a real Kafka node on 127.0.0.1.
 
 The session's node has prod's authentication (SASL/SCRAM users, ACLs, Presto's PLAINTEXT listener);
-the restart test runs a dev node, which authenticates nobody.
+the restart test runs a dev node, which authenticates nobody, and the readiness test a quorum of three.
 """
 
 import time
@@ -9,16 +9,33 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
-from components.data.kafka.config import BROKER_PRINCIPAL, CLICKHOUSE_PRINCIPAL, VERIFY_PREFIX, VERIFY_PRINCIPAL
+from components.data.kafka.component import MIN_READY_SECONDS
+from components.data.kafka.config import (
+    BROKER_PRINCIPAL,
+    BROKER_STATE_METRIC,
+    CLICKHOUSE_PRINCIPAL,
+    RUNNING,
+    VERIFY_PREFIX,
+    VERIFY_PRINCIPAL,
+)
 from components.platform.labels import image_version
 from components.settings.model import Settings
 from tests.support.events import produce
-from tests.support.servers.kafka import KAFKA_VERSION, KafkaNode, run_topic_bootstrap, start_kafka
+from tests.support.servers.kafka import (
+    KAFKA_VERSION,
+    KafkaNode,
+    forward,
+    run_topic_bootstrap,
+    start_kafka,
+    start_nodes,
+)
+from tests.support.servers.metrics import scrape
 
 QUIET = {"log_level": 0}
 """librdkafka stays silent: refusals reach the test as errors."""
+RUNNING_STATE = float(RUNNING)
 
 
 def refusal(config: dict[str, str], topic: str) -> KafkaError | None:
@@ -162,6 +179,32 @@ def test_verify_may_write_events_and_own_only_its_prefixed_topics(kafka_node: Ka
         admin.delete_topics([events_topic])[events_topic].result(timeout=10)
 
 
+def test_from_outside_a_client_given_only_the_loopback_addresses_produces_and_consumes(
+    kafka_node: KafkaNode, events_topic: str
+) -> None:
+    # The node's EXTERNAL listener advertises 127.0.0.1:external_port, where only a forward listens, as on a laptop.
+    outside = f"127.0.0.1:{kafka_node.external_port}"
+    with forward(kafka_node.external_port, kafka_node.ports.external):
+        verify = {**kafka_node.client_config(), "bootstrap.servers": outside}
+        brokers = AdminClient({**verify, **QUIET}).list_topics(timeout=10).brokers
+        assert {(b.id, f"{b.host}:{b.port}") for b in brokers.values()} == {(0, outside)}, "nothing in-cluster"
+        keys = [f"from-outside-{i}" for i in range(50)]
+        assert produce(verify, events_topic, keys) == set(keys)
+        scratch = f"{VERIFY_PREFIX}outside-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({**verify, **QUIET})
+        admin.create_topics([NewTopic(scratch, 1, 1)])[scratch].result(timeout=10)
+        try:
+            assert produce(verify, scratch, keys) == set(keys)
+            assert consume(verify, scratch, set(keys)) == set(keys)
+        finally:
+            admin.delete_topics([scratch])[scratch].result(timeout=10)
+        with pytest.raises(KafkaException):
+            AdminClient({"bootstrap.servers": outside, **QUIET}).list_topics(timeout=5)
+        clickhouse = {**kafka_node.client_config(CLICKHOUSE_PRINCIPAL), "bootstrap.servers": outside}
+        error = refusal(clickhouse, events_topic)
+        assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, "the same ACLs"
+
+
 def test_running_the_bootstrap_again_sets_a_changed_password(kafka_node: KafkaNode, events_topic: str) -> None:
     old = kafka_node.passwords[VERIFY_PRINCIPAL]
     kafka_node.passwords[VERIFY_PRINCIPAL] = "rotated-verify-password-0004"
@@ -192,3 +235,95 @@ def test_a_dev_node_authenticates_nobody_and_a_restart_keeps_its_data_and_identi
         assert not missing, f"{len(missing)} acknowledged events were lost across the restart"
     finally:
         again.server.stop()
+
+
+def probe_until(node: KafkaNode, ready: bool, seconds: float) -> str:
+    """Run the node's readiness probe every half second until it reads `ready`; its last message."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        result = node.ready()
+        if (result.returncode == 0) == ready:
+            return result.stdout.strip()
+        time.sleep(0.5)
+    raise AssertionError(f"kafka-{node.node_id} did not read {'ready' if ready else 'not ready'} in {seconds:g}s")
+
+
+def broker_state(node: KafkaNode) -> float | None:
+    """The node's BrokerState as its metrics agent exports it (None: not answering)."""
+    try:
+        samples = scrape(node.metrics_port)
+    except OSError:
+        return None
+    found = samples.get(BROKER_STATE_METRIC)
+    return found[0].value if found else None
+
+
+def followers_in_sync(admin: AdminClient, topic: str, node_id: int) -> bool:
+    """Whether the node is in the ISR of every partition of the topic."""
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+    return all(node_id in partition.isrs for partition in partitions)
+
+
+def test_a_restarted_broker_is_ready_only_once_running_and_back_in_sync(tmp_path, dev_settings: Settings) -> None:
+    # Three real nodes: the probe the kubelet runs reads not-ready while a broker is down, starting, or running
+    # but still catching up (replication throttled to hold it there), and ready once it is back in every ISR.
+    kafka = dev_settings.kafka.model_copy(update={"brokers": 3, "replication_factor": 3, "min_insync_replicas": 2})
+    nodes = start_nodes(kafka, tmp_path, 3)
+    try:
+        for node in nodes:
+            probe_until(node, ready=True, seconds=60)
+        restarted = nodes[2]
+        restarted.server.pause()
+        try:
+            assert "did not answer" in probe_until(restarted, ready=False, seconds=10)
+        finally:
+            restarted.server.resume()
+        probe_until(restarted, ready=True, seconds=30)
+        admin = AdminClient({"bootstrap.servers": nodes[0].bootstrap, **QUIET})
+        admin.create_topics([NewTopic("rolled", 3, 3)])["rolled"].result(timeout=30)
+        writer = {"bootstrap.servers": nodes[0].bootstrap}
+        assert produce(writer, "rolled", [f"before-{i}" for i in range(100)]) == {f"before-{i}" for i in range(100)}
+        assert followers_in_sync(admin, "rolled", restarted.node_id)
+
+        restarted.server.stop()
+        assert "no metrics agent" in probe_until(restarted, ready=False, seconds=5)
+        payload = "x" * 1024
+        while_down = [f"while-down-{i}" for i in range(3000)]  # 3 MB the node has to fetch when it is back
+        assert produce(writer, "rolled", while_down, value=lambda index, key: payload) == set(while_down)
+        # The leaders send a replica outside the ISR 20 kB/s: the node stays behind long enough to be seen.
+        throttle(admin, nodes[:2], "20000")
+        restarted.server.launch()
+        end = time.monotonic() + 60
+        while broker_state(restarted) != RUNNING_STATE:
+            assert restarted.ready().returncode != 0, "ready before the broker is RUNNING"
+            assert time.monotonic() < end, f"kafka-2 not RUNNING within 60 s:\n{restarted.server.tail()}"
+            time.sleep(0.5)
+        behind = restarted.ready()
+        assert behind.returncode != 0 and behind.stdout.startswith("behind the leader"), behind.stdout
+        assert not followers_in_sync(admin, "rolled", restarted.node_id)
+
+        throttle(admin, nodes[:2], None)
+        assert probe_until(restarted, ready=True, seconds=60) == "running, and in sync on every partition it follows"
+        end = time.monotonic() + MIN_READY_SECONDS
+        while not followers_in_sync(admin, "rolled", restarted.node_id):
+            assert time.monotonic() < end, "ready, but not back in every ISR within minReadySeconds"
+            time.sleep(0.2)
+    finally:
+        for node in nodes:
+            node.server.stop()
+
+
+def throttle(admin: AdminClient, leaders: list[KafkaNode], rate: str | None) -> None:
+    """Limit (None: stop limiting) what these brokers send replicas outside the ISR of "rolled", in bytes/s."""
+    operation = AlterConfigOpType.SET if rate else AlterConfigOpType.DELETE
+    replicas = ConfigEntry("leader.replication.throttled.replicas", "*", incremental_operation=operation)
+    rated = ConfigEntry("leader.replication.throttled.rate", rate or "", incremental_operation=operation)
+    # One broker per request (the broker applies its own config), and the topic's replicas it applies to.
+    for resource in (
+        ConfigResource(ConfigResource.Type.TOPIC, "rolled", incremental_configs=[replicas]),
+        *(
+            ConfigResource(ConfigResource.Type.BROKER, str(leader.node_id), incremental_configs=[rated])
+            for leader in leaders
+        ),
+    ):
+        admin.incremental_alter_configs([resource])[resource].result(timeout=10)

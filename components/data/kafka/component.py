@@ -13,6 +13,7 @@ from pulumi_kubernetes.core.v1 import (
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
     EnvVarSourceArgs,
+    ExecActionArgs,
     PodSpecArgs,
     ProbeArgs,
     SecretKeySelectorArgs,
@@ -28,15 +29,19 @@ from components import names
 from components.data.kafka.config import (
     BROKER_PRINCIPAL,
     ENV_PASSWORD,
+    LOCAL_PORT_BASE,
     NODE_ID_TOKEN,
     POD_NAME_TOKEN,
     Ports,
     log4j_properties,
+    metrics_config,
+    node_pod,
+    ready_script,
     server_properties,
     start_script,
     topic_bootstrap_script,
 )
-from components.observability.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option, kafka_exporter_config
+from components.observability.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option
 from components.platform.budget import JOB_RESOURCES
 from components.platform.jvm import heap_megabytes
 from components.platform.workloads import (
@@ -61,6 +66,7 @@ TEMPLATE_DIR = "/etc/kafka/template"
 AGENT_DIR = "/opt/metrics-agent"
 AGENT_FILE = "jmx_prometheus_javaagent.jar"
 LOG4J_FILE = "log4j.properties"
+READY_SCRIPT = "ready.sh"
 TOPIC_SCRIPT = "topic-bootstrap.sh"
 """The bootstrap Job's script, in the nodes' ConfigMap: only the Job reads it."""
 # Kafka leans on the page cache for its log segments: give the heap half the container, not more.
@@ -69,6 +75,11 @@ LISTENER_PORTS = tuple(asdict(Ports()).items())
 """(port name, port) of each listener of kafka_config."""
 CLIENT_SERVICE_LISTENERS = ("client", "presto")
 """What the client Service exposes: the quorum and replication listeners stay on the headless one."""
+LOOPBACK_LISTENERS = ("external",)
+"""Listeners on the pod's loopback, for port-forwards only: on no Service, since no pod can reach them."""
+MIN_READY_SECONDS = 10
+"""How long a restarted node stays ready before the roll stops the next: its readiness says it has caught
+up with every leader, and this covers the leaders' taking it back into their ISRs and clients' metadata."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +101,9 @@ def pod_host(pod: str, namespace: str) -> str:
     return f"{pod}.{names.service_host(names.KAFKA_HEADLESS, namespace)}"
 
 
-def kafka_host(ordinal: int | str, namespace: str) -> str:
+def kafka_host(ordinal: int, namespace: str) -> str:
     """Stable DNS name of one Kafka node."""
-    return pod_host(f"{names.KAFKA}-{ordinal}", namespace)
+    return pod_host(node_pod(ordinal), namespace)
 
 
 def bootstrap_address(namespace: str, port: int = names.KAFKA_CLIENT_PORT) -> str:
@@ -149,7 +160,10 @@ class Kafka(NamespacedComponent):
             settings.kafka,
             node_id=NODE_ID_TOKEN,
             advertised_host=pod_host(POD_NAME_TOKEN, namespace),
-            voters=[(ordinal, kafka_host(ordinal, namespace)) for ordinal in range(settings.kafka.brokers)],
+            voters=[
+                (ordinal, f"{kafka_host(ordinal, namespace)}:{names.KAFKA_CONTROLLER_PORT}")
+                for ordinal in range(settings.kafka.brokers)
+            ],
             log_dir=DATA_DIR,
             ports=Ports(),
         )
@@ -157,8 +171,9 @@ class Kafka(NamespacedComponent):
             "server.properties": properties,
             "start.sh": start_script(settings.kafka),
             LOG4J_FILE: log4j_properties(),
+            READY_SCRIPT: ready_script(),
             TOPIC_SCRIPT: topic_bootstrap_script(settings.kafka),
-            CONFIG_FILE: kafka_exporter_config(),
+            CONFIG_FILE: metrics_config(),
         }
         return k8s.core.v1.ConfigMap(
             f"{name}-config", metadata=self._metadata(names.KAFKA_CONFIG), data=self._config_files, opts=self._opts()
@@ -166,7 +181,11 @@ class Kafka(NamespacedComponent):
 
     def _declare_services(self, name: str) -> None:
         """A headless Service for stable node names, and a client Service to bootstrap from."""
-        ports = [ServicePortArgs(name=listener, port=port, target_port=listener) for listener, port in LISTENER_PORTS]
+        ports = [
+            ServicePortArgs(name=listener, port=port, target_port=listener)
+            for listener, port in LISTENER_PORTS
+            if listener not in LOOPBACK_LISTENERS
+        ]
         k8s.core.v1.Service(
             f"{name}-headless",
             metadata=self._metadata(names.KAFKA_HEADLESS),
@@ -204,6 +223,7 @@ class Kafka(NamespacedComponent):
                 EnvVarArgs(name="KAFKA_HOME", value=KAFKA_HOME),
                 EnvVarArgs(name="TEMPLATE", value=f"{TEMPLATE_DIR}/server.properties"),
                 EnvVarArgs(name="RUNTIME_DIR", value="/tmp"),
+                EnvVarArgs(name="LOCAL_PORT_BASE", value=str(LOCAL_PORT_BASE)),
                 EnvVarArgs(name="LOG_DIR", value="/tmp/logs"),
                 # Logs go to stdout only (log4j_properties), and no GC log: kafka-server-start.sh's default
                 # EXTRA_ARGS add -loggc, ten 100 MB files in LOG_DIR, which is a 512Mi emptyDir.
@@ -225,13 +245,21 @@ class Kafka(NamespacedComponent):
             ],
             resources=container_resources(kafka.resources),
             security_context=container_security(),
-            # TCP probes: the client listener opens once the node has joined the quorum and loaded its
-            # logs; an exec probe would start a JVM every period. Log recovery after an unclean stop can
-            # take minutes, so startup allows 5.
+            # Startup: the client listener opens once the node has joined the quorum; log recovery after an
+            # unclean stop can take minutes, so it allows 5. Readiness is the broker serving, not a port: RUNNING
+            # and caught up with the leader of every partition it follows (ready_script), so a roll stops the
+            # next node only once this one is back in sync, as Strimzi's roller waits. One HTTP request to the
+            # metrics agent in the JVM (no JVM started per probe); it allows 4 s for an answer.
             startup_probe=ProbeArgs(
                 tcp_socket=TCPSocketActionArgs(port="client"), period_seconds=5, failure_threshold=60
             ),
-            readiness_probe=ProbeArgs(tcp_socket=TCPSocketActionArgs(port="client"), period_seconds=10),
+            readiness_probe=ProbeArgs(
+                exec_=ExecActionArgs(
+                    command=["/bin/bash", f"{TEMPLATE_DIR}/{READY_SCRIPT}", str(names.JMX_METRICS_PORT)]
+                ),
+                period_seconds=5,
+                timeout_seconds=5,
+            ),
             liveness_probe=ProbeArgs(
                 tcp_socket=TCPSocketActionArgs(port="controller"), period_seconds=20, failure_threshold=3
             ),
@@ -262,6 +290,7 @@ class Kafka(NamespacedComponent):
                 replicas=kafka.brokers,
                 # All voters start together: a KRaft quorum cannot form one node at a time.
                 pod_management_policy="Parallel",
+                min_ready_seconds=MIN_READY_SECONDS,
                 selector=LabelSelectorArgs(match_labels=self._selector),
                 template=self._pod_template(
                     PodSpecArgs(

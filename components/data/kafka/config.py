@@ -5,7 +5,7 @@ knows (its ordinal and its name); the start script fills them in, and adds what 
 Secret. Tests call the same functions with loopback addresses and run the same scripts against a
 real Kafka.
 
-Every node has four listeners, whatever the authentication:
+Every node has five listeners, whatever the authentication:
 
 - CLIENT: clients (ClickHouse, verify). With `authentication: scram`, SASL/SCRAM-SHA-512 users whom
   ACLs (grants()) allow what each needs, and nothing without them.
@@ -15,6 +15,17 @@ Every node has four listeners, whatever the authentication:
 - PRESTO: PLAINTEXT, for Presto's kafka catalog only, whose 0.287 client cannot speak SASL. The
   NetworkPolicies admit only Presto's pods, and with scram the ACLs let its principal (ANONYMOUS)
   read the events topic and nothing else.
+- EXTERNAL: verify from outside the cluster, through port-forwards (Strimzi calls such a listener
+  external). It listens on the pod's loopback only, where a port-forward arrives (the kubelet's
+  runtime connects to localhost in the pod's network namespace), and node N advertises
+  127.0.0.1:LOCAL_PORT_BASE+N: a client that has local port LOCAL_PORT_BASE+N forwarded to node N's
+  EXTERNAL port reaches every broker under the address the metadata gives it. Its authentication is
+  CLIENT's, and so are the ACLs, which follow the principal, not the listener.
+  Ref: https://github.com/containerd/containerd/blob/v1.7.0/pkg/cri/server/sandbox_portforward_linux.go
+  (cri-dockerd, minikube's docker runtime, runs `nsenter -n socat - TCP4:localhost:PORT`)
+
+The nodes' readiness (ready_script) is the broker serving, not an open port: RUNNING, and caught up on
+every partition it follows, read from the JMX exporter agent in the JVM (READINESS_RULES).
 """
 
 from collections.abc import Sequence
@@ -22,10 +33,18 @@ from dataclasses import dataclass
 
 from components import names
 from components.data.clickhouse.config import CONSUMER_GROUP
+from components.observability.jmx_exporter import JVM_RULES, KAFKA_RULES, Rule, exporter_config
 from components.settings.model import KafkaSettings
 
 NODE_ID_TOKEN = "@NODE_ID@"
 POD_NAME_TOKEN = "@POD_NAME@"
+EXTERNAL_PORT_TOKEN = "@EXTERNAL_PORT@"
+"""Stands for the port node N advertises on EXTERNAL: the start script fills in LOCAL_PORT_BASE + N."""
+EXTERNAL_PORT = 9096
+"""The EXTERNAL listener's port in the pod, on loopback only."""
+LOCAL_PORT_BASE = 19192
+"""Node N advertises EXTERNAL as 127.0.0.1:LOCAL_PORT_BASE+N: the local port a port-forward to it must use."""
+LOOPBACK = "127.0.0.1"
 
 BROKER_PRINCIPAL = "broker"
 CLICKHOUSE_PRINCIPAL = "clickhouse"
@@ -57,6 +76,12 @@ class Ports:
     controller: int = names.KAFKA_CONTROLLER_PORT
     internal: int = names.KAFKA_INTERNAL_PORT
     presto: int = names.KAFKA_PRESTO_PORT
+    external: int = EXTERNAL_PORT
+
+
+def node_pod(node_id: int) -> str:
+    """The pod of a node: its node.id is its StatefulSet ordinal (the start script reads it off POD_NAME)."""
+    return f"{names.KAFKA}-{node_id}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,9 +148,10 @@ def server_properties(
 ) -> str:
     """server.properties of one combined broker+controller node in KRaft mode, without any password.
 
-    log_dir: where the node's log volume is mounted; the partitions go in its LOG_SUBDIRECTORY.
+    voters: (node id, host:port of its CONTROLLER listener) of every node. log_dir: where the node's log
+    volume is mounted; the partitions go in its LOG_SUBDIRECTORY.
     """
-    quorum = ",".join(f"{voter_id}@{host}:{ports.controller}" for voter_id, host in voters)
+    quorum = ",".join(f"{voter_id}@{address}" for voter_id, address in voters)
     scram = kafka.authentication == "scram"
     protected = "SASL_PLAINTEXT" if scram else "PLAINTEXT"
     properties = {
@@ -134,14 +160,14 @@ def server_properties(
         "controller.quorum.voters": quorum,
         "listeners": (
             f"CLIENT://:{ports.client},CONTROLLER://:{ports.controller},"
-            f"INTERNAL://:{ports.internal},PRESTO://:{ports.presto}"
+            f"INTERNAL://:{ports.internal},PRESTO://:{ports.presto},EXTERNAL://{LOOPBACK}:{ports.external}"
         ),
         "advertised.listeners": (
             f"CLIENT://{advertised_host}:{ports.client},INTERNAL://{advertised_host}:{ports.internal},"
-            f"PRESTO://{advertised_host}:{ports.presto}"
+            f"PRESTO://{advertised_host}:{ports.presto},EXTERNAL://{LOOPBACK}:{EXTERNAL_PORT_TOKEN}"
         ),
         "listener.security.protocol.map": (
-            f"CLIENT:{protected},CONTROLLER:{protected},INTERNAL:{protected},PRESTO:PLAINTEXT"
+            f"CLIENT:{protected},CONTROLLER:{protected},INTERNAL:{protected},PRESTO:PLAINTEXT,EXTERNAL:{protected}"
         ),
         "inter.broker.listener.name": "INTERNAL",
         "controller.listener.names": "CONTROLLER",
@@ -162,6 +188,8 @@ def server_properties(
         properties |= {
             "listener.name.client.sasl.enabled.mechanisms": SCRAM_MECHANISM,
             f"listener.name.client.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": f"{SCRAM_LOGIN} required;",
+            "listener.name.external.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"listener.name.external.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": f"{SCRAM_LOGIN} required;",
             "listener.name.internal.sasl.enabled.mechanisms": "PLAIN",
             "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
             "sasl.mechanism.inter.broker.protocol": "PLAIN",
@@ -199,6 +227,72 @@ def log4j_properties() -> str:
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
+BROKER_STATE_METRIC = "kafka_server_kafkaserver_brokerstate"
+FOLLOWER_LAG_METRIC = "kafka_server_fetcherlagmetrics_consumerlag"
+RUNNING = "3.0"
+"""BrokerState RUNNING as the agent prints it: registered with the quorum, unfenced, serving."""
+READINESS_RULES = (
+    Rule(
+        pattern="kafka.server<type=KafkaServer, name=BrokerState><>Value",
+        name=BROKER_STATE_METRIC,
+        type="GAUGE",
+        help="the broker's state: 1 starting, 2 recovering its logs, 3 running, 6 and 7 shutting down",
+    ),
+    Rule(
+        pattern="kafka.server<type=FetcherLagMetrics, name=ConsumerLag, clientId=ReplicaFetcherThread-[0-9]+-([0-9]+), "
+        "topic=(.+), partition=(.+)><>Value",
+        name=FOLLOWER_LAG_METRIC,
+        type="GAUGE",
+        help="messages a partition followed here is behind its leader's high watermark (-1: nothing fetched yet)",
+        labels=(("leader", "$1"), ("topic", "$2"), ("partition", "$3")),
+    ),
+)
+"""What ready_script reads. Kafka sets a follower's lag from each fetch response: 0 once it has its leader's
+high watermark, which is when the leader takes it back into the partition's ISR.
+Ref: https://github.com/apache/kafka/blob/3.9.1/core/src/main/scala/kafka/server/AbstractFetcherThread.scala"""
+
+
+def metrics_config() -> str:
+    """The JMX exporter agent's config on the nodes: Kafka's and the JVM's metrics, and READINESS_RULES."""
+    return exporter_config(KAFKA_RULES + JVM_RULES + READINESS_RULES)
+
+
+def ready_script() -> str:
+    """The readiness probe, a bash script taking the agent's port as $1: ready when RUNNING and caught up.
+
+    One HTTP request to the JMX exporter agent in the broker's JVM, over bash's /dev/tcp: the image has
+    bash (Kafka's own scripts need it) but no curl, and an admin client would start a JVM every probe.
+    It reads the whole page, as a scrape does: the agent's name[] filter never reaches its JMX metrics.
+    Not ready while the broker starts, recovers its logs or shuts down, while any partition it follows
+    is behind its leader (as after a restart, until it is back in every ISR), or when the JVM does not
+    answer within 4 s (stopped, or stuck).
+    """
+    return f"""#!/bin/bash
+set -u
+{{ exec 3<>"/dev/tcp/{LOOPBACK}/$1"; }} 2>/dev/null || {{ echo "no metrics agent on port $1"; exit 1; }}
+printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3
+status="" state="" behind=0 example=""
+while :; do
+  IFS= read -r -t 4 line <&3 || {{ code=$?; break; }}
+  line="${{line%$'\\r'}}"
+  case "$line" in
+    HTTP/*) status="${{line#* }}" status="${{status%% *}}" ;;
+    "{BROKER_STATE_METRIC} "*) state="${{line##* }}" ;;
+    "{FOLLOWER_LAG_METRIC}{{"*)
+      if [ "${{line##* }}" != 0.0 ]; then
+        behind=$((behind + 1)) example="${{example:-$line}}"
+      fi ;;
+  esac
+done
+exec 3<&-
+if [ "$code" -gt 128 ]; then echo "the metrics agent did not answer within 4 s"; exit 1; fi
+if [ "$status" != 200 ]; then echo "the metrics agent answered ${{status:-nothing}}"; exit 1; fi
+if [ "$state" != {RUNNING} ]; then echo "broker state ${{state:-unknown}}, not {RUNNING} (RUNNING)"; exit 1; fi
+if [ "$behind" -gt 0 ]; then echo "behind the leader on $behind partitions, e.g. $example"; exit 1; fi
+echo "running, and in sync on every partition it follows"
+"""
+
+
 def _legacy_layout_move() -> str:
     """POSIX sh moving the partitions of a volume from before LOG_SUBDIRECTORY into it, once.
 
@@ -226,8 +320,8 @@ def start_script(kafka: KafkaSettings) -> str:
     """POSIX sh run as the container's command: render server.properties, format storage once, start.
 
     Reads POD_NAME (pod-name-ORDINAL, from the downward API), CLUSTER_ID, KAFKA_HOME, TEMPLATE (the
-    server.properties template), RUNTIME_DIR (a writable directory) and, with scram, the broker
-    password from KAFKA_BROKER_PASSWORD.
+    server.properties template), LOCAL_PORT_BASE (EXTERNAL's advertised port is it plus the node id),
+    RUNTIME_DIR (a writable directory) and, with scram, the broker password from KAFKA_BROKER_PASSWORD.
     """
     passwords = ""
     if kafka.authentication == "scram":
@@ -241,7 +335,8 @@ done
 set -eu
 umask 077
 node_id="${{POD_NAME##*-}}"
-sed -e "s/{NODE_ID_TOKEN}/$node_id/g" -e "s/{POD_NAME_TOKEN}/$POD_NAME/g" "$TEMPLATE" > "$RUNTIME_DIR/server.properties"
+sed -e "s/{NODE_ID_TOKEN}/$node_id/g" -e "s/{POD_NAME_TOKEN}/$POD_NAME/g" \
+  -e "s/{EXTERNAL_PORT_TOKEN}/$((LOCAL_PORT_BASE + node_id))/g" "$TEMPLATE" > "$RUNTIME_DIR/server.properties"
 {passwords}{_legacy_layout_move()}
 # Formatting is idempotent with --ignore-formatted: a restarted pod keeps its data and identity.
 # It runs without KAFKA_OPTS: the metrics agent there is the server's, and would take its port.

@@ -1,10 +1,14 @@
-"""A real Kafka node on 127.0.0.1, started from the stack's own server.properties and start script."""
+"""Real Kafka nodes on 127.0.0.1, started from the stack's own server.properties, start script and probe."""
 
 import base64
 import os
 import re
+import socket
 import subprocess
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +20,14 @@ from components.data.kafka.config import (
     SCRAM_MECHANISM,
     VERIFY_PRINCIPAL,
     Ports,
+    metrics_config,
+    node_pod,
+    ready_script,
     server_properties,
     start_script,
     topic_bootstrap_script,
 )
-from components.observability.jmx_exporter import CONFIG_FILE, agent_option, kafka_exporter_config
+from components.observability.jmx_exporter import CONFIG_FILE, agent_option
 from components.settings.model import KafkaSettings, Settings
 from components.settings.stack_files import REPO
 from tests.support.servers.process import CACHE, ServerProcess, free_ports, installed, jmx_exporter_jar
@@ -55,6 +62,10 @@ class KafkaNode:
     """Where the JMX exporter agent, with the stack's rules, serves /metrics."""
     passwords: dict[str, str]
     """By principal (broker and the SCRAM users), when the node authenticates clients; else empty."""
+    node_id: int
+    external_port: int
+    """The port the node advertises its EXTERNAL listener at, on 127.0.0.1: nothing listens there until a
+    forward to ports.external does (as in the pod, where the listener's port is another)."""
 
     @property
     def bootstrap(self) -> str:
@@ -65,6 +76,14 @@ class KafkaNode:
     def presto_bootstrap(self) -> str:
         """The PRESTO listener (PLAINTEXT)."""
         return f"127.0.0.1:{self.ports.presto}"
+
+    def ready(self) -> subprocess.CompletedProcess[str]:
+        """Run the stack's readiness probe against the node, as the kubelet does: exit code 0 is ready."""
+        script = self.workdir / "ready.sh"
+        script.write_text(ready_script())
+        return subprocess.run(
+            ["/bin/bash", str(script), str(self.metrics_port)], capture_output=True, text=True, timeout=10, check=False
+        )
 
     def client_config(self, user: str = VERIFY_PRINCIPAL, password: str | None = None) -> dict[str, str]:
         """Client settings (librdkafka's) logging in as `user`: a SCRAM user on CLIENT, broker on INTERNAL.
@@ -85,38 +104,59 @@ class KafkaNode:
 
 def start_kafka(kafka: KafkaSettings, workdir: Path, cluster_id: str | None = None) -> KafkaNode:
     """Render the stack's config for loopback and run the stack's start script on it (with PASSWORDS if scram)."""
+    (node,) = start_nodes(kafka, workdir, 1, cluster_id)
+    return node
+
+
+def start_nodes(kafka: KafkaSettings, workdir: Path, count: int, cluster_id: str | None = None) -> list[KafkaNode]:
+    """A KRaft quorum of `count` nodes on 127.0.0.1, each in workdir/node-N but for a single node, started at once.
+
+    On one host the nodes cannot share ports as pods do, so each has its own, and the quorum names each
+    voter's CONTROLLER port.
+    """
     home = installed(KAFKA_HOME / ".installed", "Kafka").parent
-    client, controller, internal, presto, metrics = free_ports(5)
-    ports = Ports(client=client, controller=controller, internal=internal, presto=presto)
-    workdir.mkdir(parents=True, exist_ok=True)
-    exporter = workdir / CONFIG_FILE
-    exporter.write_text(kafka_exporter_config())
-    template = workdir / "server.properties.template"
-    template.write_text(
-        server_properties(
-            kafka,
-            node_id=NODE_ID_TOKEN,
-            advertised_host="127.0.0.1",
-            voters=[(0, "127.0.0.1")],
-            log_dir=str(workdir / "data"),
-            ports=ports,
-        )
-    )
-    script = workdir / "start.sh"
-    script.write_text(start_script(kafka))
+    every = free_ports(7 * count)
+    layout = [every[7 * n : 7 * n + 7] for n in range(count)]
+    voters = [(n, f"127.0.0.1:{ports[1]}") for n, ports in enumerate(layout)]
+    cluster_id = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     passwords = dict(PASSWORDS) if kafka.authentication == "scram" else {}
-    env = {
-        "POD_NAME": "kafka-0",
-        "CLUSTER_ID": cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
-        "KAFKA_HOME": str(home),
-        "TEMPLATE": str(template),
-        "RUNTIME_DIR": str(workdir),
-        "KAFKA_HEAP_OPTS": "-Xms256m -Xmx384m",
-        "KAFKA_OPTS": agent_option(str(jmx_exporter_jar("jmx_prometheus_javaagent")), metrics, str(exporter)),
-        **password_env(passwords, (BROKER_PRINCIPAL,)),
-    }
-    server = ServerProcess("kafka", ["/bin/sh", str(script)], client, workdir / "kafka.log", env).start()
-    return KafkaNode(server, kafka, ports, home, workdir, metrics, passwords)
+    nodes = []
+    for node_id, (client, controller, internal, presto, external, advertised, metrics) in enumerate(layout):
+        ports = Ports(client=client, controller=controller, internal=internal, presto=presto, external=external)
+        directory = workdir if count == 1 else workdir / f"node-{node_id}"
+        directory.mkdir(parents=True, exist_ok=True)
+        exporter = directory / CONFIG_FILE
+        exporter.write_text(metrics_config())
+        template = directory / "server.properties.template"
+        template.write_text(
+            server_properties(
+                kafka,
+                node_id=NODE_ID_TOKEN,
+                advertised_host="127.0.0.1",
+                voters=voters,
+                log_dir=str(directory / "data"),
+                ports=ports,
+            )
+        )
+        script = directory / "start.sh"
+        script.write_text(start_script(kafka))
+        env = {
+            "POD_NAME": node_pod(node_id),
+            "CLUSTER_ID": cluster_id,
+            "KAFKA_HOME": str(home),
+            "TEMPLATE": str(template),
+            "RUNTIME_DIR": str(directory),
+            # The node advertises EXTERNAL at LOCAL_PORT_BASE + its id: a free port here.
+            "LOCAL_PORT_BASE": str(advertised - node_id),
+            "KAFKA_HEAP_OPTS": "-Xms256m -Xmx384m" if count == 1 else "-Xms128m -Xmx256m",
+            "KAFKA_OPTS": agent_option(str(jmx_exporter_jar("jmx_prometheus_javaagent")), metrics, str(exporter)),
+            **password_env(passwords, (BROKER_PRINCIPAL,)),
+        }
+        server = ServerProcess("kafka", ["/bin/sh", str(script)], client, directory / "kafka.log", env).launch()
+        nodes.append(KafkaNode(server, kafka, ports, home, directory, metrics, passwords, node_id, advertised))
+    for node in nodes:
+        node.server.wait_ready()
+    return nodes
 
 
 def password_env(passwords: dict[str, str], principals: tuple[str, ...] = tuple(ENV_PASSWORD)) -> dict[str, str]:
@@ -141,3 +181,38 @@ def run_topic_bootstrap(node: KafkaNode) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(["/bin/sh", str(script)], env=env, capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, f"topic bootstrap failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     return result
+
+
+@contextmanager
+def forward(local_port: int, target_port: int) -> Iterator[None]:
+    """Relay connections to 127.0.0.1:local_port to 127.0.0.1:target_port, as a port-forward to a pod would."""
+    listener = socket.create_server(("127.0.0.1", local_port))
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                local, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                remote = socket.create_connection(("127.0.0.1", target_port))
+            except OSError:  # nothing there: the client sees its connection closed, as through a port-forward
+                local.close()
+                continue
+            threading.Thread(target=pump, args=(local, remote), daemon=True).start()
+            threading.Thread(target=pump, args=(remote, local), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield
+    finally:
+        listener.close()
