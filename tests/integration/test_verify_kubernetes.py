@@ -2,8 +2,9 @@
 
 No cluster can run here. tests/support/fakes/kubernetes.py serves the rendered dev stack's own objects with the
 status a cluster reports (rolled out and ready unless a test changes it), and relays the pod
-port-forward websocket to the real Presto and ClickHouse: verify reaches them through the Kubernetes
-client's port-forward, from the in-cluster addresses the stack exports.
+port-forward websocket to the real Presto, ClickHouse and Kafka: verify reaches them through the Kubernetes
+client's port-forward, from the in-cluster addresses the stack exports; Kafka through one forward per broker,
+at the loopback port its external listener advertises.
 """
 
 import json
@@ -16,6 +17,7 @@ import pytest
 from kubernetes import client
 
 from components import names
+from components.data.kafka.config import EXTERNAL_PORT, node_pod
 from components.settings.model import Settings
 from tests.support.fakes.kubernetes import FakeCluster, fake_api_server, pod_name
 from tests.support.render import Rendered
@@ -26,7 +28,7 @@ from tests.support.verify_harness import by_name, outputs_document, run_verify, 
 from verify.core.exit_codes import ExitCode
 from verify.kube.checks import connect
 
-IN_CLUSTER = ("prestoUrl", "clickhouseUrl", "clickhouseNativeAddress")
+IN_CLUSTER = ("prestoUrl", "clickhouseUrl", "clickhouseNativeAddress", "kafkaBootstrap")
 """Endpoints left at their in-cluster addresses, reached through port-forwards."""
 
 
@@ -38,7 +40,9 @@ class Setting:
     kubeconfig: Path
     document: dict
     overrides: tuple[str, ...]
-    """Flags for the endpoints not forwarded (Prometheus and Grafana; Kafka cannot be)."""
+    """Flags for the endpoints not forwarded (Prometheus and Grafana)."""
+    kafka: KafkaNode
+    """The real node behind the fake pod kafka-0's external listener."""
 
 
 @pytest.fixture
@@ -51,7 +55,7 @@ def setting(
     kafka_node: KafkaNode,
     fake_grafana: str,
 ) -> Iterator[Setting]:
-    """The dev stack in a fake cluster whose Presto and ClickHouse pods forward to the real servers."""
+    """The dev stack in a fake cluster whose Presto, ClickHouse and Kafka pods forward to the real servers."""
     rendered = rendered_stacks["dev"]
     cluster = FakeCluster.healthy(rendered)
     coordinator = pod_name("Deployment", names.PRESTO_COORDINATOR)
@@ -60,6 +64,7 @@ def setting(
         (coordinator, names.PRESTO_HTTPS_PORT): presto.clients.port,
         (clickhouse, names.CLICKHOUSE_HTTP_PORT): clickhouse_node.ports.http,
         (clickhouse, names.CLICKHOUSE_NATIVE_PORT): clickhouse_node.ports.native,
+        (node_pod(kafka_node.node_id), EXTERNAL_PORT): kafka_node.ports.external,
     }
     document = outputs_document(
         dev_settings,
@@ -74,7 +79,7 @@ def setting(
     document |= {key: rendered.outputs[key] for key in IN_CLUSTER}
     overrides = ("--prometheus-url", document["prometheusUrl"], "--grafana-url", fake_grafana)
     with fake_api_server(cluster, tmp_path) as kubeconfig:
-        yield Setting(cluster, kubeconfig, document, overrides)
+        yield Setting(cluster, kubeconfig, document, overrides, kafka_node)
 
 
 def run_in(setting: Setting, tmp_path: Path, *args: str) -> tuple[int, dict]:
@@ -94,19 +99,37 @@ def test_the_inventory_lists_every_object_the_stack_declares(stack: Rendered) ->
 
 
 def test_a_ready_stack_passes_preflight_and_is_checked_through_port_forwards(setting: Setting, tmp_path: Path) -> None:
-    code, report = run_in(setting, tmp_path, "--tags", "presto,clickhouse,kubernetes")
+    code, report = run_in(setting, tmp_path, "--tags", "presto,clickhouse,kafka,kubernetes")
     checks = by_name(report)
-    assert code == ExitCode.PASSED, [(c["name"], c["error"]) for c in report["checks"]]
+    assert code == ExitCode.PASSED, [
+        (c["name"], c["status"], c["error"]) for c in report["checks"] if c["status"] != "passed"
+    ]
     assert checks["kubernetes.preflight"]["figures"] == {"Deployment": 5, "StatefulSet": 3, "Service": 8}
     forwarded = checks["kubernetes.port_forward"]["figures"]
     assert forwarded["presto"].startswith("https://localhost:") and forwarded["clickhouse_native"].startswith("local")
+    assert forwarded["kafka"] == f"127.0.0.1:{setting.kafka.external_port}", "the port broker 0 advertises"
     assert "prometheus" not in forwarded, "an endpoint given on the command line is not forwarded"
     assert checks["presto.tpch"]["figures"]["rows"] == 60175, "a real query ran through the port-forward"
     assert checks["clickhouse.round_trip"]["status"] == "passed"
+    assert checks["kafka.round_trip"]["status"] == "passed" and checks["kafka.refuses_anonymous"]["status"] == "passed"
     assert checks["kubernetes.hpas"]["figures"] == {"presto-worker.replicas": 1, "presto-worker.desired": 1}
     assert checks["kubernetes.network_policies"]["figures"] == {
         "present": len(setting.cluster.objects["NetworkPolicy"])
     }
+    assert setting.cluster.forbidden == [], "verify needs nothing its Role does not grant"
+
+
+def test_the_pipeline_check_passes_through_verify_s_own_port_forwards(setting: Setting, tmp_path: Path) -> None:
+    """From only the stack's in-cluster addresses: Kafka, ClickHouse and Presto reached through forwards."""
+    code, report, _ = run_verify(
+        setting.document, tmp_path, "pipeline", "--events", "200", *setting.overrides, kubeconfig=setting.kubeconfig
+    )
+    checks = by_name(report)
+    assert code == ExitCode.PASSED, [(c["name"], c["error"]) for c in report["checks"]]
+    ingest = checks["pipeline.ingest"]["figures"]
+    assert ingest["acked"] == ingest["unique"] == 200 and ingest["lost"] == 0
+    assert checks["pipeline.presto"]["figures"]["presto_unique"] == 200
+    assert (node_pod(setting.kafka.node_id), EXTERNAL_PORT) in setting.cluster.forwarded
     assert setting.cluster.forbidden == [], "verify needs nothing its Role does not grant"
 
 

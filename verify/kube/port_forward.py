@@ -1,7 +1,11 @@
-"""Reach a Service from outside the cluster: a local port whose connections are forwarded to one of its pods.
+"""Reach the stack from outside the cluster: local ports whose connections are forwarded to its pods.
 
 Each accepted connection opens its own port-forward stream through the Kubernetes API (the client's
 `portforward`, a websocket), to a ready pod behind the Service, and bytes are relayed both ways.
+
+Kafka's clients go on to the addresses the brokers advertise, so one forward to its Service is not
+enough: each broker's EXTERNAL listener advertises 127.0.0.1 and a port of its own, and verify forwards
+exactly that local port to that broker's pod (components/data/kafka/config.py).
 """
 
 import dataclasses
@@ -11,12 +15,16 @@ import threading
 from typing import Any
 from urllib.parse import urlunsplit
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from kubernetes import client
 from kubernetes.stream import portforward
 
+from components.data.kafka.config import EXTERNAL_PORT, LOOPBACK, node_pod
 from verify.core.checks import Check, CheckFailedError, Context, Figures
-from verify.core.targets import Endpoints, split_address
+from verify.core.targets import Endpoints, Targets, split_address
 from verify.kube.checks import REQUEST_TIMEOUT, Cluster
+from verify.smoke.kafka import TIMEOUT, connection
 
 BUFFER = 64 * 1024
 IDLE_SECONDS = 300
@@ -59,11 +67,11 @@ def target_of(cluster: Cluster, service: str, port: int) -> tuple[str, int]:
 
 
 class PortForward:
-    """A local listening port forwarding to one pod's port; close() stops it and its relays."""
+    """A local listening port (any free one unless given) forwarding to one pod's port; close() stops it."""
 
-    def __init__(self, cluster: Cluster, pod: str, port: int):
+    def __init__(self, cluster: Cluster, pod: str, port: int, local_port: int = 0):
         self._cluster, self._pod, self._port = cluster, pod, port
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server((LOOPBACK, local_port))
         self._closed = threading.Event()
         self.local_port: int = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, name=f"port-forward {pod}:{port}", daemon=True).start()
@@ -77,10 +85,13 @@ class PortForward:
             threading.Thread(target=self._relay, args=(connection,), daemon=True).start()
 
     def _relay(self, local: socket.socket) -> None:
-        core = client.CoreV1Api(self._cluster.api)
+        # A client of its own: `portforward` swaps the websocket transport into the ApiClient it is given for
+        # the call, and on a shared one a concurrent call (another relay, a check) would get the wrong one, or
+        # keep it. Kafka's clients open connections at any time, so relays start while checks run.
+        api = client.ApiClient(self._cluster.api.configuration)
         try:
             forward = portforward(
-                core.connect_get_namespaced_pod_portforward,
+                client.CoreV1Api(api).connect_get_namespaced_pod_portforward,
                 self._pod,
                 self._cluster.namespace,
                 ports=str(self._port),
@@ -88,6 +99,7 @@ class PortForward:
             )
         except Exception:  # the API refused the stream: the client sees its connection closed
             local.close()
+            api.close()
             return
         remote = forward.socket(self._port)  # a socket-like wrapper, without the context manager protocol
         pipes = {local: remote, remote: local}
@@ -100,6 +112,7 @@ class PortForward:
             local.close()
             remote.close()
             forward.close()
+            api.close()
 
     @staticmethod
     def _pump(readable: list[socket.socket], pipes: dict[socket.socket, socket.socket]) -> bool:
@@ -126,9 +139,8 @@ def forward_service(cluster: Cluster, service: str, port: int) -> PortForward:
     return PortForward(cluster, pod, target)
 
 
-FORWARDABLE = ("presto", "clickhouse_http", "clickhouse_native", "prometheus", "grafana")
-"""Endpoints a port-forward can stand in for. Not Kafka: its clients go on to the brokers' advertised
-in-cluster names, which a port-forward cannot rewrite; pass --kafka-bootstrap or run verify in the cluster."""
+FORWARDED = ("presto", "clickhouse_http", "clickhouse_native", "prometheus", "grafana", "kafka")
+"""Endpoints port-forwards stand in for: one to a pod behind the Service, and for Kafka one per broker."""
 
 
 def in_cluster(host: str) -> bool:
@@ -136,27 +148,85 @@ def in_cluster(host: str) -> bool:
     return host.endswith((".svc", ".svc.cluster.local"))
 
 
-def forwarded(cluster: Cluster, endpoints: Endpoints, given: set[str]) -> tuple[Endpoints, list[PortForward]]:
-    """The endpoints with each in-cluster one (not given on the command line) replaced by a local port-forward."""
+def advertised(targets: Targets, bootstrap: str) -> dict[int, tuple[str, int]]:
+    """(host, port) each broker advertises on the listener reached at `bootstrap`, by broker id."""
+    # Silent: librdkafka tries the advertised ports at once, and nothing listens there yet.
+    admin = AdminClient({**connection(targets), "bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        brokers = admin.list_topics(timeout=TIMEOUT).brokers
+    except KafkaException as error:
+        raise CheckFailedError(
+            f"no Kafka metadata through a port-forward to a broker's external listener (port {EXTERNAL_PORT}; "
+            f"a stack deployed before it has none: pass --kafka-bootstrap): {error}"
+        ) from None
+    return {broker.id: (broker.host or "", broker.port) for broker in brokers.values()}
+
+
+def broker_forwards(brokers: dict[int, tuple[str, int]]) -> list[tuple[str, int]]:
+    """(pod, local port) for each broker: the loopback port its external listener advertises, or an error."""
+    elsewhere = [
+        f"broker {node} at {host}:{port}" for node, (host, port) in sorted(brokers.items()) if host != LOOPBACK
+    ]
+    if elsewhere:
+        raise CheckFailedError(
+            f"Kafka's external listener advertises {', '.join(elsewhere)}, not {LOOPBACK}: "
+            "no local port-forward stands in for that; pass --kafka-bootstrap"
+        )
+    return [(node_pod(node), port) for node, (_, port) in sorted(brokers.items())]
+
+
+def forward_kafka(cluster: Cluster, targets: Targets, service: str, port: int, forwards: list[PortForward]) -> str:
+    """Forward each broker's advertised loopback port to its pod's external listener; the bootstrap list.
+
+    The brokers and their ports come from Kafka's own metadata, read through a forward to a ready pod behind
+    the Service: verify follows what the brokers advertise. The forwards are added to `forwards`.
+    """
+    pod, _ = target_of(cluster, service, port)
+    first = PortForward(cluster, pod, EXTERNAL_PORT)
+    try:
+        brokers = broker_forwards(advertised(targets, f"{LOOPBACK}:{first.local_port}"))
+    finally:
+        first.close()
+    for broker, local_port in brokers:
+        try:
+            forwards.append(PortForward(cluster, broker, EXTERNAL_PORT, local_port))
+        except OSError as error:
+            raise CheckFailedError(
+                f"local port {local_port}, which {broker} advertises, cannot be listened on ({error}): "
+                "free it, or pass --kafka-bootstrap"
+            ) from None
+    return ",".join(f"{LOOPBACK}:{local_port}" for _, local_port in brokers)
+
+
+def forwarded(cluster: Cluster, targets: Targets, given: set[str]) -> tuple[Endpoints, list[PortForward]]:
+    """The endpoints with each in-cluster one (not given on the command line) replaced by local port-forwards."""
     forwards: list[PortForward] = []
     replaced: dict[str, str] = {}
-    for field in FORWARDABLE:
-        address = getattr(endpoints, field)
-        parts = split_address(address)
-        if field in given or not parts.hostname or not parts.port or not in_cluster(parts.hostname):
-            continue
-        forward = forward_service(cluster, parts.hostname.split(".")[0], parts.port)
-        forwards.append(forward)
-        local = parts._replace(netloc=f"localhost:{forward.local_port}")
-        replaced[field] = urlunsplit(local) if parts.scheme else local.netloc
-    return dataclasses.replace(endpoints, **replaced), forwards
+    try:
+        for field in FORWARDED:
+            parts = split_address(getattr(targets.endpoints, field))
+            if field in given or not parts.hostname or not parts.port or not in_cluster(parts.hostname):
+                continue
+            service = parts.hostname.split(".")[0]
+            if field == "kafka":
+                replaced[field] = forward_kafka(cluster, targets, service, parts.port, forwards)
+                continue
+            forward = forward_service(cluster, service, parts.port)
+            forwards.append(forward)
+            local = parts._replace(netloc=f"localhost:{forward.local_port}")
+            replaced[field] = urlunsplit(local) if parts.scheme else local.netloc
+    except BaseException:
+        for forward in forwards:
+            forward.close()
+        raise
+    return dataclasses.replace(targets.endpoints, **replaced), forwards
 
 
 def forward_check(cluster: Cluster, given: set[str]) -> Check:
     """Open the port-forwards the run needs and point the run's targets at them; closed at cleanup."""
 
     def probe(context: Context) -> Figures:
-        endpoints, forwards = forwarded(cluster, context.targets.endpoints, given)
+        endpoints, forwards = forwarded(cluster, context.targets, given)
 
         def close() -> None:
             for forward in forwards:
@@ -164,7 +234,7 @@ def forward_check(cluster: Cluster, given: set[str]) -> Check:
 
         context.cleanup.add("port-forwards", close)
         context.targets = dataclasses.replace(context.targets, endpoints=endpoints)
-        return {field: getattr(endpoints, field) for field in FORWARDABLE if field not in given}
+        return {field: getattr(endpoints, field) for field in FORWARDED if field not in given}
 
     return Check(
         name="kubernetes.port_forward",

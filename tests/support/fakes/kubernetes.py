@@ -132,6 +132,8 @@ class FakeCluster:
     """Every request refused with 403, as 'METHOD path'."""
     by_operator: list[str] = field(default_factory=list)
     """Every request made with OPERATOR_TOKEN, as 'METHOD path'."""
+    forwarded: list[tuple[str, int]] = field(default_factory=list)
+    """(pod, port) of every port-forward stream opened."""
     served: set[str] = field(default_factory=lambda: {METRICS_API})
     """The aggregated APIs this cluster serves, by discovery path (metrics-server's, as on a working cluster)."""
 
@@ -220,7 +222,7 @@ def relay(connection: ServerConnection, port: int, backend: int) -> None:
             try:
                 while data := upstream.recv(65536):
                     connection.send(b"\x00" + data)
-            except OSError:
+            except (ConnectionClosed, OSError):  # the client went away first
                 pass
             connection.close()
 
@@ -269,6 +271,7 @@ def fake_api_server(cluster: FakeCluster, workdir: Path) -> Iterator[Path]:
         url = urlsplit(connection.request.path)
         pod = url.path.split("/")[-2]
         port = int(parse_qs(url.query)["ports"][0])
+        cluster.forwarded.append((pod, port))
         backend = cluster.backends.get((pod, port))
         if backend is None:
             connection.send(b"\x00" + port.to_bytes(2, "little"))
