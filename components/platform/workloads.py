@@ -166,10 +166,12 @@ DATA_CLAIM = "data"
 ORPHAN_PODS = {"pulumi.com/deletionPropagationPolicy": "orphan"}
 """StatefulSet annotation: when Pulumi deletes it, its pods stay (Kubernetes' `--cascade=orphan`).
 
-A change of an immutable field (its claim template: a new storage size) makes Pulumi replace the
+A change of an immutable field (its selector, service name or claim template) makes Pulumi replace the
 StatefulSet, deleting it first. Orphaned, the pods keep serving; the new StatefulSet adopts them and
 rolls them one at a time only if their template changed too. Pulumi reads the annotation from what it
 deletes, so it is there from the first `up` on."""
+CLAIM_TEMPLATE_SIZE = "spec.volumeClaimTemplates[*].spec.resources.requests.storage"
+"""The claim templates' size, which Pulumi leaves as it was created: the claims themselves are patched."""
 FORCE_PATCH = {"pulumi.com/patchForce": "true"}
 """Patch annotation: take over the fields it sets from whoever wrote them (the StatefulSet controller)."""
 
@@ -368,8 +370,9 @@ class NamespacedComponent(pulumi.ComponentResource):
     ) -> k8s.apps.v1.StatefulSet:
         """A StatefulSet whose replacement orphans its pods, and whose data claims follow claim_size (if it has any).
 
-        A claim template never changes an existing claim, so each pod's claim is also patched to the size
-        (the storage class must allow expansion): a larger `storage.size` grows the volumes in place.
+        A claim template never changes an existing claim, so each pod's claim is patched to the size (the
+        storage class must allow expansion): a larger `storage.size` grows the volumes in place, and the
+        template keeps the size the StatefulSet was created with (a new pod's claim is patched too).
         """
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
@@ -377,7 +380,9 @@ class NamespacedComponent(pulumi.ComponentResource):
                 name=object_name, namespace=self._namespace, labels=self._labels, annotations=ORPHAN_PODS
             ),
             spec=spec,
-            opts=self._opts(),
+            # The provider would replace the StatefulSet for a new claim size (the template is immutable), and
+            # its preview of that replacement fails (pulumi-kubernetes#3984): the claims are patched instead.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=[CLAIM_TEMPLATE_SIZE]),
         )
         if claim_size is None:
             return statefulset

@@ -6,7 +6,8 @@ real controller-manager and scheduler, and kwok's simulated kubelets, whose pods
 nothing. So what is real: every object's validation and admission, the controllers' rollouts, Pulumi's
 await logic, the RBAC authorizer. What is simulated: the containers (no server answers).
 
-One deployment is reused, in file order: up, no-op, the policy pack, verify's checks, an upgrade, destroy.
+One deployment is reused, in file order: up, no-op, the policy pack, verify's checks, an upgrade, a storage
+resize, destroy.
 The verify checks come before the upgrade so that a known upgrade defect does not fail them for its reason.
 """
 
@@ -67,6 +68,8 @@ IMAGE_OF = {
 CONFIG_CHANGE = {"presto": {"workers": {"shutdownGracePeriodSeconds": 90}}}
 """The one config value the upgrade changes (dev: 60): the workers' config file, so their pod template rolls."""
 PRESTO_WORKLOADS = {names.PRESTO_COORDINATOR, names.PRESTO_WORKER}
+GROWN = "6Gi"
+"""Kafka's storage size after the resize (dev: 5Gi)."""
 
 
 @pytest.fixture(scope="module")
@@ -300,6 +303,12 @@ def test_after_the_upgrade_every_pod_template_runs_its_new_image_and_the_workers
     )
 
 
+def test_after_the_upgrade_a_second_up_has_nothing_left_to_do(
+    local: EngineStack, upgrade: tuple[Outcome, Outcome, dict, dict]
+) -> None:
+    assert_no_changes(local.preview())
+
+
 def without_versions(template: dict) -> dict:
     """A pod template without its images and version labels: what differs besides a version bump."""
     template = json.loads(json.dumps(template))
@@ -307,6 +316,51 @@ def without_versions(template: dict) -> dict:
     for container in template["spec"].get("containers", []) + template["spec"].get("initContainers", []):
         container.pop("image", None)
     return template
+
+
+def data_pods(api: client.ApiClient) -> dict[str, tuple[str, str]]:
+    """Kafka's and ClickHouse's pods: name -> (uid, uid of the StatefulSet that owns it)."""
+    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE).items
+    return {
+        pod.metadata.name: (pod.metadata.uid, next((o.uid for o in pod.metadata.owner_references or []), ""))
+        for pod in pods
+        if pod.metadata.name.startswith((f"{names.KAFKA}-", f"{names.CLICKHOUSE}-"))
+        and pod.metadata.labels.get("app.kubernetes.io/component") in ("broker", "server")
+    }
+
+
+@pytest.fixture(scope="module")
+def resized(
+    local: EngineStack, upgrade: tuple[Outcome, Outcome, dict, dict], api: client.ApiClient
+) -> tuple[Outcome, Outcome, dict, dict]:
+    """Kafka's storage grown from 5Gi to 6Gi after the upgrade: the preview, the up, its data pods before and after."""
+    before = data_pods(api)
+    local.set("kafka.storage.size", GROWN)
+    preview = local.preview()
+    up = local.up()
+    return preview, up, before, data_pods(api)
+
+
+def test_a_larger_storage_size_previews_and_updates_without_replacing_or_restarting_anything(
+    resized: tuple[Outcome, Outcome, dict, dict], api: client.ApiClient
+) -> None:
+    preview, up, before, after = resized
+    assert preview.succeeded, preview.describe()
+    assert up.succeeded, up.describe()
+    assert_no_replacement(up)
+    changed = {f"{s.kind}/{s.name}" for s in up.changed if s.kind not in ("Stack", "Kafka")}
+    assert changed == {f"PersistentVolumeClaimPatch/{names.KAFKA}-data-0"}, up.describe()
+    assert before and after == before, "a data pod was deleted or changed owner"
+    assert not_ready(api) == []
+
+
+def test_a_larger_storage_size_grows_every_claim_and_a_second_up_changes_nothing(
+    local: EngineStack, resized: tuple[Outcome, Outcome, dict, dict], api: client.ApiClient
+) -> None:
+    claims = client.CoreV1Api(api).list_namespaced_persistent_volume_claim(NAMESPACE).items
+    sizes = {c.metadata.name: c.spec.resources.requests["storage"] for c in claims}
+    assert sizes[f"data-{names.KAFKA}-0"] == GROWN, sizes
+    assert_no_changes(local.preview())
 
 
 def test_destroy_leaves_nothing_of_ours_in_the_api(
