@@ -395,7 +395,9 @@ class NamespacedComponent(pulumi.ComponentResource):
                 spec=PersistentVolumeClaimSpecPatchArgs(
                     resources=VolumeResourceRequirementsPatchArgs(requests={"storage": claim_size})
                 ),
-                opts=self._opts([statefulset]),
+                # A patch of a required field cannot be withdrawn: deleting it leaves the claim as it is (its
+                # StatefulSet's scale-down, `pulumi destroy`), and the namespace's deletion removes the claim.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[statefulset], retain_on_delete=True),
             )
         return statefulset
 
