@@ -224,6 +224,9 @@ def test_verify_runs_its_kubernetes_checks_as_the_verify_service_account(
     # No metrics-server on this control plane: the autoscalers read no metrics, and verify says so (not a 403).
     status, error = statuses["kubernetes.hpas"]
     assert status == "failed" and "no current metrics (is metrics-server running?)" in error, error
+    status, error = statuses["kubernetes.metrics_api"]
+    assert status == "failed" and "/apis/metrics.k8s.io/v1beta1 is not served" in error, error
+    assert done.returncode == 3, "the environment lacks what the stack needs"
 
 
 def test_the_verify_role_is_enforced_and_its_pod_delete_is_replaced_by_the_controller(
