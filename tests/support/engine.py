@@ -1,7 +1,8 @@
 """Drive the real Pulumi engine through the Automation API with the project's own program, on the local control plane.
 
 The CLI and the Kubernetes provider come from scripts/engine/install, the random and tls providers from
-scripts/providers/install, the control plane from scripts/engine/cluster; the policy pack runs through
+scripts/providers/install, the control plane from scripts/engine/cluster; Helm charts from scripts/engine/install
+too (see local_charts: the loop reaches no chart repository); the policy pack runs through
 scripts/engine/analyzer/pulumi-analyzer-policy-python, which the CLI starts as a binary analyzer (see
 policy_plugin: no Python language host is installed). The program runs inline (`program=`): the SDK serves
 it, so no language host is needed for it either.
@@ -34,8 +35,6 @@ CACHE = Path(os.environ.get("QUERY_ENGINE_STACK_CACHE") or Path.home() / ".cache
 CLUSTER = REPO / "scripts" / "engine" / "cluster"
 ANALYZER = REPO / "scripts" / "engine" / "analyzer"
 POLICY_PACK = REPO / "policy"
-CHARTS = REPO / "scripts" / "engine" / "charts"
-"""Helm charts vendored for the loop, which reaches no chart repository: Chaos Mesh's, at the pinned version."""
 CHART_TYPE = "kubernetes:helm.sh/v4:Chart"
 CONTEXT = "local"
 """The kubeconfig context scripts/engine/cluster writes."""
@@ -108,6 +107,36 @@ class Toolchain:
     def binary(self, name: str) -> str:
         """The full path of one of the toolchain's binaries."""
         return str(next(d / name for d in self.bins if (d / name).is_file()))
+
+
+@dataclass(frozen=True)
+class LocalChart:
+    """A Helm chart scripts/engine/install fetched from a registry, and the released version it stands in for."""
+
+    name: str
+    stands_for: str
+    """The version the program asks for (chaos.chartVersion) that this chart is installed in place of."""
+    source: str
+    """Where it comes from: MODULE@VERSION, the chart being a folder of that Go module."""
+    directory: Path
+    """The chart itself (its Chart.yaml, values.yaml, templates/)."""
+
+
+def local_chart(name: str) -> LocalChart:
+    """The chart `name` as scripts/engine/install fetched it; EngineMissingError naming the command that fetches it."""
+    printed = subprocess.run(
+        [str(REPO / "scripts" / "engine" / "install"), "--print-charts"], capture_output=True, text=True, check=True
+    ).stdout
+    charts = {fields[0]: fields for fields in (line.split("\t") for line in printed.splitlines() if line)}
+    if name not in charts:
+        raise EngineMissingError(f"chart {name}: scripts/engine/install fetches only {', '.join(sorted(charts))}")
+    _, stands_for, source, directory = charts[name]
+    chart = LocalChart(name=name, stands_for=stands_for, source=source, directory=Path(directory))
+    if not (chart.directory / "Chart.yaml").is_file():
+        raise EngineMissingError(
+            f"chart {name} not fetched ({chart.directory}): run scripts/engine/install charts (scripts/test runs it)"
+        )
+    return chart
 
 
 def _provider_bin(name: str) -> Path:
@@ -294,17 +323,25 @@ def await_deadline(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTr
 
 
 def local_charts(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
-    """Install a Helm chart from its copy in CHARTS instead of its repository; refuse a version not vendored."""
+    """Install the fetched chart (local_chart) in place of the version it stands in for; refuse any other version."""
     # A remote component's transforms run twice, the second time (the engine's) with no inputs: leave that one be.
     if args.type_ != CHART_TYPE or "chart" not in args.props:
         return None
     props = dict(args.props)
-    chart = CHARTS / props["chart"]
-    vendored = yaml.safe_load((chart / "Chart.yaml").read_text())["version"]
-    if props.get("version") != vendored:
-        raise ValueError(f"chart {props['chart']} {props.get('version')}: {chart} holds {vendored}")
-    props.pop("repositoryOpts", None)
-    props["chart"] = str(chart)
+    # No registry here serves Chaos Mesh's chart at 2.7.2 (chaos.chartVersion), so the loop installs the
+    # helm/chaos-mesh folder of a development commit the Go module proxy serves (scripts/engine/install says
+    # which, and how its templates differ from 2.7.2's): the loop proves the component's certificate handling on
+    # that commit's templates, not the released 2.7.2 chart.
+    chart = local_chart(str(props["chart"]))
+    if props.get("version") != chart.stands_for:
+        raise ValueError(
+            f"chart {chart.name} {props.get('version')}: the loop has {chart.source}'s chart, which stands in for "
+            f"{chart.stands_for} only (scripts/engine/install)"
+        )
+    # A local chart's own Chart.yaml gives its version (0.0.0 at a development commit): the pin means nothing there.
+    for pin in ("repositoryOpts", "version"):
+        props.pop(pin, None)
+    props["chart"] = str(chart.directory)
     return pulumi.ResourceTransformResult(props, args.opts)
 
 

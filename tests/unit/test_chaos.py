@@ -1,7 +1,6 @@
 """Chaos Mesh under mocks: the pinned official chart, faults only in our namespace, certificates kept in state."""
 
 import base64
-import re
 
 import pulumi
 import pytest
@@ -9,7 +8,6 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.chaos.certificates import Issued, chart_certificates, digest, stable_certificates
 from components.chaos.component import CHART, INJECT_ANNOTATION, REPOSITORY
-from tests.support.engine import CHARTS
 from tests.support.render import Rendered, fake_pem, render
 
 CHART_TYPE = "kubernetes:helm.sh/v4:Chart"
@@ -178,31 +176,3 @@ def test_rollme_changes_only_when_a_certificate_does() -> None:
     base = digest([("ca", "crt-1"), ("ca", "crt-2")])
     assert digest([("ca", "crt-1"), ("ca", "crt-2")]) == base
     assert digest([("ca", "crt-1"), ("ca", "crt-2 renewed")]) != base
-
-
-GENERATORS = re.compile(
-    r"\b(genCA|genSignedCert|genSelfSignedCert|genPrivateKey|randAlphaNum|randAlpha|randNumeric|randAscii|randBytes|uuidv4|now|lookup)\b"
-)
-
-
-def test_every_generator_in_the_vendored_chart_is_one_the_component_replaces() -> None:
-    templates = CHARTS / CHART / "templates"
-    calls = {
-        path.name: [line.strip() for line in path.read_text().splitlines() if GENERATORS.search(line)]
-        for path in sorted(templates.iterdir())
-    }
-    calls = {name: lines for name, lines in calls.items() if lines}
-    assert set(calls) == {
-        "_certs.tpl",
-        "secrets-configuration.yaml",
-        "controller-manager-deployment.yaml",
-        "chaos-daemon-daemonset.yaml",
-    }, calls
-    for name in ("controller-manager-deployment.yaml", "chaos-daemon-daemonset.yaml"):
-        assert calls[name] == ["rollme: {{ randAlphaNum 5 | quote }}"], f"{name}: {calls[name]}"
-    helpers = (templates / "_helpers.tpl").read_text()
-    secret_names = dict(re.findall(r'define "([^"]+)" -}}\s*{{- printf "([^"]+)"', helpers))
-    in_secrets = re.findall(
-        r'name: {{ template "([^"]+)" \. }}', (templates / "secrets-configuration.yaml").read_text()
-    )
-    assert {secret_names[t] for t in in_secrets} == {c.secret for c in chart_certificates("chaos-mesh")}
