@@ -180,11 +180,6 @@ def presto_exporter_config() -> str:
     return exporter_config(PRESTO_RULES + JVM_RULES)
 
 
-def kafka_exporter_config() -> str:
-    """Kafka's exporter config: replication, controller, throughput, offsets and the JVM."""
-    return exporter_config(KAFKA_RULES + JVM_RULES)
-
-
 def agent_option(jar: str, port: int, config_path: str) -> str:
     """The JVM option that loads the agent."""
     return f"-javaagent:{jar}={port}:{config_path}"
