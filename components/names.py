@@ -50,10 +50,8 @@ CLICKHOUSE_NATIVE_PORT = 9000
 CLICKHOUSE_METRICS_PORT = 9363
 
 # Presto.
-PRESTO_HTTP_PORT = 8080
-"""The nodes' own traffic (discovery, tasks, exchanges): no client authentication, Presto pods only."""
 PRESTO_HTTPS_PORT = 8443
-"""Clients: TLS and a password."""
+"""Every Presto node's only port: clients with a password, the nodes with the internal certificate."""
 PRESTO_TLS_SECRET = "presto-tls"
 PRESTO_PASSWORD_FILE_SECRET = "presto-password-file"
 PRESTO_COORDINATOR_CONFIG = "presto-coordinator-config"

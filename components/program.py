@@ -163,6 +163,7 @@ def _declare_engines(settings: Settings, stack: str, platform: Platform, securit
             clickhouse_host_port=clickhouse.http_host_port,
             kafka_bootstrap=kafka.presto_bootstrap,
             user_passwords=credentials.in_secret(PRESTO_USERS_SECRET),
+            shared_secret=credentials.values["prestoSharedSecret"],
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials, security.certificates]),
     )

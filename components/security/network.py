@@ -85,25 +85,25 @@ FLOWS: tuple[Flow, ...] = (
     Flow(
         source=PRESTO_WORKER,
         target=PRESTO_COORDINATOR,
-        ports=(names.PRESTO_HTTP_PORT,),
+        ports=(names.PRESTO_HTTPS_PORT,),
         reason="workers announce themselves to discovery",
     ),
     Flow(
         source=PRESTO_COORDINATOR,
         target=PRESTO_WORKER,
-        ports=(names.PRESTO_HTTP_PORT,),
+        ports=(names.PRESTO_HTTPS_PORT,),
         reason="the coordinator schedules tasks",
     ),
     Flow(
         source=PRESTO_WORKER,
         target=PRESTO_WORKER,
-        ports=(names.PRESTO_HTTP_PORT,),
+        ports=(names.PRESTO_HTTPS_PORT,),
         reason="workers exchange intermediate data",
     ),
     Flow(
         source=PRESTO_COORDINATOR,
         target=PRESTO_COORDINATOR,
-        ports=(names.PRESTO_HTTP_PORT,),
+        ports=(names.PRESTO_HTTPS_PORT,),
         reason="the coordinator's own tasks",
     ),
     *(

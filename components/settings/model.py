@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from components.data.presto import memory as presto_memory
 from components.security.credential_catalog import CREDENTIALS, MIN_OVERRIDE_LENGTH, OVERRIDE_ALPHABET
 from components.settings.images import unpinned
 from components.settings.quantities import quantity_value
@@ -324,7 +325,8 @@ class PrestoCoordinator(Model):
     """The Presto coordinator (always one replica)."""
 
     resources: Resources = Field(
-        default_factory=resources("250m", "640Mi", "1", "1Gi"), description="container resources"
+        default_factory=resources("250m", "640Mi", "1", "1792Mi"),
+        description="container resources; the JVM's heap is what the limit leaves beside its off-heap budget",
     )
     schedules_work: bool = Field(
         True, description="the coordinator also runs tasks (node-scheduler.include-coordinator)"
@@ -332,15 +334,19 @@ class PrestoCoordinator(Model):
 
 
 class PrestoWorkers(Model):
-    """Presto workers, scaled by a HorizontalPodAutoscaler."""
+    """Presto workers, scaled by a HorizontalPodAutoscaler on their CPU.
+
+    Never on memory: a JVM commits its whole heap at start and never gives it back, so a memory target
+    would hold the workers at their maximum.
+    """
 
     min_replicas: int = Field(1, ge=1, description="HPA minimum")
     max_replicas: int = Field(2, ge=1, description="HPA maximum")
     resources: Resources = Field(
-        default_factory=resources("250m", "512Mi", "1", "1Gi"), description="container resources"
+        default_factory=resources("250m", "512Mi", "1", "1536Mi"),
+        description="container resources; the JVM's heap is what the limit leaves beside its off-heap budget",
     )
     cpu_target_percent: int = Field(70, ge=1, le=100, description="HPA CPU utilization target, % of requests")
-    memory_target_percent: int = Field(80, ge=1, le=100, description="HPA memory utilization target, % of requests")
     scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600, description="HPA scale-down stabilization window")
     shutdown_grace_period_seconds: int = Field(
         60, ge=1, le=3600, description="how long a worker drains its tasks before it exits (shutdown.grace-period)"
@@ -401,6 +407,18 @@ class PrestoSettings(Model):
     tls: PrestoTls = Field(default_factory=PrestoTls, description="the coordinator's HTTPS certificate")
     coordinator: PrestoCoordinator = Field(default_factory=PrestoCoordinator, description="coordinator")
     workers: PrestoWorkers = Field(default_factory=PrestoWorkers, description="workers")
+
+    @model_validator(mode="after")
+    def _jvm_fits(self) -> "PrestoSettings":
+        findings: list[Finding] = []
+        for key, role, coordinator in (("coordinator", self.coordinator, True), ("workers", self.workers, False)):
+            limit = role.resources.limits.memory
+            try:
+                presto_memory.budget(limit, coordinator)
+            except ValueError as error:
+                findings.append((f"{key}.resources.limits.memory", limit, str(error)))
+        report(findings)
+        return self
 
     @model_validator(mode="after")
     def _coordinator_role(self, info: ValidationInfo) -> "PrestoSettings":

@@ -90,7 +90,7 @@ def source_text(exporter: str, under: str) -> str:
 def exported(kafka_node: KafkaNode, pipeline: str, presto: PrestoCluster) -> set[str]:
     """What the real Kafka and Presto export, after events went through the topic and a query ran."""
     produce_events(kafka_node, pipeline, f"names-{time.time_ns()}", ["a", "b"])
-    assert rows(presto.port, "SELECT count(*) FROM tpch.tiny.nation") == [[25]]
+    assert rows(presto.clients, "SELECT count(*) FROM tpch.tiny.nation") == [[25]]
     kafka = scrape_until(kafka_node.metrics_port, {"kafka_server_brokertopicmetrics_messagesin_total"})
     return set(kafka) | set(scrape(presto.exporter.port))
 

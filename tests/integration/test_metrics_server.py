@@ -31,7 +31,7 @@ def test_every_kafka_rule_yields_its_metrics(kafka_node: KafkaNode, pipeline: st
 
 
 def test_every_presto_rule_yields_its_metrics(presto: PrestoCluster) -> None:
-    assert rows(presto.port, "SELECT count(*) FROM tpch.tiny.region") == [[5]]
+    assert rows(presto.clients, "SELECT count(*) FROM tpch.tiny.region") == [[5]]
     samples = scrape(presto.exporter.port)
     for rule in PRESTO_RULES + JVM_RULES:
         missing = names(rule) - set(samples)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import pulumi_tls as tls
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs, DeploymentStrategyArgs
 from pulumi_kubernetes.autoscaling.v2 import CrossVersionObjectReferenceArgs as ScaleTargetArgs
 from pulumi_kubernetes.autoscaling.v2 import (
@@ -22,11 +23,12 @@ from pulumi_kubernetes.core.v1 import (
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
+    EnvVarSourceArgs,
     ExecActionArgs,
-    HTTPGetActionArgs,
     KeyToPathArgs,
     LifecycleArgs,
     LifecycleHandlerArgs,
+    ObjectFieldSelectorArgs,
     PodSpecArgs,
     ProbeArgs,
     ProjectedVolumeSourceArgs,
@@ -42,12 +44,13 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
 from components import names
 from components.data.presto.config import (
     CLICKHOUSE_CATALOGS,
-    KEYSTORE_FILE,
     PASSWORD_FILE,
-    ClientAccess,
+    POD_ADDRESS_TOKEN,
     clickhouse_jdbc_url,
     graceful_shutdown_command,
     password_entry,
+    pod_domain,
+    probe_command,
     start_script,
     template_files,
 )
@@ -64,9 +67,16 @@ from components.platform.workloads import (
     pod_name_env,
     pod_security,
     rolling_update,
+    secret_digest,
+)
+from components.security.certificates import (
+    CA_VALIDITY_HOURS,
+    EARLY_RENEWAL_HOURS,
+    SERVING_USES,
+    SERVING_VALIDITY_HOURS,
 )
 from components.security.credential_catalog import CLICKHOUSE_USERS_SECRET, PRESTO_INTERNAL_SECRET
-from components.settings.model import Resources, Settings
+from components.settings.model import PROJECT, Resources, Settings
 
 PRESTO_HOME = "/opt/presto-server"
 PRESTO_USER = 1000
@@ -74,6 +84,11 @@ PRESTO_USER = 1000
 TEMPLATE_DIR = "/etc/presto-templates"
 SECRETS_DIR = "/run/secrets/presto"
 WORK_DIR = "/var/presto"
+ETC_DIR = f"{WORK_DIR}/etc"
+JMX_PORT = 9010
+"""The JVM's own JMX agent, which no one can log in to (see jvm_config): never in a Service or a policy."""
+INTERNAL_TLS_SECRET = "presto-internal-tls"
+"""The internal certificate every node presents and a worker serves, with its CA: the nodes' credential."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,8 @@ class PrestoArgs:
     """host:port of Kafka's PRESTO listener (PLAINTEXT: Presto 0.287's Kafka client cannot speak SASL)."""
     user_passwords: dict[str, pulumi.Output[str]]
     """Secret passwords of the client users, by user name."""
+    shared_secret: pulumi.Output[str]
+    """The internal-communication shared secret (in the presto-internal Secret), for the pods' config digest."""
 
 
 class Presto(NamespacedComponent):
@@ -108,11 +125,13 @@ class Presto(NamespacedComponent):
         identity = (names.PRESTO_COORDINATOR, "coordinator", args.instance, settings.presto.image)
         super().__init__("qestack:data:Presto", name, args.namespace, identity, opts)
         self._inputs = args
-        host = names.service_host(names.PRESTO_COORDINATOR, settings.namespace)
-        self.url = f"https://{host}:{names.PRESTO_HTTPS_PORT}"
-        self._discovery_uri = f"http://{host}:{names.PRESTO_HTTP_PORT}"
+        self._host = names.service_host(names.PRESTO_COORDINATOR, settings.namespace)
+        self.url = f"https://{self._host}:{names.PRESTO_HTTPS_PORT}"
         self._declare_service(name)
         self._declare_password_file(name)
+        # Both Deployments read the internal certificate and the shared secret at start: a rotation of
+        # either rolls them (the new pods then trust and sign alike).
+        self._secret_digest = secret_digest([*self._declare_internal_tls(name), args.shared_secret])
         self.coordinator = self._declare_node(name, coordinator=True)
         self.workers = self._declare_node(name, coordinator=False)
         self._declare_autoscaler(name)
@@ -128,7 +147,7 @@ class Presto(NamespacedComponent):
         return selector_labels(name, component, instance), common_labels(name, component, instance, self._version)
 
     def _declare_service(self, name: str) -> None:
-        """The coordinator's Service (clients: HTTPS; workers' discovery: HTTP), and the exposed one if asked."""
+        """The coordinator's Service (clients and the workers' discovery: HTTPS), and the exposed one if asked."""
         selector, _ = self._role(coordinator=True)
         k8s.core.v1.Service(
             f"{name}-coordinator",
@@ -136,16 +155,12 @@ class Presto(NamespacedComponent):
             spec=ServiceSpecArgs(
                 type="ClusterIP",
                 selector=selector,
-                ports=[
-                    ServicePortArgs(name="http", port=names.PRESTO_HTTP_PORT, target_port="http"),
-                    ServicePortArgs(name="https", port=names.PRESTO_HTTPS_PORT, target_port="https"),
-                ],
+                ports=[ServicePortArgs(name="https", port=names.PRESTO_HTTPS_PORT, target_port="https")],
             ),
             opts=self._opts(),
         )
         network = self._inputs.settings.network
         if network.service_type != "ClusterIP":
-            # Exposed outside the cluster: HTTPS only; the nodes' HTTP port never leaves the ClusterIP Service.
             k8s.core.v1.Service(
                 f"{name}-clients",
                 metadata=self._metadata(names.PRESTO_CLIENTS),
@@ -178,6 +193,56 @@ class Presto(NamespacedComponent):
             opts=self._opts(),
         )
 
+    def _declare_internal_tls(self, name: str) -> list[pulumi.Output[str]]:
+        """The nodes' own CA and the certificate they all present, in a TLS Secret; its files, for the digest.
+
+        The CA is the stack's own, whatever signs the clients' certificate: a node accepts a client
+        certificate of this CA only, so no other certificate of a shared issuer authenticates anyone. The
+        certificate names every pod by its cluster DNS pod record, since a worker announces that name.
+        """
+        ca_key = tls.PrivateKey(f"{name}-internal-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
+        ca = tls.SelfSignedCert(
+            f"{name}-internal-ca",
+            private_key_pem=ca_key.private_key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(
+                common_name=f"{PROJECT} {self._inputs.instance} Presto internal CA", organization=PROJECT
+            ),
+            is_ca_certificate=True,
+            validity_period_hours=CA_VALIDITY_HOURS,
+            early_renewal_hours=EARLY_RENEWAL_HOURS,
+            allowed_uses=["cert_signing", "crl_signing"],
+            opts=self._opts(),
+        )
+        key = tls.PrivateKey(f"{name}-internal-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
+        request = tls.CertRequest(
+            f"{name}-internal-request",
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=INTERNAL_TLS_SECRET, organization=PROJECT),
+            dns_names=[f"*.{pod_domain(self._inputs.settings.namespace)}", "localhost"],
+            ip_addresses=["127.0.0.1"],
+            opts=self._opts(),
+        )
+        certificate = tls.LocallySignedCert(
+            f"{name}-internal",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca.cert_pem,
+            validity_period_hours=SERVING_VALIDITY_HOURS,
+            early_renewal_hours=EARLY_RENEWAL_HOURS,
+            allowed_uses=[*SERVING_USES, "client_auth"],
+            opts=self._opts(),
+        )
+        # Annotated, because mypy cannot infer Output.secret's type parameter from a union context.
+        private_key: pulumi.Output[str] = pulumi.Output.secret(key.private_key_pem_pkcs8)
+        k8s.core.v1.Secret(
+            f"{name}-internal-tls",
+            metadata=self._metadata(INTERNAL_TLS_SECRET),
+            type="kubernetes.io/tls",
+            string_data={"tls.crt": certificate.cert_pem, "tls.key": private_key, "ca.crt": ca.cert_pem},
+            opts=self._opts(),
+        )
+        return [certificate.cert_pem, private_key, ca.cert_pem]
+
     def _declare_node(self, name: str, coordinator: bool) -> k8s.apps.v1.Deployment:
         """The config, and the Deployment, of the coordinator or of the workers."""
         settings = self._inputs.settings
@@ -188,20 +253,18 @@ class Presto(NamespacedComponent):
             presto,
             coordinator=coordinator,
             environment=self._inputs.instance,
-            http_port=names.PRESTO_HTTP_PORT,
-            discovery_uri=self._discovery_uri,
+            https_port=names.PRESTO_HTTPS_PORT,
+            discovery_uri=self.url,
+            # The coordinator is reached through its Service, whose name its certificate holds; a worker by
+            # its pod's DNS record, which the internal certificate's wildcard holds.
+            internal_address=self._host if coordinator else f"{POD_ADDRESS_TOKEN}.{pod_domain(settings.namespace)}",
             data_dir=f"{WORK_DIR}/data",
             clickhouse_jdbc_url=clickhouse_jdbc_url(self._inputs.clickhouse_host_port),
             kafka_nodes=self._inputs.kafka_bootstrap,
             topic=settings.kafka.topic.name,
-            etc_dir=f"{WORK_DIR}/etc",
-            clients=ClientAccess(
-                port=names.PRESTO_HTTPS_PORT,
-                keystore=f"{WORK_DIR}/etc/{KEYSTORE_FILE}",
-                password_file=f"{SECRETS_DIR}/{PASSWORD_FILE}",
-            )
-            if coordinator
-            else None,
+            etc_dir=ETC_DIR,
+            jmx_port=JMX_PORT,
+            password_file=f"{SECRETS_DIR}/{PASSWORD_FILE}" if coordinator else None,
             metrics_agent=agent_option(AGENT_JAR, names.JMX_METRICS_PORT, f"{TEMPLATE_DIR}/{CONFIG_FILE}"),
         )
         data = {**files, "start.sh": start_script()}
@@ -240,8 +303,10 @@ class Presto(NamespacedComponent):
                 if coordinator
                 else rolling_update(rollout_surge(settings)),
                 selector=LabelSelectorArgs(match_labels=selector),
-                # The start script renders the config once: its digest rolls the pods when it changes.
-                template=self._pod_template(spec, config=tuple(data.values()), labels=labels),
+                # The start script renders the config once: its digests roll the pods when it changes.
+                template=self._pod_template(
+                    spec, config=tuple(data.values()), secret_config=self._secret_digest, labels=labels
+                ),
             ),
             opts=self._opts(),
         )
@@ -249,7 +314,7 @@ class Presto(NamespacedComponent):
     def _container(self, resources: Resources, coordinator: bool) -> ContainerArgs:
         """The Presto container, started through the stack's start script."""
         presto = self._inputs.settings.presto
-        info = HTTPGetActionArgs(path="/v1/info", port="http")
+        info = ExecActionArgs(command=probe_command(names.PRESTO_HTTPS_PORT, ETC_DIR))
         lifecycle = (
             None
             if coordinator
@@ -257,7 +322,7 @@ class Presto(NamespacedComponent):
                 pre_stop=LifecycleHandlerArgs(
                     exec_=ExecActionArgs(
                         command=graceful_shutdown_command(
-                            names.PRESTO_HTTP_PORT, presto.workers.shutdown_grace_period_seconds
+                            names.PRESTO_HTTPS_PORT, ETC_DIR, presto.workers.shutdown_grace_period_seconds
                         )
                     )
                 )
@@ -269,23 +334,26 @@ class Presto(NamespacedComponent):
             command=["/bin/sh", f"{TEMPLATE_DIR}/start.sh"],
             env=[
                 pod_name_env(),
+                EnvVarArgs(
+                    name="POD_IP",
+                    value_from=EnvVarSourceArgs(field_ref=ObjectFieldSelectorArgs(field_path="status.podIP")),
+                ),
                 EnvVarArgs(name="PRESTO_HOME", value=PRESTO_HOME),
                 EnvVarArgs(name="TEMPLATE_DIR", value=TEMPLATE_DIR),
                 EnvVarArgs(name="SECRETS_DIR", value=SECRETS_DIR),
-                EnvVarArgs(name="ETC_DIR", value=f"{WORK_DIR}/etc"),
+                EnvVarArgs(name="ETC_DIR", value=ETC_DIR),
                 EnvVarArgs(name="DATA_DIR", value=f"{WORK_DIR}/data"),
             ],
             ports=[
-                ContainerPortArgs(name="http", container_port=names.PRESTO_HTTP_PORT),
+                ContainerPortArgs(name="https", container_port=names.PRESTO_HTTPS_PORT),
                 ContainerPortArgs(name="metrics", container_port=names.JMX_METRICS_PORT),
-            ]
-            + ([ContainerPortArgs(name="https", container_port=names.PRESTO_HTTPS_PORT)] if coordinator else []),
+            ],
             resources=container_resources(resources),
             security_context=container_security(),
             # The JVM loads every plugin before it answers: allow 5 minutes to start.
-            startup_probe=ProbeArgs(http_get=info, period_seconds=5, failure_threshold=60),
-            readiness_probe=ProbeArgs(http_get=info, period_seconds=10, timeout_seconds=5),
-            liveness_probe=ProbeArgs(http_get=info, period_seconds=20, timeout_seconds=5, failure_threshold=3),
+            startup_probe=ProbeArgs(exec_=info, period_seconds=5, timeout_seconds=5, failure_threshold=60),
+            readiness_probe=ProbeArgs(exec_=info, period_seconds=10, timeout_seconds=5),
+            liveness_probe=ProbeArgs(exec_=info, period_seconds=20, timeout_seconds=5, failure_threshold=3),
             lifecycle=lifecycle,
             volume_mounts=[
                 VolumeMountArgs(name="templates", mount_path=TEMPLATE_DIR, read_only=True),
@@ -296,18 +364,12 @@ class Presto(NamespacedComponent):
         )
 
     def _declare_autoscaler(self, name: str) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
-        """Scale workers on CPU and memory; scale in slowly, one worker a minute, each draining first."""
+        """Scale workers on CPU; scale in slowly, one worker a minute, each draining first.
+
+        CPU only: a JVM commits its heap at start and keeps it, so memory use says nothing about load.
+        """
         workers = self._inputs.settings.presto.workers
         _, labels = self._role(coordinator=False)
-
-        def utilization(resource: str, percent: int) -> MetricSpecArgs:
-            return MetricSpecArgs(
-                type="Resource",
-                resource=ResourceMetricSourceArgs(
-                    name=resource, target=MetricTargetArgs(type="Utilization", average_utilization=percent)
-                ),
-            )
-
         return k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-workers",
             metadata=self._metadata(names.PRESTO_WORKER, labels),
@@ -316,8 +378,13 @@ class Presto(NamespacedComponent):
                 min_replicas=workers.min_replicas,
                 max_replicas=workers.max_replicas,
                 metrics=[
-                    utilization("cpu", workers.cpu_target_percent),
-                    utilization("memory", workers.memory_target_percent),
+                    MetricSpecArgs(
+                        type="Resource",
+                        resource=ResourceMetricSourceArgs(
+                            name="cpu",
+                            target=MetricTargetArgs(type="Utilization", average_utilization=workers.cpu_target_percent),
+                        ),
+                    )
                 ],
                 behavior=HorizontalPodAutoscalerBehaviorArgs(
                     scale_down=HPAScalingRulesArgs(
@@ -337,15 +404,19 @@ class Presto(NamespacedComponent):
 def _secrets_volume(coordinator: bool) -> ProjectedVolumeSourceArgs:
     """The secrets a node reads, as files: nothing else of those Secrets.
 
-    Every node: the internal shared secret and the passwords of the ClickHouse catalogs' users. The coordinator also:
-    its TLS key and certificate, and the users' password hashes.
+    Every node: the internal shared secret, certificate and CA, the CA of the coordinator's certificate and
+    the passwords of the ClickHouse catalogs' users. The coordinator also: its TLS key and certificate,
+    and the users' password hashes.
     """
+    serving = {"ca.crt": "ca.crt", "tls.key": "tls.key", "tls.crt": "tls.crt"} if coordinator else {"ca.crt": "ca.crt"}
+    internal = {"tls.key": "internal-tls.key", "tls.crt": "internal-tls.crt", "ca.crt": "internal-ca.crt"}
     wanted = {
         PRESTO_INTERNAL_SECRET: {"shared-secret": "shared-secret"},
+        INTERNAL_TLS_SECRET: internal,
         CLICKHOUSE_USERS_SECRET: {user: f"{catalog}-password" for catalog, user in CLICKHOUSE_CATALOGS.items()},
+        names.PRESTO_TLS_SECRET: serving,
     }
     if coordinator:
-        wanted[names.PRESTO_TLS_SECRET] = {"tls.key": "tls.key", "tls.crt": "tls.crt"}
         wanted[names.PRESTO_PASSWORD_FILE_SECRET] = {PASSWORD_FILE: PASSWORD_FILE}
     return ProjectedVolumeSourceArgs(
         default_mode=0o440,
