@@ -11,7 +11,7 @@ from components.platform.jvm import JvmBudget, OffHeap, jvm_budget
 G1_REGION_MB = 32
 """-XX:G1HeapRegionSize: Presto's pages are large arrays; smaller regions would make many of them humongous."""
 
-# Measured on the real Presto 0.287 (Java 11) with every plugin the image ships (43), a coordinator that
+# Measured on the real Presto 0.287 (Java 11) with every plugin the image ships (41), a coordinator that
 # runs tasks and a worker, after the 22 TPC-H queries on `tiny` (-XX:NativeMemoryTracking=summary):
 # metaspace 157 and 123 MiB, JIT code 75 and 50 MiB, the collector 9 to 10% of the heap, symbols and
 # the JVM's own structures about 35 MiB, and about 60 MiB resident that NMT does not see (malloc's
