@@ -3,6 +3,7 @@
 import re
 import time
 
+from components.data.kafka.config import READINESS_RULES
 from components.observability.jmx_exporter import JVM_RULES, KAFKA_RULES, PRESTO_RULES, Rule
 from tests.support.events import produce_events
 from tests.support.servers.kafka import KafkaNode
@@ -42,6 +43,6 @@ def test_every_presto_rule_yields_its_metrics(presto: PrestoCluster) -> None:
 
 def test_nothing_outside_the_rules_is_exported(kafka_node: KafkaNode) -> None:
     """Only the rules' names, the agent's own JVM and process metrics, and its scrape health."""
-    allowed = {n for rule in KAFKA_RULES + JVM_RULES for n in names(rule)}
+    allowed = {n for rule in KAFKA_RULES + JVM_RULES + READINESS_RULES for n in names(rule)}
     for name in scrape(kafka_node.metrics_port):
         assert name in allowed or name.startswith(("jvm_", "process_", "jmx_")), name
