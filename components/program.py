@@ -117,6 +117,7 @@ def _declare_security(settings: Settings, stack: str, platform: Platform) -> _Se
             namespace=platform.namespace_name,
             instance=stack,
             clients=settings.network.clients,
+            keda_namespace=settings.presto.workers.autoscaling.keda_namespace,
             egress=egress(settings),
         ),
         opts=in_cluster,

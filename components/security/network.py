@@ -56,6 +56,8 @@ KUBE_STATE_METRICS = Peer(name=names.KUBE_STATE_METRICS, component="exporter")
 GRAFANA = Peer(name=names.GRAFANA, component="dashboards")
 CLIENTS = Peer(name="clients", component="external")
 """Not pods of the stack: the namespaces and address ranges of settings.network.clients."""
+KEDA = Peer(name="keda", component="operator")
+"""Not pods of the stack: KEDA's operator, in settings.presto.workers.autoscaling.kedaNamespace (the queue signal)."""
 
 FLOWS: tuple[Flow, ...] = (
     Flow(
@@ -139,6 +141,12 @@ FLOWS: tuple[Flow, ...] = (
         reason="clients query over HTTPS, with a password",
     ),
     Flow(source=CLIENTS, target=GRAFANA, ports=(names.GRAFANA_PORT,), reason="people read the dashboards"),
+    Flow(
+        source=KEDA,
+        target=PROMETHEUS,
+        ports=(names.PROMETHEUS_PORT,),
+        reason="KEDA's operator reads the coordinator's queries, to scale the workers (the queue signal only)",
+    ),
 )
 
 
@@ -213,6 +221,8 @@ class NetworkArgs:
     """The stack name, for app.kubernetes.io/instance and the pod selectors."""
     clients: Clients
     """Where CLIENTS are: their namespaces and address ranges."""
+    keda_namespace: str | None
+    """Where KEDA's operator runs, if the workers scale on the queue signal."""
     egress: tuple[Egress, ...]
     """The allowed connections out of the pod network."""
     flows: tuple[Flow, ...] = FLOWS
@@ -249,7 +259,15 @@ class NetworkPolicies(pulumi.ComponentResource):
             )
 
         def sources(flow: Flow) -> list[NetworkPolicyPeerArgs]:
-            """Pods of the source workload; for CLIENTS, every pod of their namespaces and their ranges."""
+            """Pods of the source workload; for CLIENTS and KEDA, every pod of their namespaces, and CLIENTS' ranges."""
+            if flow.source == KEDA:
+                namespaces = [args.keda_namespace] if args.keda_namespace else []
+                return [
+                    NetworkPolicyPeerArgs(
+                        namespace_selector=LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
+                    )
+                    for namespace in namespaces
+                ]
             if flow.source != CLIENTS:
                 return [NetworkPolicyPeerArgs(pod_selector=selector(flow.source))]
             return [
@@ -270,6 +288,7 @@ class NetworkPolicies(pulumi.ComponentResource):
             if ingress:
                 declare(f"allow-ingress-{peer.slug()}", peer, "ingress", ingress)
         outbound.pop(CLIENTS, None)
+        outbound.pop(KEDA, None)
         for peer, flows in outbound.items():
             egress = [
                 NetworkPolicyEgressRuleArgs(to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f))

@@ -333,12 +333,40 @@ class PrestoCoordinator(Model):
     )
 
 
-class PrestoWorkers(Model):
-    """Presto workers, scaled by a HorizontalPodAutoscaler on their CPU.
+class PrestoAutoscaling(Model):
+    """What scales the workers: their CPU (an HPA), or the coordinator's queries and their CPU (KEDA).
 
-    Never on memory: a JVM commits its whole heap at start and never gives it back, so a memory target
+    Never memory: a JVM commits its whole heap at start and never gives it back, so a memory target
     would hold the workers at their maximum.
     """
+
+    signal: Literal["cpu", "queue"] = Field(
+        "cpu",
+        description="cpu: an HPA on the workers' CPU; queue: a KEDA ScaledObject on the coordinator's queued "
+        "and running queries (from Prometheus) and the workers' CPU, whichever wants more (KEDA 2.16 installed)",
+    )
+    queries_per_worker: int | None = Field(
+        None, ge=1, description="queue: queued and running queries per worker KEDA aims at; unset with cpu"
+    )
+    keda_namespace: DnsLabel | None = Field(
+        None, description="queue: namespace of KEDA's operator, which the NetworkPolicies let query Prometheus"
+    )
+
+    @model_validator(mode="after")
+    def _queue_needs_its_target(self) -> "PrestoAutoscaling":
+        findings: list[Finding] = []
+        queue = self.signal == "queue"
+        for key, value in (("queriesPerWorker", self.queries_per_worker), ("kedaNamespace", self.keda_namespace)):
+            if queue and value is None:
+                findings.append((key, None, "must be set when signal is queue (KEDA's target, and where KEDA runs)"))
+            if not queue and value is not None:
+                findings.append((key, value, "must be unset when signal is cpu (only the queue signal reads it)"))
+        report(findings)
+        return self
+
+
+class PrestoWorkers(Model):
+    """Presto workers, scaled on their CPU by an HPA (or on the coordinator's queries by KEDA)."""
 
     min_replicas: int = Field(1, ge=1, description="HPA minimum")
     max_replicas: int = Field(2, ge=1, description="HPA maximum")
@@ -346,7 +374,8 @@ class PrestoWorkers(Model):
         default_factory=resources("250m", "512Mi", "1", "1536Mi"),
         description="container resources; the JVM's heap is what the limit leaves beside its off-heap budget",
     )
-    cpu_target_percent: int = Field(70, ge=1, le=100, description="HPA CPU utilization target, % of requests")
+    cpu_target_percent: int = Field(70, ge=1, le=100, description="CPU utilization target, % of requests")
+    autoscaling: PrestoAutoscaling = Field(default_factory=PrestoAutoscaling, description="what scales the workers")
     scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600, description="HPA scale-down stabilization window")
     shutdown_grace_period_seconds: int = Field(
         60, ge=1, le=3600, description="how long a worker drains its tasks before it exits (shutdown.grace-period)"

@@ -5,11 +5,11 @@ import itertools
 import pytest
 
 from components.platform.labels import selector_labels
-from components.security.network import ALERTMANAGER, CLIENTS, FLOWS, KUBE_STATE_METRICS, PROMETHEUS, Peer
+from components.security.network import ALERTMANAGER, CLIENTS, FLOWS, KEDA, KUBE_STATE_METRICS, PROMETHEUS, Peer
 from tests.support.netpol import Pod, allowed
 from tests.support.render import Rendered, render
 
-INTERNAL = tuple(f for f in FLOWS if f.source != CLIENTS)
+INTERNAL = tuple(f for f in FLOWS if f.source not in (CLIENTS, KEDA))
 FROM_CLIENTS = tuple(f for f in FLOWS if f.source == CLIENTS)
 PEERS = {f.source for f in INTERNAL} | {f.target for f in FLOWS}
 PORTS = sorted({port for flow in FLOWS for port in flow.ports} | {53, 8080, 8123})

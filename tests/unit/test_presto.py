@@ -15,12 +15,17 @@ from components.data.presto.config import (
     probe_command,
     start_script,
 )
+from components.observability.jmx_exporter import PRESTO_RULES
 from components.platform.jvm import JvmBudget, OffHeap, jvm_budget
+from components.platform.labels import selector_labels
 from components.platform.workloads import SECRET_CONFIG_DIGEST, config_digest
 from components.security.credential_catalog import CREDENTIALS, PRESTO_INTERNAL_SECRET, PRESTO_USERS_SECRET
 from components.settings.parse import SettingsError, parse_settings
 from components.settings.quantities import quantity_value
 from components.settings.stack_files import stack_config
+from tests.support.keda_schema import problems as keda_problems
+from tests.support.netpol import Pod, allowed
+from tests.support.promql import selectors
 from tests.support.render import Rendered, fake_password, render, settings_of
 from tests.support.workloads import pod_spec
 
@@ -335,3 +340,81 @@ def test_a_presto_limit_too_small_for_the_jvm_is_refused_naming_the_key() -> Non
         parse_settings("dev", stack_config("dev", {"presto": {"workers": {"resources": small}}}))
     message = str(caught.value)
     assert "presto.workers.resources.limits.memory" in message and "Presto needs at least 512 MiB of heap" in message
+
+
+QUEUE = {"signal": "queue", "queriesPerWorker": 4, "kedaNamespace": "keda"}
+
+
+@pytest.fixture(scope="module")
+def queue_scaled() -> Rendered:
+    """The dev stack with its workers scaled on the queue signal, through KEDA."""
+    return render("dev", overrides={"presto": {"workers": {"autoscaling": QUEUE}}})
+
+
+def test_the_queue_signal_renders_a_keda_scaled_object_instead_of_the_hpa(queue_scaled: Rendered) -> None:
+    assert not queue_scaled.of_kind("HorizontalPodAutoscaler"), "KEDA makes the HPA; a second one would fight it"
+    scaled = queue_scaled.named("ScaledObject", names.PRESTO_WORKER).inputs
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert keda_problems(scaled) == [], f"ScaledObject/{names.PRESTO_WORKER} breaks KEDA 2.16's CRD"
+    workers = settings_of(queue_scaled).presto.workers
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": names.PRESTO_WORKER}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (workers.min_replicas, workers.max_replicas)
+    hpa = spec["advanced"]["horizontalPodAutoscalerConfig"]
+    assert hpa["name"] == names.PRESTO_WORKER, "KEDA's HPA keeps the name verify looks for"
+    assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == workers.scale_down_stabilization_seconds
+    queue, cpu = spec["triggers"]
+    namespace = queue_scaled.outputs["namespace"]
+    assert queue["type"] == "prometheus" and queue["metricType"] == "AverageValue"
+    assert queue["metadata"]["serverAddress"] == f"http://prometheus.{namespace}.svc.cluster.local:9090"
+    assert queue["metadata"]["threshold"] == "4"
+    exported = {rule.name for rule in PRESTO_RULES}
+    read = {selector.name for selector in selectors(queue["metadata"]["query"])}
+    assert read == {"presto_queries_queued", "presto_queries_running"} <= exported
+    assert cpu == {"type": "cpu", "metricType": "Utilization", "metadata": {"value": str(workers.cpu_target_percent)}}
+
+
+def test_the_keda_schema_is_strict() -> None:
+    typo = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "x"},
+        "spec": {"scaleTargetRef": {"name": "x"}, "triggers": [{"type": "cpu", "metadata": {}}], "maxReplicas": 3},
+    }
+    assert keda_problems(typo) == ["spec: Additional properties are not allowed ('maxReplicas' was unexpected)"]
+
+
+def test_only_kedas_namespace_reaches_prometheus_and_only_its_port(queue_scaled: Rendered) -> None:
+    namespace = queue_scaled.outputs["namespace"]
+    prometheus = Pod(selector_labels(names.PROMETHEUS, "server", queue_scaled.stack), namespace)
+    operator = Pod({"app": "keda-operator"}, "keda")
+    assert allowed(queue_scaled, operator, prometheus, names.PROMETHEUS_PORT)
+    assert not allowed(queue_scaled, Pod({"app": "keda-operator"}, "elsewhere"), prometheus, names.PROMETHEUS_PORT)
+    coordinator = Pod(selector_labels(names.PRESTO_COORDINATOR, "coordinator", queue_scaled.stack), namespace)
+    for target, port in ((prometheus, 9091), (coordinator, names.PRESTO_HTTPS_PORT), (coordinator, 9404)):
+        assert not allowed(queue_scaled, operator, target, port), f"KEDA reaches {target.labels}:{port}"
+    assert not allowed(render("dev"), operator, prometheus, names.PROMETHEUS_PORT), "the cpu signal admits no KEDA"
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "messages"),
+    [
+        (
+            {"signal": "queue"},
+            [
+                "presto.workers.autoscaling.queriesPerWorker: must be set when signal is queue",
+                "presto.workers.autoscaling.kedaNamespace: must be set when signal is queue",
+            ],
+        ),
+        (
+            {"queriesPerWorker": 4},
+            ["presto.workers.autoscaling.queriesPerWorker = 4: must be unset when signal is cpu"],
+        ),
+        ({"signal": "memory"}, ["presto.workers.autoscaling.signal"]),
+    ],
+)
+def test_the_queue_signal_needs_its_target_and_keda_namespace(autoscaling: dict, messages: list[str]) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings("dev", stack_config("dev", {"presto": {"workers": {"autoscaling": autoscaling}}}))
+    for message in messages:
+        assert message in str(caught.value), str(caught.value)

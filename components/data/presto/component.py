@@ -87,6 +87,8 @@ WORK_DIR = "/var/presto"
 ETC_DIR = f"{WORK_DIR}/etc"
 JMX_PORT = 9010
 """The JVM's own JMX agent, which no one can log in to (see jvm_config): never in a Service or a policy."""
+QUEUE_QUERY = "(sum(presto_queries_queued) or vector(0)) + (sum(presto_queries_running) or vector(0))"
+"""The queue signal: the coordinator's queued and running queries (the JMX exporter's rules name both)."""
 INTERNAL_TLS_SECRET = "presto-internal-tls"
 """The internal certificate every node presents and a worker serves, with its CA: the nodes' credential."""
 
@@ -134,7 +136,10 @@ class Presto(NamespacedComponent):
         self._secret_digest = secret_digest([*self._declare_internal_tls(name), args.shared_secret])
         self.coordinator = self._declare_node(name, coordinator=True)
         self.workers = self._declare_node(name, coordinator=False)
-        self._declare_autoscaler(name)
+        if settings.presto.workers.autoscaling.signal == "queue":
+            self._declare_queue_scaler(name)
+        else:
+            self._declare_autoscaler(name)
         if settings.high_availability:
             worker = self._role(coordinator=False)
             disruption_budget(names.PRESTO_WORKER, args.namespace, worker[1], worker[0], self._opts())
@@ -397,6 +402,58 @@ class Presto(NamespacedComponent):
                     ),
                 ),
             ),
+            opts=self._opts(depends_on=[self.workers]),
+        )
+
+    def _declare_queue_scaler(self, name: str) -> k8s.apiextensions.CustomResource:
+        """A KEDA ScaledObject: workers for the coordinator's queued and running queries, or for their CPU.
+
+        KEDA makes and owns the HPA (named like ours, so verify finds it), with both metrics: the larger
+        count wins. The same slow scale-in, one draining worker a minute.
+        """
+        settings = self._inputs.settings
+        workers = settings.presto.workers
+        _, labels = self._role(coordinator=False)
+        prometheus = f"http://{names.service_host(names.PROMETHEUS, settings.namespace)}:{names.PROMETHEUS_PORT}"
+        # Ref: https://keda.sh/docs/2.16/reference/scaledobject-spec/ and /scalers/prometheus/
+        spec = {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": names.PRESTO_WORKER},
+            "minReplicaCount": workers.min_replicas,
+            "maxReplicaCount": workers.max_replicas,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "name": names.PRESTO_WORKER,
+                    "behavior": {
+                        "scaleDown": {
+                            "stabilizationWindowSeconds": workers.scale_down_stabilization_seconds,
+                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                        },
+                        "scaleUp": {
+                            "stabilizationWindowSeconds": 0,
+                            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 30}],
+                        },
+                    },
+                }
+            },
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": prometheus,
+                        "query": QUEUE_QUERY,
+                        "threshold": str(workers.autoscaling.queries_per_worker),
+                    },
+                },
+                {"type": "cpu", "metricType": "Utilization", "metadata": {"value": str(workers.cpu_target_percent)}},
+            ],
+        }
+        return k8s.apiextensions.CustomResource(
+            f"{name}-workers-scaler",
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
+            metadata=self._metadata(names.PRESTO_WORKER, labels),
+            spec=spec,
             opts=self._opts(depends_on=[self.workers]),
         )
 
