@@ -35,7 +35,7 @@ class PlannedWorkload:
 
 
 def rollout_surge(settings: Settings) -> int:
-    """The maxSurge of the stack's rolling Deployments (Presto workers and the one-replica tools).
+    """The maxSurge of the stack's rolling Deployments (Presto workers, Grafana and kube-state-metrics).
 
     A highly available stack rolls with one extra pod at a time and never below its current count; its
     quota is sized to hold that pod. Elsewhere (dev: one small node, a 3 GiB quota that the workloads fill
@@ -88,16 +88,15 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
         PlannedWorkload(
             name=names.PROMETHEUS,
             setting="monitoring.prometheus",
-            max_replicas=1,
+            max_replicas=monitoring.prometheus.replicas,
             resources=monitoring.prometheus.resources,
             volume=prometheus_volume,
         ),
         PlannedWorkload(
             name=names.ALERTMANAGER,
             setting="monitoring.alertmanager",
-            max_replicas=1,
+            max_replicas=monitoring.alertmanager.replicas,
             resources=monitoring.alertmanager.resources,
-            surge=surge,
         ),
         PlannedWorkload(
             name=names.GRAFANA,

@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
 import pulumi
@@ -17,6 +18,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 
 from components import names
+from components.observability.alertmanager.config import CLUSTER_PORT as ALERTMANAGER_CLUSTER_PORT
 from components.platform.labels import common_labels, selector_labels
 from components.settings.model import PROJECT, Clients, Settings
 
@@ -35,12 +37,14 @@ class Peer:
 
 @dataclass(frozen=True, kw_only=True)
 class Flow:
-    """One allowed connection: who opens it, to whom, on which TCP ports, and why."""
+    """One allowed connection: who opens it, to whom, on which ports and protocols, and why."""
 
     source: Peer
     target: Peer
     ports: tuple[int, ...]
     reason: str
+    protocols: tuple[Literal["TCP", "UDP"], ...] = ("TCP",)
+    """Every port of the flow, for each of these protocols."""
 
 
 KAFKA_BROKER = Peer(name=names.KAFKA, component="broker")
@@ -124,6 +128,13 @@ FLOWS: tuple[Flow, ...] = (
         target=ALERTMANAGER,
         ports=(names.ALERTMANAGER_PORT,),
         reason="Prometheus sends alerts and scrapes Alertmanager",
+    ),
+    Flow(
+        source=ALERTMANAGER,
+        target=ALERTMANAGER,
+        ports=(ALERTMANAGER_CLUSTER_PORT,),
+        protocols=("TCP", "UDP"),
+        reason="the peers gossip silences and the notification log (memberlist: UDP, and TCP for full state)",
     ),
     Flow(source=GRAFANA, target=PROMETHEUS, ports=(names.PROMETHEUS_PORT,), reason="dashboards query Prometheus"),
     *(
@@ -245,7 +256,10 @@ class NetworkPolicies(pulumi.ComponentResource):
             return LabelSelectorArgs(match_labels=selector_labels(peer.name, peer.component, args.instance))
 
         def ports(allowed: Flow | Egress) -> list[NetworkPolicyPortArgs]:
-            return [NetworkPolicyPortArgs(protocol="TCP", port=port) for port in allowed.ports]
+            protocols = allowed.protocols if isinstance(allowed, Flow) else ("TCP",)
+            return [
+                NetworkPolicyPortArgs(protocol=protocol, port=port) for port in allowed.ports for protocol in protocols
+            ]
 
         def declare(policy: str, peer: Peer, direction: str, rules: list) -> None:
             """One policy about the pods of a peer, in one direction."""

@@ -552,6 +552,18 @@ class PrometheusSettings(Model):
     retention: Duration = Field("2d", description="TSDB retention time")
     scrape_interval: Duration = Field("15s", description="global scrape interval")
     storage: Storage | None = Field(None, description="TSDB volume; unset = emptyDir (data lost on restart)")
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="identical servers scraping the same targets, each with its own TSDB and a `replica` "
+        "external label (its pod name); at least 2 when highAvailability is true",
+    )
+
+    @model_validator(mode="after")
+    def _replicated(self, info: ValidationInfo) -> "PrometheusSettings":
+        if _high_availability(info) and self.replicas < 2:
+            report([("replicas", self.replicas, "must be at least 2 when highAvailability is true")])
+        return self
 
 
 WebhookUrl = Annotated[str, AfterValidator(_regex(r"https?://\S+", "an http:// or https:// URL"))]
@@ -572,6 +584,28 @@ class AlertmanagerSettings(Model):
         default_factory=resources("20m", "32Mi", "100m", "64Mi"), description="container resources"
     )
     receivers: AlertReceivers = Field(default_factory=AlertReceivers, description="alert receivers by severity")
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="peers of one gossip cluster sharing silences and the notification log; at least 3 when "
+        "highAvailability is true",
+    )
+
+    @model_validator(mode="after")
+    def _clustered(self, info: ValidationInfo) -> "AlertmanagerSettings":
+        """Three, not two: the gossip needs no quorum, but with two a drain leaves one copy of the silences."""
+        if _high_availability(info) and self.replicas < 3:
+            report(
+                [
+                    (
+                        "replicas",
+                        self.replicas,
+                        "must be at least 3 when highAvailability is true (a drained peer and a lost one "
+                        "still leave one holding the silences and the notification log)",
+                    )
+                ]
+            )
+        return self
 
 
 class GrafanaSettings(Model):

@@ -1,15 +1,67 @@
-"""alertmanager.yml as a pure function: route by severity to the configured webhooks.
+"""alertmanager.yml and the cluster flags as pure functions: route by severity, gossip with the peers.
 
 The safe default: a severity with no webhook goes to a receiver with no integration, so its alerts
 are kept and shown in Alertmanager (and checked by verify) but sent nowhere; nothing is sent to an
 address nobody configured.
+
+Several replicas form one gossip cluster (memberlist, over TCP and UDP): they share silences and the
+notification log, so the first peer notifies and the others, finding the notification logged, do not.
+They do not share alerts: every Prometheus sends every alert to every peer.
+Ref: https://github.com/prometheus/alertmanager#high-availability
 """
+
+from dataclasses import dataclass
 
 import yaml
 
+from components import names
 from components.settings.model import Settings
 
 SEVERITIES = ("critical", "warning")
+CLUSTER_PORT = 9094
+"""The peers' gossip port, TCP and UDP."""
+PEERS_SERVICE = "alertmanager-peers"
+"""The headless Service that gives each replica of the StatefulSet a stable DNS name."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cluster:
+    """Where one replica gossips: its listen and advertised addresses, and every peer's."""
+
+    listen: str
+    advertise: str
+    peers: tuple[str, ...]
+
+
+def peer_hosts(settings: Settings) -> list[str]:
+    """Every replica's stable DNS name, through the headless Service (alertmanager-0.alertmanager-peers...)."""
+    service = names.service_host(PEERS_SERVICE, settings.namespace)
+    return [f"{names.ALERTMANAGER}-{ordinal}.{service}" for ordinal in range(settings.monitoring.alertmanager.replicas)]
+
+
+def in_cluster(settings: Settings) -> Cluster | None:
+    """The pods' gossip: on every address, advertising the pod's IP, with every replica as a peer; one replica: none."""
+    if settings.monitoring.alertmanager.replicas == 1:
+        return None
+    return Cluster(
+        listen=f"0.0.0.0:{CLUSTER_PORT}",
+        # The pod IP from the downward API: Alertmanager's own guess takes private ranges only.
+        advertise=f"$(POD_IP):{CLUSTER_PORT}",
+        peers=tuple(f"{host}:{CLUSTER_PORT}" for host in peer_hosts(settings)),
+    )
+
+
+def alertmanager_args(*, config_file: str, storage_path: str, web: str, cluster: Cluster | None) -> list[str]:
+    """The command line of one replica: its files, its web address and its gossip (disabled without a cluster)."""
+    args = [f"--config.file={config_file}", f"--storage.path={storage_path}", f"--web.listen-address={web}"]
+    if cluster is None:
+        return [*args, "--cluster.listen-address="]
+    return [
+        *args,
+        f"--cluster.listen-address={cluster.listen}",
+        f"--cluster.advertise-address={cluster.advertise}",
+        *(f"--cluster.peer={peer}" for peer in cluster.peers),
+    ]
 
 
 def alertmanager_config(settings: Settings) -> str:

@@ -1,4 +1,9 @@
-"""Prometheus: a StatefulSet with the stack's scrape config and rules, and read-only discovery RBAC."""
+"""Prometheus: a StatefulSet with the stack's scrape config and rules, and read-only discovery RBAC.
+
+Highly available, two identical replicas scrape the same targets into their own volumes and evaluate
+the same rules; each sends its alerts to every Alertmanager, which notifies once. Nothing merges their
+data: Grafana reads one of them through the Service (docs/operations.md, deduplicating).
+"""
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -9,6 +14,8 @@ from pulumi_kubernetes.core.v1 import (
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     PodSpecArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
     VolumeArgs,
     VolumeMountArgs,
 )
@@ -16,15 +23,24 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgs, RoleRefArgs, SubjectArgs
 
 from components import names
+from components.observability.alertmanager.config import peer_hosts
 from components.observability.prometheus.alert_rules import RULE_FILE, rule_file
-from components.observability.prometheus.config import ALERTMANAGER_PORT, PROMETHEUS_PORT, prometheus_config
+from components.observability.prometheus.config import (
+    ALERTMANAGER_PORT,
+    PROMETHEUS_PORT,
+    REPLICA_FLAGS,
+    prometheus_config,
+)
 from components.platform.workloads import (
     NamespacedComponent,
     StackArgs,
     container_resources,
     container_security,
     data_claim,
+    disruption_budget,
     http_probes,
+    placement,
+    pod_name_env,
     pod_security,
 )
 
@@ -50,7 +66,7 @@ class Prometheus(NamespacedComponent):
             "prometheus.yml": prometheus_config(
                 settings,
                 rule_files=[f"{CONFIG_DIR}/{RULE_FILE}"],
-                alertmanagers=[f"{names.service_host(names.ALERTMANAGER, settings.namespace)}:{ALERTMANAGER_PORT}"],
+                alertmanagers=[f"{host}:{ALERTMANAGER_PORT}" for host in peer_hosts(settings)],
             ),
             RULE_FILE: rule_file(settings),
         }
@@ -58,7 +74,18 @@ class Prometheus(NamespacedComponent):
             f"{name}-config", metadata=self._metadata(names.PROMETHEUS), data=files, opts=self._opts()
         )
         self._declare_rbac(name, settings.namespace)
-        self._http_service(name, names.PROMETHEUS, PROMETHEUS_PORT)
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=self._metadata(names.PROMETHEUS),
+            # Each client stays on one replica: two replicas' series differ by a scrape's timing, and a
+            # dashboard alternating between them would jitter.
+            spec=ServiceSpecArgs(
+                selector=self._selector,
+                ports=[ServicePortArgs(name="http", port=PROMETHEUS_PORT, target_port="http")],
+                session_affinity="ClientIP",
+            ),
+            opts=self._opts(),
+        )
         container = ContainerArgs(
             name="prometheus",
             image=prometheus.image,
@@ -67,7 +94,9 @@ class Prometheus(NamespacedComponent):
                 f"--storage.tsdb.path={DATA_DIR}",
                 f"--storage.tsdb.retention.time={prometheus.retention}",
                 f"--web.listen-address=:{PROMETHEUS_PORT}",
+                *REPLICA_FLAGS,
             ],
+            env=[pod_name_env()],
             ports=[ContainerPortArgs(name="http", container_port=PROMETHEUS_PORT)],
             resources=container_resources(prometheus.resources),
             security_context=container_security(),
@@ -89,7 +118,7 @@ class Prometheus(NamespacedComponent):
             names.PROMETHEUS,
             StatefulSetSpecArgs(
                 service_name=names.PROMETHEUS,
-                replicas=1,
+                replicas=prometheus.replicas,
                 selector=LabelSelectorArgs(match_labels=self._selector),
                 # A changed config or rule rolls the pod.
                 template=self._pod_template(
@@ -99,14 +128,17 @@ class Prometheus(NamespacedComponent):
                         security_context=pod_security(NOBODY),
                         containers=[container],
                         volumes=volumes,
+                        **placement(settings, self._selector, one_per_host=True),
                     ),
                     config=tuple(files.values()),
                 ),
                 volume_claim_templates=claims or None,
             ),
-            replicas=1,
+            replicas=prometheus.replicas,
             claim_size=prometheus.storage.size if prometheus.storage else None,
         )
+        if settings.high_availability:
+            disruption_budget(names.PROMETHEUS, args.namespace, self._labels, self._selector, self._opts())
         self.register_outputs({"url": self.url})
 
     def _declare_rbac(self, name: str, namespace: str) -> None:

@@ -4,6 +4,10 @@ In the cluster, targets are found through the Kubernetes API (pods of our namesp
 their app.kubernetes.io/name label and their container port's name; nodes for the kubelet and
 cAdvisor). Given static targets instead, the same jobs, labels and relabelling scrape fixed
 addresses: that is how the tests run it against real servers on loopback.
+
+Every replica runs the same file: its `replica` external label is its pod name, expanded from the
+environment at load time (`--enable-feature=expand-external-labels`, in Prometheus since 2.27), and
+dropped from the alerts it sends, so the Alertmanager cluster sees the replicas' alerts as one.
 """
 
 from dataclasses import dataclass
@@ -26,6 +30,10 @@ CADVISOR_METRICS = (
     "container_cpu_cfs_periods_total",
 )
 KUBELET_METRICS = ("kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes")
+REPLICA_LABEL = "replica"
+"""External label naming the Prometheus replica that holds a series (deduplicate on it)."""
+REPLICA_FLAGS = ("--enable-feature=expand-external-labels",)
+"""What makes Prometheus expand ${POD_NAME} in the external labels."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,9 +131,13 @@ def prometheus_config(
         "global": {
             "scrape_interval": prometheus.scrape_interval,
             "evaluation_interval": prometheus.scrape_interval,
-            "external_labels": {"namespace": namespace},
+            "external_labels": {"namespace": namespace, REPLICA_LABEL: "${POD_NAME}"},
         },
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]},
+        "alerting": {
+            "alert_relabel_configs": [{"action": "labeldrop", "regex": REPLICA_LABEL}],
+            # Every Alertmanager, never the Service in front of them: they do not share alerts.
+            "alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}],
+        },
         "rule_files": rule_files,
         "scrape_configs": jobs,
     }
