@@ -165,6 +165,7 @@ def _declare_engines(settings: Settings, stack: str, platform: Platform, securit
             kafka_bootstrap=kafka.presto_bootstrap,
             user_passwords=credentials.in_secret(PRESTO_USERS_SECRET),
             shared_secret=credentials.values["prestoSharedSecret"],
+            serving_certificate=security.certificates.issued.get(names.PRESTO_TLS_SECRET),
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials, security.certificates]),
     )

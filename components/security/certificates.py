@@ -52,11 +52,14 @@ class Certificates(NamespacedComponent):
 
     ca_certificate: pulumi.Output[str]
     """The CA certificate (PEM): what clients such as verify trust. Public, not a secret."""
+    issued: dict[str, pulumi.Output[str]]
+    """The serving certificates (PEM) Pulumi issues, by Secret name: none with cert-manager, which renews unseen."""
 
     def __init__(self, name: str, args: CertificatesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(
             "qestack:security:Certificates", name, args.namespace, (PROJECT, "certificates", args.instance, None), opts
         )
+        self.issued = {}
         if args.source.source == "cert-manager":
             self.ca_certificate = pulumi.Output.from_input(str(args.source.ca_certificate))
             for serving in args.serving:
@@ -79,7 +82,7 @@ class Certificates(NamespacedComponent):
             opts=self._opts(),
         )
         for one in serving:
-            self._issue(name, one, ca_key, ca)
+            self.issued[one.secret] = self._issue(name, one, ca_key, ca)
         return ca.cert_pem
 
     def _request(self, name: str, serving: ServingCertificate, source: PrestoTls) -> k8s.apiextensions.CustomResource:
@@ -107,8 +110,8 @@ class Certificates(NamespacedComponent):
 
     def _issue(
         self, name: str, serving: ServingCertificate, ca_key: tls.PrivateKey, ca: tls.SelfSignedCert
-    ) -> k8s.core.v1.Secret:
-        """A key, a certificate for the Service's names (and loopback, for port-forwards), in a Secret."""
+    ) -> pulumi.Output[str]:
+        """Issue a key and a certificate for the Service's names and loopback into a Secret; return the certificate."""
         key = tls.PrivateKey(f"{name}-{serving.service}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
         request = tls.CertRequest(
             f"{name}-{serving.service}-request",
@@ -130,7 +133,7 @@ class Certificates(NamespacedComponent):
         )
         # Annotated, because mypy cannot infer Output.secret's type parameter from a union context.
         private_key: pulumi.Output[str] = pulumi.Output.secret(key.private_key_pem_pkcs8)
-        return k8s.core.v1.Secret(
+        k8s.core.v1.Secret(
             f"{name}-{serving.secret}",
             metadata=self._metadata(serving.secret),
             type="kubernetes.io/tls",
@@ -141,6 +144,7 @@ class Certificates(NamespacedComponent):
             },
             opts=self._opts(),
         )
+        return certificate.cert_pem
 
 
 def service_dns_names(service: str, namespace: str) -> tuple[str, ...]:

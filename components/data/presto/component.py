@@ -111,6 +111,8 @@ class PrestoArgs:
     """Secret passwords of the client users, by user name."""
     shared_secret: pulumi.Output[str]
     """The internal-communication shared secret (in the presto-internal Secret), for the pods' config digest."""
+    serving_certificate: pulumi.Output[str] | None
+    """The coordinator's HTTPS certificate when Pulumi issues it, for its digest (None: cert-manager renews it)."""
 
 
 class Presto(NamespacedComponent):
@@ -133,7 +135,11 @@ class Presto(NamespacedComponent):
         self._declare_password_file(name)
         # Both Deployments read the internal certificate and the shared secret at start: a rotation of
         # either rolls them (the new pods then trust and sign alike).
-        self._secret_digest = secret_digest([*self._declare_internal_tls(name), args.shared_secret])
+        internal = [*self._declare_internal_tls(name), args.shared_secret]
+        self._secret_digest = secret_digest(internal)
+        # The coordinator also serves the clients' certificate, which `pulumi up` renews: a new one rolls it.
+        serving = [args.serving_certificate] if args.serving_certificate is not None else []
+        self._coordinator_digest = secret_digest(internal + serving)
         self.coordinator = self._declare_node(name, coordinator=True)
         self.workers = self._declare_node(name, coordinator=False)
         if settings.presto.workers.autoscaling.signal == "queue":
@@ -310,7 +316,10 @@ class Presto(NamespacedComponent):
                 selector=LabelSelectorArgs(match_labels=selector),
                 # The start script renders the config once: its digests roll the pods when it changes.
                 template=self._pod_template(
-                    spec, config=tuple(data.values()), secret_config=self._secret_digest, labels=labels
+                    spec,
+                    config=tuple(data.values()),
+                    secret_config=self._coordinator_digest if coordinator else self._secret_digest,
+                    labels=labels,
                 ),
             ),
             opts=self._opts(),
