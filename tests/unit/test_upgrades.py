@@ -116,7 +116,7 @@ CONFIG_CHANGES = [
     (
         "dev",
         {"monitoring": {"alertmanager": {"receivers": {"warning": "https://hooks.example.com/x"}}}},
-        {"Deployment/alertmanager"},
+        {"StatefulSet/alertmanager"},
     ),
 ]
 """(stack, one config change, the workloads that read a changed file): those and only those get a new pod template.
