@@ -85,13 +85,13 @@ def flow_rows() -> str:
 
     rows = [
         f"| {'clients (`network.clients`)' if f.source == CLIENTS else f.source.slug()} | {f.target.slug()} "
-        f"| {ports(f.ports)} | {f.reason} |"
+        f"| {ports(f.ports)}{' TCP and UDP' if 'UDP' in f.protocols else ''} | {f.reason} |"
         for f in FLOWS
     ]
     rows += [f"| {e.source.slug()} | {e.target} | {ports(e.ports)} | {e.reason} |" for e in egress(Settings())]
     rows.append("| alertmanager | any address | the ports of its receivers' URLs | webhook receivers, if configured |")
     rows.append("| every pod | cluster DNS (`dns.*`) | 53 UDP and TCP | name lookups |")
-    return "\n".join(["| from | to | TCP port | why |", "|---|---|---|---|", *rows])
+    return "\n".join(["| from | to | port (TCP unless said) | why |", "|---|---|---|---|", *rows])
 
 
 def role_rows() -> str:

@@ -9,7 +9,8 @@ from typing import Any, Literal
 import pulumi
 import pulumi_tls as tls
 
-from components.security.certificates import CA_VALIDITY_HOURS, EARLY_RENEWAL_HOURS, SERVING_VALIDITY_HOURS
+from components.security.certificates import CA_USES, Leaf, signed
+from components.security.certificates import authority as deploy_time_authority
 
 # At chart 2.7.2 three templates call genCA/genSignedCert and two randAlphaNum on every render, so every
 # `pulumi up` replaced the chart's certificate Secrets and rolled chaos-controller-manager and chaos-daemon:
@@ -98,24 +99,12 @@ def issue(name: str, wanted: tuple[ChartCertificate, ...], opts: pulumi.Resource
     issued = {}
     for one in wanted:
         ca_key, ca = authorities[one.authority]
-        key = tls.PrivateKey(f"{name}-{one.secret}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
-        request = tls.CertRequest(
-            f"{name}-{one.secret}-request",
-            private_key_pem=key.private_key_pem,
+        leaf = Leaf(
             subject=tls.CertRequestSubjectArgs(common_name=one.common_name),
             dns_names=list(one.dns_names),
-            opts=opts,
+            uses=USES,
         )
-        certificate = tls.LocallySignedCert(
-            f"{name}-{one.secret}",
-            cert_request_pem=request.cert_request_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            ca_cert_pem=ca.cert_pem,
-            validity_period_hours=SERVING_VALIDITY_HOURS,
-            early_renewal_hours=EARLY_RENEWAL_HOURS,
-            allowed_uses=USES,
-            opts=opts,
-        )
+        key, certificate = signed(f"{name}-{one.secret}", authorities[one.authority], leaf, opts)
         shipped: pulumi.Output[str] = pulumi.Output.secret(ca_key.private_key_pem)
         issued[one.secret] = Issued(
             ca=ca.cert_pem,
@@ -130,18 +119,8 @@ def _authority(
     name: str, authority: Authority, opts: pulumi.ResourceOptions
 ) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
     """A CA's key and self-signed certificate, with the chart's common name."""
-    key = tls.PrivateKey(f"{name}-{authority}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
-    certificate = tls.SelfSignedCert(
-        f"{name}-{authority}",
-        private_key_pem=key.private_key_pem,
-        subject=tls.SelfSignedCertSubjectArgs(common_name=authority),
-        is_ca_certificate=True,
-        validity_period_hours=CA_VALIDITY_HOURS,
-        early_renewal_hours=EARLY_RENEWAL_HOURS,
-        allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
-        opts=opts,
-    )
-    return key, certificate
+    subject = tls.SelfSignedCertSubjectArgs(common_name=authority)
+    return deploy_time_authority(f"{name}-{authority}", subject, opts, [*CA_USES, "digital_signature"])
 
 
 def webhook_values(issued: dict[str, Issued]) -> dict[str, pulumi.Output[str]]:

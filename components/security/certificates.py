@@ -17,6 +17,64 @@ EARLY_RENEWAL_HOURS = 30 * 24
 SERVING_USES = ["digital_signature", "key_encipherment", "server_auth"]
 
 
+CA_USES = ["cert_signing", "crl_signing"]
+
+
+def authority(
+    resource_name: str, subject: tls.SelfSignedCertSubjectArgs, opts: pulumi.ResourceOptions, uses: list[str] = CA_USES
+) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
+    """A deploy-time CA: an ECDSA P-256 key (`<resource_name>-key`) and its self-signed certificate, renewed early."""
+    key = tls.PrivateKey(f"{resource_name}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
+    certificate = tls.SelfSignedCert(
+        resource_name,
+        private_key_pem=key.private_key_pem,
+        subject=subject,
+        is_ca_certificate=True,
+        validity_period_hours=CA_VALIDITY_HOURS,
+        early_renewal_hours=EARLY_RENEWAL_HOURS,
+        allowed_uses=uses,
+        opts=opts,
+    )
+    return key, certificate
+
+
+@dataclass(frozen=True, kw_only=True)
+class Leaf:
+    """What a certificate signed by a deploy-time CA says and may do."""
+
+    subject: tls.CertRequestSubjectArgs
+    dns_names: list[str]
+    ip_addresses: list[str] | None = None
+    uses: list[str]
+
+
+def signed(
+    resource_name: str, ca: tuple[tls.PrivateKey, tls.SelfSignedCert], leaf: Leaf, opts: pulumi.ResourceOptions
+) -> tuple[tls.PrivateKey, tls.LocallySignedCert]:
+    """A key (`<resource_name>-key`) and the certificate the CA signs for it, renewed early."""
+    ca_key, ca_certificate = ca
+    key = tls.PrivateKey(f"{resource_name}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
+    request = tls.CertRequest(
+        f"{resource_name}-request",
+        private_key_pem=key.private_key_pem,
+        subject=leaf.subject,
+        dns_names=leaf.dns_names,
+        ip_addresses=leaf.ip_addresses,
+        opts=opts,
+    )
+    certificate = tls.LocallySignedCert(
+        resource_name,
+        cert_request_pem=request.cert_request_pem,
+        ca_private_key_pem=ca_key.private_key_pem,
+        ca_cert_pem=ca_certificate.cert_pem,
+        validity_period_hours=SERVING_VALIDITY_HOURS,
+        early_renewal_hours=EARLY_RENEWAL_HOURS,
+        allowed_uses=leaf.uses,
+        opts=opts,
+    )
+    return key, certificate
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServingCertificate:
     """A certificate for one Service, stored in a kubernetes.io/tls Secret."""
@@ -70,20 +128,14 @@ class Certificates(NamespacedComponent):
 
     def _generate(self, name: str, instance: str, serving: tuple[ServingCertificate, ...]) -> pulumi.Output[str]:
         """The deploy-time CA and the certificates it signs; its certificate, for clients."""
-        ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
-        ca = tls.SelfSignedCert(
+        ca = authority(
             f"{name}-ca",
-            private_key_pem=ca_key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{PROJECT} {instance} CA", organization=PROJECT),
-            is_ca_certificate=True,
-            validity_period_hours=CA_VALIDITY_HOURS,
-            early_renewal_hours=EARLY_RENEWAL_HOURS,
-            allowed_uses=["cert_signing", "crl_signing"],
-            opts=self._opts(),
+            tls.SelfSignedCertSubjectArgs(common_name=f"{PROJECT} {instance} CA", organization=PROJECT),
+            self._opts(),
         )
         for one in serving:
-            self.issued[one.secret] = self._issue(name, one, ca_key, ca)
-        return ca.cert_pem
+            self.issued[one.secret] = self._issue(name, one, ca)
+        return ca[1].cert_pem
 
     def _request(self, name: str, serving: ServingCertificate, source: PrestoTls) -> k8s.apiextensions.CustomResource:
         """A cert-manager Certificate that keeps the Secret filled and renewed (PKCS#8 key, as Presto reads it)."""
@@ -109,28 +161,16 @@ class Certificates(NamespacedComponent):
         )
 
     def _issue(
-        self, name: str, serving: ServingCertificate, ca_key: tls.PrivateKey, ca: tls.SelfSignedCert
+        self, name: str, serving: ServingCertificate, ca: tuple[tls.PrivateKey, tls.SelfSignedCert]
     ) -> pulumi.Output[str]:
         """Issue a key and a certificate for the Service's names and loopback into a Secret; return the certificate."""
-        key = tls.PrivateKey(f"{name}-{serving.service}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
-        request = tls.CertRequest(
-            f"{name}-{serving.service}-request",
-            private_key_pem=key.private_key_pem,
+        leaf = Leaf(
             subject=tls.CertRequestSubjectArgs(common_name=serving.service, organization=PROJECT),
             dns_names=list(serving.dns_names),
             ip_addresses=["127.0.0.1"],
-            opts=self._opts(),
+            uses=SERVING_USES,
         )
-        certificate = tls.LocallySignedCert(
-            f"{name}-{serving.service}",
-            cert_request_pem=request.cert_request_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            ca_cert_pem=ca.cert_pem,
-            validity_period_hours=SERVING_VALIDITY_HOURS,
-            early_renewal_hours=EARLY_RENEWAL_HOURS,
-            allowed_uses=SERVING_USES,
-            opts=self._opts(),
-        )
+        key, certificate = signed(f"{name}-{serving.service}", ca, leaf, self._opts())
         # Annotated, because mypy cannot infer Output.secret's type parameter from a union context.
         private_key: pulumi.Output[str] = pulumi.Output.secret(key.private_key_pem_pkcs8)
         k8s.core.v1.Secret(
@@ -140,7 +180,7 @@ class Certificates(NamespacedComponent):
             string_data={
                 "tls.crt": certificate.cert_pem,
                 "tls.key": private_key,
-                "ca.crt": ca.cert_pem,
+                "ca.crt": ca[1].cert_pem,
             },
             opts=self._opts(),
         )

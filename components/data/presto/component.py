@@ -69,12 +69,7 @@ from components.platform.workloads import (
     rolling_update,
     secret_digest,
 )
-from components.security.certificates import (
-    CA_VALIDITY_HOURS,
-    EARLY_RENEWAL_HOURS,
-    SERVING_USES,
-    SERVING_VALIDITY_HOURS,
-)
+from components.security.certificates import SERVING_USES, Leaf, authority, signed
 from components.security.credential_catalog import CLICKHOUSE_USERS_SECRET, PRESTO_INTERNAL_SECRET
 from components.settings.model import PROJECT, Resources, Settings
 
@@ -211,48 +206,30 @@ class Presto(NamespacedComponent):
         certificate of this CA only, so no other certificate of a shared issuer authenticates anyone. The
         certificate names every pod by its cluster DNS pod record, since a worker announces that name.
         """
-        ca_key = tls.PrivateKey(f"{name}-internal-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
-        ca = tls.SelfSignedCert(
+        ca = authority(
             f"{name}-internal-ca",
-            private_key_pem=ca_key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(
+            tls.SelfSignedCertSubjectArgs(
                 common_name=f"{PROJECT} {self._inputs.instance} Presto internal CA", organization=PROJECT
             ),
-            is_ca_certificate=True,
-            validity_period_hours=CA_VALIDITY_HOURS,
-            early_renewal_hours=EARLY_RENEWAL_HOURS,
-            allowed_uses=["cert_signing", "crl_signing"],
-            opts=self._opts(),
+            self._opts(),
         )
-        key = tls.PrivateKey(f"{name}-internal-key", algorithm="ECDSA", ecdsa_curve="P256", opts=self._opts())
-        request = tls.CertRequest(
-            f"{name}-internal-request",
-            private_key_pem=key.private_key_pem,
+        leaf = Leaf(
             subject=tls.CertRequestSubjectArgs(common_name=INTERNAL_TLS_SECRET, organization=PROJECT),
             dns_names=[f"*.{pod_domain(self._inputs.settings.namespace)}", "localhost"],
             ip_addresses=["127.0.0.1"],
-            opts=self._opts(),
+            uses=[*SERVING_USES, "client_auth"],
         )
-        certificate = tls.LocallySignedCert(
-            f"{name}-internal",
-            cert_request_pem=request.cert_request_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            ca_cert_pem=ca.cert_pem,
-            validity_period_hours=SERVING_VALIDITY_HOURS,
-            early_renewal_hours=EARLY_RENEWAL_HOURS,
-            allowed_uses=[*SERVING_USES, "client_auth"],
-            opts=self._opts(),
-        )
+        key, certificate = signed(f"{name}-internal", ca, leaf, self._opts())
         # Annotated, because mypy cannot infer Output.secret's type parameter from a union context.
         private_key: pulumi.Output[str] = pulumi.Output.secret(key.private_key_pem_pkcs8)
         k8s.core.v1.Secret(
             f"{name}-internal-tls",
             metadata=self._metadata(INTERNAL_TLS_SECRET),
             type="kubernetes.io/tls",
-            string_data={"tls.crt": certificate.cert_pem, "tls.key": private_key, "ca.crt": ca.cert_pem},
+            string_data={"tls.crt": certificate.cert_pem, "tls.key": private_key, "ca.crt": ca[1].cert_pem},
             opts=self._opts(),
         )
-        return [certificate.cert_pem, private_key, ca.cert_pem]
+        return [certificate.cert_pem, private_key, ca[1].cert_pem]
 
     def _declare_node(self, name: str, coordinator: bool) -> k8s.apps.v1.Deployment:
         """The config, and the Deployment, of the coordinator or of the workers."""
