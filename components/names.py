@@ -28,6 +28,10 @@ def service_host(service: str, namespace: str) -> str:
 JMX_METRICS_PORT = 9404
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
+ALERTMANAGER_CLUSTER_PORT = 9094
+"""Alertmanager's peers gossip on it, TCP and UDP."""
+ALERTMANAGER_PEERS = "alertmanager-peers"
+"""The headless Service that gives each Alertmanager replica a stable DNS name."""
 KUBE_STATE_METRICS_PORT = 8080
 GRAFANA_PORT = 3000
 

@@ -18,7 +18,6 @@ from pulumi_kubernetes.networking.v1 import (
 )
 
 from components import names
-from components.observability.alertmanager.config import CLUSTER_PORT as ALERTMANAGER_CLUSTER_PORT
 from components.platform.labels import common_labels, selector_labels
 from components.settings.model import PROJECT, Clients, Settings
 
@@ -132,7 +131,7 @@ FLOWS: tuple[Flow, ...] = (
     Flow(
         source=ALERTMANAGER,
         target=ALERTMANAGER,
-        ports=(ALERTMANAGER_CLUSTER_PORT,),
+        ports=(names.ALERTMANAGER_CLUSTER_PORT,),
         protocols=("TCP", "UDP"),
         reason="the peers gossip silences and the notification log (memberlist: UDP, and TCP for full state)",
     ),

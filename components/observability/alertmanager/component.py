@@ -27,8 +27,6 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
 
 from components import names
 from components.observability.alertmanager.config import (
-    CLUSTER_PORT,
-    PEERS_SERVICE,
     alertmanager_args,
     alertmanager_config,
     in_cluster,
@@ -91,7 +89,7 @@ class Alertmanager(NamespacedComponent):
             ports=[
                 ContainerPortArgs(name="http", container_port=ALERTMANAGER_PORT),
                 *(
-                    ContainerPortArgs(name=port, container_port=CLUSTER_PORT, protocol=protocol)
+                    ContainerPortArgs(name=port, container_port=names.ALERTMANAGER_CLUSTER_PORT, protocol=protocol)
                     for port, protocol in (GOSSIP_PORTS if cluster else ())
                 ),
             ],
@@ -107,7 +105,7 @@ class Alertmanager(NamespacedComponent):
             name,
             names.ALERTMANAGER,
             StatefulSetSpecArgs(
-                service_name=PEERS_SERVICE,
+                service_name=names.ALERTMANAGER_PEERS,
                 replicas=alertmanager.replicas,
                 # The peers join whoever is up: no reason to start them one by one.
                 pod_management_policy="Parallel",
@@ -139,7 +137,7 @@ class Alertmanager(NamespacedComponent):
         """The headless Service of the StatefulSet: a DNS name per replica, published before it is ready."""
         k8s.core.v1.Service(
             f"{name}-peers",
-            metadata=self._metadata(PEERS_SERVICE),
+            metadata=self._metadata(names.ALERTMANAGER_PEERS),
             # A starting peer must resolve the others before it is ready: the cluster forms only then.
             spec=ServiceSpecArgs(
                 cluster_ip="None",
@@ -148,7 +146,9 @@ class Alertmanager(NamespacedComponent):
                 ports=[
                     ServicePortArgs(name="http", port=ALERTMANAGER_PORT, target_port="http"),
                     *(
-                        ServicePortArgs(name=port, port=CLUSTER_PORT, target_port=port, protocol=protocol)
+                        ServicePortArgs(
+                            name=port, port=names.ALERTMANAGER_CLUSTER_PORT, target_port=port, protocol=protocol
+                        )
                         for port, protocol in (GOSSIP_PORTS if gossip else ())
                     ),
                 ],

@@ -18,10 +18,6 @@ from components import names
 from components.settings.model import Settings
 
 SEVERITIES = ("critical", "warning")
-CLUSTER_PORT = 9094
-"""The peers' gossip port, TCP and UDP."""
-PEERS_SERVICE = "alertmanager-peers"
-"""The headless Service that gives each replica of the StatefulSet a stable DNS name."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,7 +31,7 @@ class Cluster:
 
 def peer_hosts(settings: Settings) -> list[str]:
     """Every replica's stable DNS name, through the headless Service (alertmanager-0.alertmanager-peers...)."""
-    service = names.service_host(PEERS_SERVICE, settings.namespace)
+    service = names.service_host(names.ALERTMANAGER_PEERS, settings.namespace)
     return [f"{names.ALERTMANAGER}-{ordinal}.{service}" for ordinal in range(settings.monitoring.alertmanager.replicas)]
 
 
@@ -44,10 +40,10 @@ def in_cluster(settings: Settings) -> Cluster | None:
     if settings.monitoring.alertmanager.replicas == 1:
         return None
     return Cluster(
-        listen=f"0.0.0.0:{CLUSTER_PORT}",
+        listen=f"0.0.0.0:{names.ALERTMANAGER_CLUSTER_PORT}",
         # The pod IP from the downward API: Alertmanager's own guess takes private ranges only.
-        advertise=f"$(POD_IP):{CLUSTER_PORT}",
-        peers=tuple(f"{host}:{CLUSTER_PORT}" for host in peer_hosts(settings)),
+        advertise=f"$(POD_IP):{names.ALERTMANAGER_CLUSTER_PORT}",
+        peers=tuple(f"{host}:{names.ALERTMANAGER_CLUSTER_PORT}" for host in peer_hosts(settings)),
     )
 
 
