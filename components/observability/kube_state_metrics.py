@@ -39,7 +39,7 @@ class KubeStateMetrics(NamespacedComponent):
             PolicyRuleArgs(api_groups=[group], resources=resources, verbs=["list", "watch"])
             for group, resources in WATCHED.items()
         ]
-        self._account_with_role(name, names.KUBE_STATE_METRICS, rules, "reader")
+        account = self._account_with_role(name, names.KUBE_STATE_METRICS, rules, "reader")
         container = ContainerArgs(
             name="kube-state-metrics",
             image=ksm.image,
@@ -61,7 +61,7 @@ class KubeStateMetrics(NamespacedComponent):
             name,
             names.KUBE_STATE_METRICS,
             PodSpecArgs(
-                service_account_name=names.KUBE_STATE_METRICS,
+                service_account_name=account,
                 automount_service_account_token=True,
                 security_context=pod_security(NOBODY),
                 containers=[container],

@@ -283,12 +283,15 @@ class NamespacedComponent(pulumi.ComponentResource):
         )
         return account.metadata.name
 
-    def _account_with_role(self, name: str, object_name: str, rules: list[PolicyRuleArgs], role: str) -> None:
+    def _account_with_role(
+        self, name: str, object_name: str, rules: list[PolicyRuleArgs], role: str
+    ) -> pulumi.Output[str]:
         """A ServiceAccount (no token mounted by default) bound to a Role of its own name in the namespace.
 
-        role: the suffix of the Role's and RoleBinding's Pulumi names (kept stable: renaming replaces them).
+        role: the suffix of the Role's and RoleBinding's Pulumi names (kept stable: renaming replaces them). Returns
+        the account's name, for the pods: using it makes them wait for the account (else a pod is refused at first).
         """
-        self._service_account(name, object_name, resource_name=f"{name}-account")
+        account = self._service_account(name, object_name, resource_name=f"{name}-account")
         k8s.rbac.v1.Role(f"{name}-{role}", metadata=self._metadata(object_name), rules=rules, opts=self._opts())
         k8s.rbac.v1.RoleBinding(
             f"{name}-{role}",
@@ -297,6 +300,7 @@ class NamespacedComponent(pulumi.ComponentResource):
             subjects=[SubjectArgs(kind="ServiceAccount", name=object_name, namespace=self._namespace)],
             opts=self._opts(),
         )
+        return account
 
     def _bootstrap_job(self, name: str, job: BootstrapJob) -> k8s.batch.v1.Job:
         """A bootstrap Job: retried until it succeeds, and replaced (so run again) when its spec changes."""

@@ -104,7 +104,7 @@ def test_a_ready_stack_passes_preflight_and_is_checked_through_port_forwards(set
     assert code == ExitCode.PASSED, [
         (c["name"], c["status"], c["error"]) for c in report["checks"] if c["status"] != "passed"
     ]
-    assert checks["kubernetes.preflight"]["figures"] == {"Deployment": 5, "StatefulSet": 3, "Service": 8}
+    assert checks["kubernetes.preflight"]["figures"] == {"Deployment": 4, "StatefulSet": 4, "Service": 9}
     forwarded = checks["kubernetes.port_forward"]["figures"]
     assert forwarded["presto"].startswith("https://localhost:") and forwarded["clickhouse_native"].startswith("local")
     assert forwarded["kafka"] == f"127.0.0.1:{setting.kafka.external_port}", "the port broker 0 advertises"

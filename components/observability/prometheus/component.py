@@ -73,7 +73,7 @@ class Prometheus(NamespacedComponent):
         config = k8s.core.v1.ConfigMap(
             f"{name}-config", metadata=self._metadata(names.PROMETHEUS), data=files, opts=self._opts()
         )
-        self._declare_rbac(name, settings.namespace)
+        account = self._declare_rbac(name, settings.namespace)
         k8s.core.v1.Service(
             f"{name}-service",
             metadata=self._metadata(names.PROMETHEUS),
@@ -123,7 +123,7 @@ class Prometheus(NamespacedComponent):
                 # A changed config or rule rolls the pod.
                 template=self._pod_template(
                     PodSpecArgs(
-                        service_account_name=names.PROMETHEUS,
+                        service_account_name=account,
                         automount_service_account_token=True,
                         security_context=pod_security(NOBODY),
                         containers=[container],
@@ -141,12 +141,12 @@ class Prometheus(NamespacedComponent):
             disruption_budget(names.PROMETHEUS, args.namespace, self._labels, self._selector, self._opts())
         self.register_outputs({"url": self.url})
 
-    def _declare_rbac(self, name: str, namespace: str) -> None:
-        """Read-only discovery: pods and services of our namespace; nodes and their metrics cluster-wide."""
+    def _declare_rbac(self, name: str, namespace: str) -> pulumi.Output[str]:
+        """Read-only discovery of our pods and services, and nodes and their metrics cluster-wide; the account."""
         discovery = PolicyRuleArgs(
             api_groups=[""], resources=["pods", "services", "endpoints"], verbs=["get", "list", "watch"]
         )
-        self._account_with_role(name, names.PROMETHEUS, [discovery], "discovery")
+        account = self._account_with_role(name, names.PROMETHEUS, [discovery], "discovery")
         # Cluster-scoped: named after the namespace, so two stacks in one cluster never collide.
         cluster_name = f"{namespace}-{names.PROMETHEUS}"
         cluster_metadata = ObjectMetaArgs(name=cluster_name, labels=self._labels)
@@ -166,3 +166,4 @@ class Prometheus(NamespacedComponent):
             subjects=[SubjectArgs(kind="ServiceAccount", name=names.PROMETHEUS, namespace=self._namespace)],
             opts=self._opts(),
         )
+        return account
