@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from components.chaos.component import CHART as CHAOS_CHART
 from components.data.kafka.config import CLICKHOUSE_PRINCIPAL
 from components.settings.model import Settings
 from components.settings.parse import parse_settings
 from components.settings.stack_files import stack_config
 from tests.support.engine import CLUSTER as ENGINE_CLUSTER
-from tests.support.engine import Backend, EngineMissingError, Toolchain, cluster
+from tests.support.engine import Backend, EngineMissingError, LocalChart, Toolchain, cluster, local_chart
 from tests.support.fakes.chaos_cluster import Api, Writable, fake_writable_api
 from tests.support.fakes.kubernetes import FakeCluster
 from tests.support.render import Rendered, render
@@ -146,3 +147,12 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]
     finally:
         if not running:
             cluster("stop")
+
+
+@pytest.fixture(scope="session")
+def chaos_chart() -> LocalChart:
+    """Chaos Mesh's chart as scripts/engine/install fetched it; a failure naming the command when it has not."""
+    try:
+        return local_chart(CHAOS_CHART)
+    except EngineMissingError as missing:
+        pytest.fail(str(missing), pytrace=False)

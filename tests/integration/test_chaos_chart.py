@@ -14,7 +14,7 @@ import pytest
 from components.chaos.certificates import WEBHOOK_SECRET, Issued, chart_certificates, webhook_values
 from components.chaos.component import CHART, REPOSITORY
 from components.settings.model import ChaosSettings
-from tests.support.engine import CHART_TYPE, EngineMissingError, LocalChart, local_chart, local_charts
+from tests.support.engine import CHART_TYPE, LocalChart, local_charts
 
 GENERATORS = re.compile(
     r"\b(genCA|genSignedCert|genSelfSignedCert|genPrivateKey|randAlphaNum|randAlpha|randNumeric|randAscii|randBytes|uuidv4|now|lookup)\b"
@@ -22,21 +22,13 @@ GENERATORS = re.compile(
 """Sprig and Helm functions whose result changes from one render to the next."""
 
 
-@pytest.fixture(scope="module")
-def chart() -> LocalChart:
-    """The chart as scripts/engine/install fetched it; a failure naming the command when it has not."""
-    try:
-        return local_chart(CHART)
-    except EngineMissingError as missing:
-        pytest.fail(str(missing), pytrace=False)
+def test_the_fetched_chart_stands_in_for_the_version_the_stack_pins(chaos_chart: LocalChart) -> None:
+    pinned = ChaosSettings().chart_version
+    assert chaos_chart.stands_for == pinned, f"{chaos_chart.source}: re-pin it in scripts/engine/install"
 
 
-def test_the_fetched_chart_stands_in_for_the_version_the_stack_pins(chart: LocalChart) -> None:
-    assert chart.stands_for == ChaosSettings().chart_version, f"{chart.source}: re-pin it in scripts/engine/install"
-
-
-def test_every_generator_in_the_charts_templates_is_one_the_component_replaces(chart: LocalChart) -> None:
-    templates = chart.directory / "templates"
+def test_every_generator_in_the_charts_templates_is_one_the_component_replaces(chaos_chart: LocalChart) -> None:
+    templates = chaos_chart.directory / "templates"
     calls = {
         path.name: [line.strip() for line in path.read_text().splitlines() if GENERATORS.search(line)]
         for path in sorted(templates.iterdir())
@@ -75,10 +67,10 @@ def chart_args(version: str) -> pulumi.ResourceTransformArgs:
 
 
 def test_the_loop_installs_the_fetched_chart_for_the_version_it_stands_for_and_refuses_another(
-    chart: LocalChart,
+    chaos_chart: LocalChart,
 ) -> None:
-    result = local_charts(chart_args(chart.stands_for))
+    result = local_charts(chart_args(chaos_chart.stands_for))
     assert isinstance(result, pulumi.ResourceTransformResult)
-    assert result.props == {"chart": str(chart.directory), "namespace": "chaos-mesh"}
-    with pytest.raises(ValueError, match=f"stands in for {re.escape(chart.stands_for)} only"):
+    assert result.props == {"chart": str(chaos_chart.directory), "namespace": "chaos-mesh"}
+    with pytest.raises(ValueError, match=f"stands in for {re.escape(chaos_chart.stands_for)} only"):
         local_charts(chart_args("9.9.9"))

@@ -27,12 +27,11 @@ from kubernetes import client
 
 from components import program
 from components.chaos.certificates import ROLL_ANNOTATION, WEBHOOK_SECRET, chart_certificates, digest
-from components.chaos.component import CHART, ChaosMesh, chart_values
+from components.chaos.component import ChaosMesh, chart_values
 from components.platform.workloads import StackArgs
 from components.settings.model import ChaosSettings
 from tests.support.engine import (
     Backend,
-    EngineMissingError,
     EngineStack,
     LocalChart,
     Outcome,
@@ -40,7 +39,6 @@ from tests.support.engine import (
     assert_no_changes,
     assert_no_replacement,
     cluster,
-    local_chart,
     project_program,
 )
 
@@ -116,15 +114,6 @@ GENERATED = {c.secret for c in chart_certificates(CHAOS_NAMESPACE)}
 """The chart's Secrets of certificates it makes on every render."""
 ROLLED = {"Deployment chaos-controller-manager", "DaemonSet chaos-daemon"}
 """The chart's workloads whose pod template carries a random `rollme`."""
-
-
-@pytest.fixture(scope="module")
-def chaos_chart() -> LocalChart:
-    """The chart scripts/engine/install fetched; a failure naming the command when it has not."""
-    try:
-        return local_chart(CHART)
-    except EngineMissingError as missing:
-        pytest.fail(str(missing), pytrace=False)
 
 
 def chart_alone(chart: Path) -> None:
