@@ -24,7 +24,8 @@ class ServingFiles:
     tls_key: Path
 
 
-def _name(common_name: str) -> x509.Name:
+def subject_name(common_name: str) -> x509.Name:
+    """An X.509 name of just a common name."""
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
@@ -34,8 +35,8 @@ def issue(directory: Path, common_name: str) -> ServingFiles:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()
-        .subject_name(_name("test CA"))
-        .issuer_name(_name("test CA"))
+        .subject_name(subject_name("test CA"))
+        .issuer_name(subject_name("test CA"))
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -51,7 +52,7 @@ def issue(directory: Path, common_name: str) -> ServingFiles:
     names = [x509.DNSName(common_name), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
+        .subject_name(subject_name(common_name))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

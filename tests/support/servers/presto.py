@@ -22,7 +22,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from components.data.presto.config import (
     CLICKHOUSE_CATALOGS,
@@ -34,7 +34,7 @@ from components.data.presto.config import (
 )
 from components.observability.jmx_exporter import CONFIG_FILE, presto_exporter_config
 from components.settings.model import Settings
-from tests.support.servers.certificates import ServingFiles, issue
+from tests.support.servers.certificates import ServingFiles, issue, subject_name
 from tests.support.servers.process import CACHE, ServerError, ServerProcess, free_ports, installed, jmx_exporter_jar
 
 PRESTO_VERSION = "0.287"
@@ -79,20 +79,7 @@ class Clients:
     tls: ServingFiles
 
 
-@dataclass(frozen=True)
-class InternalTls:
-    """The files of the presto-internal-tls Secret: the nodes' certificate (server and client use) and its CA."""
-
-    ca_crt: Path
-    tls_crt: Path
-    tls_key: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def issue_internal(directory: Path) -> InternalTls:
+def issue_internal(directory: Path) -> ServingFiles:
     """A fresh internal CA and the nodes' certificate it signs, for localhost and 127.0.0.1."""
     now = datetime.datetime.now(datetime.UTC)
     lifetime = {
@@ -102,8 +89,8 @@ def issue_internal(directory: Path) -> InternalTls:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder(
-            subject_name=_name("test internal CA"),
-            issuer_name=_name("test internal CA"),
+            subject_name=subject_name("test internal CA"),
+            issuer_name=subject_name("test internal CA"),
             public_key=ca_key.public_key(),
             serial_number=x509.random_serial_number(),
             **lifetime,
@@ -117,7 +104,7 @@ def issue_internal(directory: Path) -> InternalTls:
     usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     certificate = (
         x509.CertificateBuilder(
-            subject_name=_name("presto-internal-tls"),
+            subject_name=subject_name("presto-internal-tls"),
             issuer_name=ca.subject,
             public_key=key.public_key(),
             serial_number=x509.random_serial_number(),
@@ -128,7 +115,7 @@ def issue_internal(directory: Path) -> InternalTls:
         .sign(ca_key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
-    files = InternalTls(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+    files = ServingFiles(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
     files.ca_crt.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files.tls_crt.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     files.tls_key.write_bytes(
@@ -142,7 +129,7 @@ class ClusterTls:
     """Every certificate a test cluster's nodes read: the clients' (coordinator) and the internal one (all)."""
 
     clients: ServingFiles
-    internal: InternalTls
+    internal: ServingFiles
 
 
 @dataclass
@@ -155,7 +142,7 @@ class PrestoCluster:
     """The JMX exporter serving the coordinator's metrics."""
     clients: Clients
     """Where clients connect: HTTPS with a password (the coordinator's only port)."""
-    internal: InternalTls
+    internal: ServingFiles
     """The certificate the nodes present to each other."""
     jmx_ports: tuple[int, int]
     """The JVM JMX agents' ports of the coordinator (opened for the exporter, test-only) and the worker (closed)."""
