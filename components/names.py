@@ -52,6 +52,20 @@ CLICKHOUSE_SCHEMA_JOB = "clickhouse-schema-bootstrap"
 CLICKHOUSE_HTTP_PORT = 8123
 CLICKHOUSE_NATIVE_PORT = 9000
 CLICKHOUSE_METRICS_PORT = 9363
+CLICKHOUSE_INTERSERVER_PORT = 9009
+"""Replicas of a shard fetch each other's parts over it (HTTP, with the interserver credentials)."""
+CLICKHOUSE_CLUSTER = "events"
+"""The remote_servers cluster the Distributed table reads and writes through."""
+CLICKHOUSE_CLUSTER_CONFIG = "clickhouse-cluster-config"
+"""The Secret with the cluster definition: it holds the interserver password."""
+
+# ClickHouse Keeper: the replicas' coordination (only when there is more than one ClickHouse server).
+CLICKHOUSE_KEEPER = "clickhouse-keeper"
+CLICKHOUSE_KEEPER_HEADLESS = "clickhouse-keeper-headless"
+CLICKHOUSE_KEEPER_CONFIG = "clickhouse-keeper-config"
+KEEPER_CLIENT_PORT = 9181
+KEEPER_RAFT_PORT = 9234
+KEEPER_METRICS_PORT = 9363
 
 # Presto.
 PRESTO_HTTPS_PORT = 8443
