@@ -56,8 +56,6 @@ CLICKHOUSE_INTERSERVER_PORT = 9009
 """Replicas of a shard fetch each other's parts over it (HTTP, with the interserver credentials)."""
 CLICKHOUSE_CLUSTER = "events"
 """The remote_servers cluster the Distributed table reads and writes through."""
-CLICKHOUSE_CLUSTER_CONFIG = "clickhouse-cluster-config"
-"""The Secret with the cluster definition: it holds the interserver password."""
 
 # ClickHouse Keeper: the replicas' coordination (only when there is more than one ClickHouse server).
 CLICKHOUSE_KEEPER = "clickhouse-keeper"
@@ -66,6 +64,8 @@ CLICKHOUSE_KEEPER_CONFIG = "clickhouse-keeper-config"
 KEEPER_CLIENT_PORT = 9181
 KEEPER_RAFT_PORT = 9234
 KEEPER_METRICS_PORT = 9363
+KEEPER_HTTP_PORT = 9182
+"""Keeper's HTTP control port: its /ready answers once the node is in a quorum with a leader."""
 
 # Presto.
 PRESTO_HTTPS_PORT = 8443

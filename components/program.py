@@ -8,7 +8,8 @@ from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys
 from components import names
 from components.chaos.component import ChaosMesh
 from components.data.clickhouse.component import ClickHouse, ClickHouseArgs
-from components.data.clickhouse.config import ADMIN, INGEST, PRESTO
+from components.data.clickhouse.config import ADMIN, INGEST, INTERSERVER, PRESTO
+from components.data.clickhouse.keeper import ClickHouseKeeper, KeeperArgs
 from components.data.kafka.component import Kafka, KafkaArgs
 from components.data.presto.component import Presto, PrestoArgs
 from components.expectations import expectations
@@ -139,6 +140,18 @@ def _declare_engines(settings: Settings, stack: str, platform: Platform, securit
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
     )
+    # Keeper first: the replicated tables the schema Job creates register in it.
+    keeper = (
+        [
+            ClickHouseKeeper(
+                "clickhouse-keeper",
+                KeeperArgs(settings=settings, namespace=platform.namespace_name, instance=stack),
+                opts=pulumi.ResourceOptions(provider=platform.provider),
+            )
+        ]
+        if settings.clickhouse.replicated
+        else []
+    )
     clickhouse = ClickHouse(
         "clickhouse",
         ClickHouseArgs(
@@ -149,11 +162,12 @@ def _declare_engines(settings: Settings, stack: str, platform: Platform, securit
                 ADMIN: credentials.values["clickhouseAdminPassword"],
                 INGEST: credentials.values["clickhouseIngestPassword"],
                 PRESTO: credentials.values["clickhousePrestoPassword"],
+                INTERSERVER: credentials.values["clickhouseInterserverPassword"],
             },
             kafka_password=credentials.values["kafkaClickhousePassword"],
             kafka_bootstrap=kafka.bootstrap,
         ),
-        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
+        opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials, *keeper]),
     )
     presto = Presto(
         "presto",

@@ -70,9 +70,16 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
         PlannedWorkload(
             name=names.CLICKHOUSE,
             setting="clickhouse",
-            max_replicas=1,
+            max_replicas=settings.clickhouse.servers,
             resources=settings.clickhouse.resources,
             volume=settings.clickhouse.storage.size,
+        ),
+        PlannedWorkload(
+            name=names.CLICKHOUSE_KEEPER,
+            setting="clickhouse.keeper",
+            max_replicas=settings.clickhouse.keeper.replicas if settings.clickhouse.replicated else 0,
+            resources=settings.clickhouse.keeper.resources,
+            volume=settings.clickhouse.keeper.storage.size,
         ),
         PlannedWorkload(
             name=names.CLICKHOUSE_SCHEMA_JOB, setting="clickhouse", max_replicas=1, resources=JOB_RESOURCES

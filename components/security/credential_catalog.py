@@ -77,6 +77,13 @@ CREDENTIALS: tuple[Credential, ...] = (
         purpose="ClickHouse user presto (read-only)",
     ),
     Credential(
+        name="clickhouseInterserverPassword",
+        secret=CLICKHOUSE_USERS_SECRET,
+        key="interserver",
+        length=32,
+        purpose="ClickHouse user interserver (Distributed queries between servers) and replicas' part fetches",
+    ),
+    Credential(
         name="grafanaAdminPassword",
         secret=GRAFANA_ADMIN_SECRET,
         key="admin-password",

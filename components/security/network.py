@@ -50,6 +50,7 @@ KAFKA_BROKER = Peer(name=names.KAFKA, component="broker")
 KAFKA_TOPIC_JOB = Peer(name=names.KAFKA, component="topic-bootstrap")
 CLICKHOUSE_SERVER = Peer(name=names.CLICKHOUSE, component="server")
 CLICKHOUSE_SCHEMA_JOB = Peer(name=names.CLICKHOUSE, component="schema-bootstrap")
+CLICKHOUSE_KEEPER = Peer(name=names.CLICKHOUSE_KEEPER, component="keeper")
 PRESTO_COORDINATOR = Peer(name=names.PRESTO_COORDINATOR, component="coordinator")
 PRESTO_WORKER = Peer(name=names.PRESTO_WORKER, component="worker")
 PRESTO = (PRESTO_COORDINATOR, PRESTO_WORKER)
@@ -111,6 +112,24 @@ FLOWS: tuple[Flow, ...] = (
         ports=(names.PRESTO_HTTPS_PORT,),
         reason="the coordinator's own tasks",
     ),
+    Flow(
+        source=CLICKHOUSE_SERVER,
+        target=CLICKHOUSE_SERVER,
+        ports=(names.CLICKHOUSE_NATIVE_PORT, names.CLICKHOUSE_INTERSERVER_PORT),
+        reason="the Distributed table's reads and writes of other shards, and replicas fetching each other's parts",
+    ),
+    Flow(
+        source=CLICKHOUSE_SERVER,
+        target=CLICKHOUSE_KEEPER,
+        ports=(names.KEEPER_CLIENT_PORT,),
+        reason="replicated tables keep their log and metadata in Keeper",
+    ),
+    Flow(
+        source=CLICKHOUSE_KEEPER,
+        target=CLICKHOUSE_KEEPER,
+        ports=(names.KEEPER_RAFT_PORT,),
+        reason="Keeper's Raft: elections and the replicated log",
+    ),
     *(
         Flow(source=PROMETHEUS, target=target, ports=(port,), reason=f"Prometheus scrapes {target.slug()}")
         for target, port in (
@@ -118,6 +137,7 @@ FLOWS: tuple[Flow, ...] = (
             (PRESTO_WORKER, names.JMX_METRICS_PORT),
             (KAFKA_BROKER, names.JMX_METRICS_PORT),
             (CLICKHOUSE_SERVER, names.CLICKHOUSE_METRICS_PORT),
+            (CLICKHOUSE_KEEPER, names.KEEPER_METRICS_PORT),
             (KUBE_STATE_METRICS, names.KUBE_STATE_METRICS_PORT),
             (GRAFANA, names.GRAFANA_PORT),
         )

@@ -464,6 +464,20 @@ class PrestoSettings(Model):
         return self
 
 
+class KeeperSettings(Model):
+    """ClickHouse Keeper: the Raft ensemble that holds the replication log and the replicas' metadata."""
+
+    replicas: Literal[1, 3, 5] = Field(
+        3, description="ensemble size (odd: a majority must be up for any replicated table to take writes)"
+    )
+    resources: Resources = Field(
+        default_factory=resources("50m", "128Mi", "500m", "512Mi"), description="container resources"
+    )
+    storage: Storage = Field(
+        default_factory=lambda: Storage(size="2Gi"), description="log and snapshot volume per node"
+    )
+
+
 class ClickHouseSettings(Model):
     """ClickHouse: the persistent store fed from Kafka."""
 
@@ -471,7 +485,59 @@ class ClickHouseSettings(Model):
     resources: Resources = Field(
         default_factory=resources("200m", "384Mi", "1", "1Gi"), description="container resources"
     )
-    storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="data volume")
+    storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="data volume per server")
+    shards: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="shards the events are spread over by event id; grow the store by adding shards (servers are "
+        "appended, none moves)",
+    )
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="copies of each shard, on different nodes; at least 2 when highAvailability is true. Fixed "
+        "for the life of a stack: servers are numbered shard by shard, so a change moves every server past "
+        "the first shard (docs/operations.md, changing the replica count)",
+    )
+    keeper: KeeperSettings = Field(
+        default_factory=KeeperSettings,
+        description="ClickHouse Keeper, the replicas' coordination; deployed only when shards x replicas > 1",
+    )
+
+    @model_validator(mode="after")
+    def _replicated(self, info: ValidationInfo) -> "ClickHouseSettings":
+        findings: list[Finding] = []
+        if _high_availability(info):
+            if self.replicas < 2:
+                findings.append(
+                    (
+                        "replicas",
+                        self.replicas,
+                        "must be at least 2 when highAvailability is true (a shard held once is lost with its volume)",
+                    )
+                )
+            if self.keeper.replicas < 3:
+                findings.append(
+                    (
+                        "keeper.replicas",
+                        self.keeper.replicas,
+                        "must be at least 3 when highAvailability is true (a quorum must survive one lost node)",
+                    )
+                )
+        report(findings)
+        return self
+
+    @property
+    def servers(self) -> int:
+        """How many ClickHouse servers the stack runs."""
+        return self.shards * self.replicas
+
+    @property
+    def replicated(self) -> bool:
+        """Whether the servers coordinate through Keeper (more than one server)."""
+        return self.servers > 1
 
 
 class KafkaTopic(Model):

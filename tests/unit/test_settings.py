@@ -126,6 +126,10 @@ BAD_CONFIGS = [
     ("dev", {"network": {"apiServer": {"ports": [70000]}}}, "network.apiServer.ports.0", "less than or equal to 65535"),
     ("dev", {"network": {"apiServer": {"ports": []}}}, "network.apiServer.ports", "at least 1 item"),
     ("dev", {"network": {"clients": {"namespaces": ["Ingress"]}}}, "network.clients.namespaces.0", "DNS-1123"),
+    ("prod", {"clickhouse": {"replicas": 1}}, "clickhouse.replicas", "at least 2 when highAvailability"),
+    ("prod", {"clickhouse": {"keeper": {"replicas": 1}}}, "clickhouse.keeper.replicas", "at least 3 when high"),
+    ("dev", {"clickhouse": {"keeper": {"replicas": 2}}}, "clickhouse.keeper.replicas", "1, 3 or 5"),
+    ("dev", {"clickhouse": {"shards": 0}}, "clickhouse.shards", "greater than or equal to 1"),
 ]
 
 

@@ -26,10 +26,15 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
 
 from components import names
 from components.data.clickhouse.config import (
-    ADMIN,
     INGEST,
-    PRESTO,
+    INTERSERVER,
+    INTERSERVER_HOST_ENV,
+    REPLICA_ENV,
+    SHARD_ENV,
+    USERS,
     Ports,
+    cluster,
+    cluster_config,
     kafka_authentication_config,
     password_hash,
     schema_sql,
@@ -43,6 +48,8 @@ from components.platform.workloads import (
     container_resources,
     container_security,
     data_claim,
+    disruption_budget,
+    placement,
     pod_security,
     secret_digest,
 )
@@ -56,6 +63,7 @@ DATA_DIR = "/var/lib/clickhouse/"
 PORTS = Ports()
 USERS_FILE = "qestack-users.xml"
 KAFKA_LOGIN_FILE = "qestack-kafka.xml"
+CLUSTER_FILE = "qestack-cluster.xml"
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ class ClickHouseArgs:
     instance: str
     """The stack name, for app.kubernetes.io/instance."""
     passwords: dict[str, pulumi.Output[str]]
-    """Secret passwords of the admin, ingest and presto users."""
+    """Secret passwords of the admin, ingest, presto and interserver users."""
     kafka_bootstrap: str
     """host:port the Kafka engine consumes from."""
     kafka_password: pulumi.Output[str]
@@ -77,7 +85,7 @@ class ClickHouseArgs:
 
 
 class ClickHouse(NamespacedComponent):
-    """One ClickHouse server with a PersistentVolumeClaim, fed by a Kafka engine table."""
+    """ClickHouse servers (shards x replicas, each with its own volume) fed by a Kafka engine table on each."""
 
     http_host_port: str
     """In-cluster host:port of the HTTP interface."""
@@ -99,6 +107,8 @@ class ClickHouse(NamespacedComponent):
         users = self._declare_users(name)
         self._declare_services(name)
         self.statefulset = self._declare_statefulset(name, config, users)
+        if settings.high_availability:
+            disruption_budget(names.CLICKHOUSE, args.namespace, self._labels, self._selector, self._opts())
         self._declare_schema_job(name, config)
         self.register_outputs({"httpUrl": self.http_url, "nativeAddress": self.native_address})
 
@@ -119,16 +129,19 @@ class ClickHouse(NamespacedComponent):
         )
 
     def _declare_users(self, name: str) -> k8s.core.v1.Secret:
-        """The users file (password hashes) and, with Kafka SCRAM, the Kafka login: so a Secret."""
+        """The users file (password hashes), the cluster (the interserver password) and Kafka's login: a Secret."""
         settings = self._inputs.settings
         passwords = self._inputs.passwords
-        document = pulumi.Output.all(passwords[ADMIN], passwords[INGEST], passwords[PRESTO]).apply(
+        document = pulumi.Output.all(*(passwords[user] for user in USERS)).apply(
             lambda values: users_config(
-                settings,
-                {user: password_hash(value) for user, value in zip((ADMIN, INGEST, PRESTO), values, strict=True)},
+                settings, {user: password_hash(value) for user, value in zip(USERS, values, strict=True)}
             )
         )
-        files: dict[str, pulumi.Output[str]] = {USERS_FILE: pulumi.Output.secret(document)}
+        layout = cluster(settings)
+        files: dict[str, pulumi.Output[str]] = {
+            USERS_FILE: pulumi.Output.secret(document),
+            CLUSTER_FILE: pulumi.Output.secret(passwords[INTERSERVER].apply(lambda p: cluster_config(layout, p))),
+        }
         if settings.kafka.authentication == "scram":
             files[KAFKA_LOGIN_FILE] = pulumi.Output.secret(
                 self._inputs.kafka_password.apply(
@@ -151,10 +164,18 @@ class ClickHouse(NamespacedComponent):
             ServicePortArgs(name="native", port=PORTS.native, target_port="native"),
             ServicePortArgs(name="metrics", port=PORTS.metrics, target_port="metrics"),
         ]
+        interserver = ServicePortArgs(name="interserver", port=PORTS.interserver, target_port="interserver")
+        # Servers reach each other by pod name (Distributed queries, part fetches), ready or not: a replica
+        # catching up must be able to fetch before it is ready.
         k8s.core.v1.Service(
             f"{name}-headless",
             metadata=self._metadata(names.CLICKHOUSE_HEADLESS),
-            spec=ServiceSpecArgs(cluster_ip="None", selector=self._selector, ports=ports),
+            spec=ServiceSpecArgs(
+                cluster_ip="None",
+                selector=self._selector,
+                ports=[*ports, interserver],
+                publish_not_ready_addresses=True,
+            ),
             opts=self._opts(),
         )
         k8s.core.v1.Service(
@@ -172,17 +193,27 @@ class ClickHouse(NamespacedComponent):
         clickhouse = settings.clickhouse
         ping = HTTPGetActionArgs(path="/ping", port="http")
         # Each file of the users Secret, and the directory the server reads it from.
-        secret_files = {USERS_FILE: "users.d"}
+        secret_files = {USERS_FILE: "users.d", CLUSTER_FILE: "config.d"}
         if settings.kafka.authentication == "scram":
             secret_files[KAFKA_LOGIN_FILE] = "config.d"
+        headless = names.service_host(names.CLICKHOUSE_HEADLESS, settings.namespace)
+        # Who this server is, from its ordinal (servers are numbered shard by shard, config.server_ordinal):
+        # its shard (1-based, as system.clusters counts), its replica name, and where replicas fetch from it.
+        identity = (
+            'ordinal="${HOSTNAME##*-}"; '
+            f'export {SHARD_ENV}="$((ordinal / {clickhouse.replicas} + 1))" {REPLICA_ENV}="$HOSTNAME" '
+            f'{INTERSERVER_HOST_ENV}="$HOSTNAME.{headless}"; '
+            f"exec /usr/bin/clickhouse-server --config-file={ETC}/config.xml"
+        )
         container = ContainerArgs(
             name="clickhouse",
             image=clickhouse.image,
-            command=["/usr/bin/clickhouse-server", f"--config-file={ETC}/config.xml"],
+            command=["/bin/sh", "-c", identity],
             ports=[
                 ContainerPortArgs(name="http", container_port=PORTS.http),
                 ContainerPortArgs(name="native", container_port=PORTS.native),
                 ContainerPortArgs(name="metrics", container_port=PORTS.metrics),
+                ContainerPortArgs(name="interserver", container_port=PORTS.interserver),
             ],
             resources=container_resources(clickhouse.resources),
             security_context=container_security(),
@@ -207,7 +238,9 @@ class ClickHouse(NamespacedComponent):
             names.CLICKHOUSE,
             StatefulSetSpecArgs(
                 service_name=names.CLICKHOUSE_HEADLESS,
-                replicas=1,
+                replicas=clickhouse.servers,
+                # Servers start together: a shard's replicas and Keeper's clients need no order.
+                pod_management_policy="Parallel",
                 selector=LabelSelectorArgs(match_labels=self._selector),
                 template=self._pod_template(
                     PodSpecArgs(
@@ -215,6 +248,9 @@ class ClickHouse(NamespacedComponent):
                         automount_service_account_token=False,
                         security_context=pod_security(CLICKHOUSE_USER),
                         termination_grace_period_seconds=60,
+                        # The pod template is one for all servers, so every server gets its own node: then
+                        # no node holds two replicas of a shard.
+                        **placement(settings, self._selector, one_per_host=True),
                         containers=[container],
                         volumes=[
                             VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
@@ -229,14 +265,14 @@ class ClickHouse(NamespacedComponent):
                 ),
                 volume_claim_templates=[claim],
             ),
-            replicas=1,
+            replicas=clickhouse.servers,
             claim_size=clickhouse.storage.size,
         )
 
     def _declare_schema_job(self, name: str, config: k8s.core.v1.ConfigMap) -> k8s.batch.v1.Job:
-        """Apply the schema as the ingest user once the server is up; every statement is IF NOT EXISTS."""
-        clickhouse = self._inputs.settings.clickhouse
-        host = names.service_host(names.CLICKHOUSE, self._inputs.settings.namespace)
+        """Apply the schema on every server as the ingest user once they are up; every statement is IF NOT EXISTS."""
+        settings = self._inputs.settings
+        hosts = " ".join(endpoint.host for replicas in cluster(settings).shards for endpoint in replicas)
         password = EnvVarArgs(
             name="CLICKHOUSE_PASSWORD",
             value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=CLICKHOUSE_USERS_SECRET, key=INGEST)),
@@ -248,13 +284,13 @@ class ClickHouse(NamespacedComponent):
                 object_name=names.CLICKHOUSE_SCHEMA_JOB,
                 user=CLICKHOUSE_USER,
                 container="apply-schema",
-                image=clickhouse.image,
+                image=settings.clickhouse.image,
                 # The password reaches the client through the environment, from the Secret: never a literal.
                 command=[
                     "/bin/sh",
                     "-c",
-                    f"exec clickhouse-client --host {host} --port {PORTS.native} --user {INGEST} "
-                    f'--password "$CLICKHOUSE_PASSWORD" --multiquery < /schema/schema.sql',
+                    f"for host in {hosts}; do clickhouse-client --host $host --port {PORTS.native} --user {INGEST} "
+                    f'--password "$CLICKHOUSE_PASSWORD" --multiquery < /schema/schema.sql || exit 1; done',
                 ],
                 env=[password],
                 config=config,

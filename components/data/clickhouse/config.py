@@ -15,11 +15,24 @@ from components.settings.quantities import quantity_value
 
 DATABASE = "analytics"
 EVENTS_TABLE = "events"
+"""The Distributed table over every shard: what Presto, verify and people read, and what ingestion writes."""
+LOCAL_TABLE = "events_local"
+"""Each server's own part of the events (replicated between the replicas of its shard)."""
 QUEUE_TABLE = "events_queue"
 VIEW = "events_mv"
 CONSUMER_GROUP = "clickhouse-events"
+SHARDING_KEY = "cityHash64(event_id)"
+"""An event goes to the shard its id hashes to, so a redelivered event meets its first copy and collapses."""
 
-ADMIN, INGEST, PRESTO = "admin", "ingest", "presto"
+ADMIN, INGEST, PRESTO, INTERSERVER = "admin", "ingest", "presto", "interserver"
+USERS = (ADMIN, INGEST, PRESTO, INTERSERVER)
+
+SHARD_ENV = "CLICKHOUSE_SHARD"
+REPLICA_ENV = "CLICKHOUSE_REPLICA"
+INTERSERVER_HOST_ENV = "CLICKHOUSE_INTERSERVER_HOST"
+"""Environment variables each server's macros and interserver address are read from (from_env)."""
+KEEPER_ID_ENV = "KEEPER_SERVER_ID"
+"""Environment variable a Keeper node's Raft id is read from."""
 # A malformed event is skipped (up to this many per block) instead of stalling all ingestion behind it.
 SKIP_BROKEN_MESSAGES = "kafka_skip_broken_messages = 100"
 
@@ -31,6 +44,56 @@ class Ports:
     http: int = names.CLICKHOUSE_HTTP_PORT
     native: int = names.CLICKHOUSE_NATIVE_PORT
     metrics: int = names.CLICKHOUSE_METRICS_PORT
+    interserver: int = names.CLICKHOUSE_INTERSERVER_PORT
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """A host and port another process connects to."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cluster:
+    """Where every server and Keeper node is: the shards in order, each a tuple of its replicas' native endpoints."""
+
+    shards: tuple[tuple[Endpoint, ...], ...]
+    keeper: tuple[Endpoint, ...]
+    """Keeper's client endpoints; empty for a single server, which needs no coordination."""
+
+
+def server_ordinal(shard: int, replica: int, replicas: int) -> int:
+    """The StatefulSet ordinal of a server: servers are numbered shard by shard, so adding shards appends."""
+    return shard * replicas + replica
+
+
+def cluster(settings: Settings) -> Cluster:
+    """The in-cluster layout: pod DNS names under the headless Services of ClickHouse and Keeper."""
+    clickhouse = settings.clickhouse
+    namespace = settings.namespace
+
+    def pod(workload: str, service: str, ordinal: int, port: int) -> Endpoint:
+        return Endpoint(host=f"{workload}-{ordinal}.{names.service_host(service, namespace)}", port=port)
+
+    shards = tuple(
+        tuple(
+            pod(
+                names.CLICKHOUSE,
+                names.CLICKHOUSE_HEADLESS,
+                server_ordinal(shard, replica, clickhouse.replicas),
+                names.CLICKHOUSE_NATIVE_PORT,
+            )
+            for replica in range(clickhouse.replicas)
+        )
+        for shard in range(clickhouse.shards)
+    )
+    keeper = tuple(
+        pod(names.CLICKHOUSE_KEEPER, names.CLICKHOUSE_KEEPER_HEADLESS, ordinal, names.KEEPER_CLIENT_PORT)
+        for ordinal in range(clickhouse.keeper.replicas if clickhouse.replicated else 0)
+    )
+    return Cluster(shards=shards, keeper=keeper)
 
 
 def _xml(root: ET.Element) -> str:
@@ -62,6 +125,13 @@ def server_config(settings: Settings, *, ports: Ports, listen_host: str, data_pa
     _element(root, "tcp_port", ports.native)
     _element(root, "path", data_path)
     _element(root, "tmp_path", tmp_path)
+    # Each server learns who it is from its environment: the shard and replica name its replicated
+    # tables register under in Keeper, and the address its replicas fetch parts from.
+    _element(root, "interserver_http_port", ports.interserver)
+    _element(root, "interserver_http_host", from_env=INTERSERVER_HOST_ENV)
+    macros = _element(root, "macros")
+    _element(macros, "shard", from_env=SHARD_ENV)
+    _element(macros, "replica", from_env=REPLICA_ENV)
     # The server defaults assume a whole machine (5 GiB of mark cache); size caches to the container.
     _element(root, "mark_cache_size", memory // 10)
     _element(root, "uncompressed_cache_size", memory // 20)
@@ -86,6 +156,79 @@ def kafka_authentication_config(username: str, password: str, mechanism: str) ->
     _element(kafka, "sasl_mechanism", mechanism)
     _element(kafka, "sasl_username", username)
     _element(kafka, "sasl_password", password)
+    return _xml(root)
+
+
+def cluster_config(layout: Cluster, interserver_password: str) -> str:
+    """config.d file: the cluster the Distributed table spans, Keeper, and the interserver login (a Secret).
+
+    Servers query each other as the user interserver, and replicas fetch parts with the same login.
+    24.8 could instead forward the querying user with a cluster <secret>; 18.16, the only server the
+    tests can run, lacks it, and one proven form is worth more than a better unproven one.
+    """
+    root = ET.Element("clickhouse")
+    servers = _element(_element(root, "remote_servers"), names.CLICKHOUSE_CLUSTER)
+    for replicas in layout.shards:
+        shard = _element(servers, "shard")
+        # The Distributed table writes each block to one replica; replication copies it to the others.
+        _element(shard, "internal_replication", "true")
+        for endpoint in replicas:
+            replica = _element(shard, "replica")
+            _element(replica, "host", endpoint.host)
+            _element(replica, "port", endpoint.port)
+            _element(replica, "user", INTERSERVER)
+            _element(replica, "password", interserver_password)
+    if layout.keeper:
+        keeper = _element(root, "zookeeper")
+        for endpoint in layout.keeper:
+            node = _element(keeper, "node")
+            _element(node, "host", endpoint.host)
+            _element(node, "port", endpoint.port)
+        _element(keeper, "session_timeout_ms", 30000)
+        _element(keeper, "operation_timeout_ms", 10000)
+        credentials = _element(root, "interserver_http_credentials")
+        _element(credentials, "user", INTERSERVER)
+        _element(credentials, "password", interserver_password)
+    return _xml(root)
+
+
+def keeper_config(settings: Settings, *, listen_host: str, data_path: str) -> str:
+    """ClickHouse Keeper's config: the Raft ensemble of every node, its storage, metrics and stdout logging.
+
+    One file for every node: a node's Raft id comes from its environment (its StatefulSet ordinal + 1).
+    The tests' ensemble is Debian's ZooKeeper, which ClickHouse speaks to with the same <zookeeper>
+    section; this file itself is checked for its structure (Keeper is in no package here).
+    """
+    clickhouse = settings.clickhouse
+    root = ET.Element("clickhouse")
+    logger = _element(root, "logger")
+    _element(logger, "level", "information")
+    _element(logger, "console", 1)
+    _element(root, "listen_host", listen_host)
+    keeper = _element(root, "keeper_server")
+    _element(keeper, "tcp_port", names.KEEPER_CLIENT_PORT)
+    _element(keeper, "server_id", from_env=KEEPER_ID_ENV)
+    _element(keeper, "log_storage_path", f"{data_path}coordination/log")
+    _element(keeper, "snapshot_storage_path", f"{data_path}coordination/snapshots")
+    coordination = _element(keeper, "coordination_settings")
+    _element(coordination, "operation_timeout_ms", 10000)
+    _element(coordination, "session_timeout_ms", 30000)
+    _element(coordination, "raft_logs_level", "warning")
+    http = _element(keeper, "http_control")
+    _element(http, "port", names.KEEPER_HTTP_PORT)
+    _element(_element(http, "readiness"), "endpoint", "/ready")
+    raft = _element(keeper, "raft_configuration")
+    for ordinal in range(clickhouse.keeper.replicas):
+        server = _element(raft, "server")
+        _element(server, "id", ordinal + 1)
+        host = names.service_host(names.CLICKHOUSE_KEEPER_HEADLESS, settings.namespace)
+        _element(server, "hostname", f"{names.CLICKHOUSE_KEEPER}-{ordinal}.{host}")
+        _element(server, "port", names.KEEPER_RAFT_PORT)
+    prometheus = _element(root, "prometheus")
+    _element(prometheus, "endpoint", "/metrics")
+    _element(prometheus, "port", names.KEEPER_METRICS_PORT)
+    for part in ("metrics", "events", "asynchronous_metrics"):
+        _element(prometheus, part, "true")
     return _xml(root)
 
 
@@ -133,6 +276,8 @@ def users_config(settings: Settings, password_hashes: dict[str, str]) -> str:
         (ADMIN, "default", "default", None),
         (INGEST, "default", "default", [DATABASE]),
         (PRESTO, "readonly", "readonly", [DATABASE]),
+        # What one server asks of another: a Distributed table's reads and writes of its shards.
+        (INTERSERVER, "default", "default", [DATABASE]),
     ):
         entry = _element(users, user)
         _element(entry, "password_sha256_hex", password_hashes[user])
@@ -147,14 +292,31 @@ def users_config(settings: Settings, password_hashes: dict[str, str]) -> str:
     return _xml(root)
 
 
+def consumers_per_server(settings: Settings) -> int:
+    """Kafka engine consumers on each server: together at most one per partition (an extra one idles), at most 4."""
+    return max(1, min(4, settings.kafka.topic.partitions // settings.clickhouse.servers))
+
+
+def _local_engine(settings: Settings) -> str:
+    """The events' engine on each server: replicated between a shard's replicas when there are several servers."""
+    if not settings.clickhouse.replicated:
+        return "ReplacingMergeTree(ingested_at)"
+    path = f"/clickhouse/tables/{{shard}}/{DATABASE}/{LOCAL_TABLE}"
+    return f"ReplicatedReplacingMergeTree('{path}', '{{replica}}', ingested_at)"
+
+
 def schema_sql(settings: Settings, kafka_bootstrap: str) -> str:
-    """The idempotent schema: events table, Kafka engine queue, and the materialized view between them."""
+    """The idempotent schema of every server: its part of the events, the Distributed table over all, and ingestion.
+
+    Each server consumes the topic in one consumer group and writes through the Distributed table,
+    which sends each event to the shard of its id. A stack from before replication keeps its events
+    table (IF NOT EXISTS): docs/operations.md moves its rows into this layout (migration_sql).
+    """
     kafka = settings.kafka
-    consumers = min(kafka.topic.partitions, 4)
     return f"""CREATE DATABASE IF NOT EXISTS {DATABASE};
 
 -- One row per event; a redelivered event (the Kafka engine is at-least-once) collapses on merge.
-CREATE TABLE IF NOT EXISTS {DATABASE}.{EVENTS_TABLE}
+CREATE TABLE IF NOT EXISTS {DATABASE}.{LOCAL_TABLE}
 (
     event_id String,
     run_id String,
@@ -164,9 +326,12 @@ CREATE TABLE IF NOT EXISTS {DATABASE}.{EVENTS_TABLE}
     event_time DateTime DEFAULT toDateTime(intDiv(produced_at_ms, 1000)),
     ingested_at DateTime64(3) DEFAULT now64(3)
 )
-ENGINE = ReplacingMergeTree(ingested_at)
+ENGINE = {_local_engine(settings)}
 PARTITION BY toYYYYMM(event_time)
 ORDER BY event_id;
+
+CREATE TABLE IF NOT EXISTS {DATABASE}.{EVENTS_TABLE} AS {DATABASE}.{LOCAL_TABLE}
+ENGINE = Distributed({names.CLICKHOUSE_CLUSTER}, {DATABASE}, {LOCAL_TABLE}, {SHARDING_KEY});
 
 CREATE TABLE IF NOT EXISTS {DATABASE}.{QUEUE_TABLE}
 (
@@ -181,7 +346,7 @@ SETTINGS kafka_broker_list = '{kafka_bootstrap}',
          kafka_topic_list = '{kafka.topic.name}',
          kafka_group_name = '{CONSUMER_GROUP}',
          kafka_format = 'JSONEachRow',
-         kafka_num_consumers = {consumers},
+         kafka_num_consumers = {consumers_per_server(settings)},
          {SKIP_BROKEN_MESSAGES};
 
 -- Every column is selected explicitly: a view does not fill DEFAULT columns on every server version.
@@ -196,6 +361,29 @@ SELECT
     now64(3) AS ingested_at
 FROM {DATABASE}.{QUEUE_TABLE};
 """
+
+
+SINGLE_SERVER_TABLE = "events_single"
+"""Where the migration parks the events table of a stack from before replication while it is copied."""
+
+
+def park_single_server_sql() -> list[str]:
+    """First step of moving a pre-replication stack into the sharded layout: stop its ingestion, park its table.
+
+    Its events table (a plain table on server 0) is renamed out of the way of the Distributed table; run
+    on server 0 as admin after the `pulumi up` that brings the layout, then the schema again on every
+    server, then copy_single_server_sql. docs/operations.md has the whole procedure.
+    """
+    return [
+        # The old view writes into the old table: without it, ingestion waits at its committed offsets.
+        f"DROP TABLE IF EXISTS {DATABASE}.{VIEW}",
+        f"RENAME TABLE {DATABASE}.{EVENTS_TABLE} TO {DATABASE}.{SINGLE_SERVER_TABLE}",
+    ]
+
+
+def copy_single_server_sql() -> list[str]:
+    """Last step: copy the parked rows through the Distributed table, so each lands on the shard of its id."""
+    return [f"INSERT INTO {DATABASE}.{EVENTS_TABLE} SELECT * FROM {DATABASE}.{SINGLE_SERVER_TABLE}"]
 
 
 def statements(sql: str) -> list[str]:
