@@ -69,7 +69,7 @@ def test_the_schema_is_idempotent(
 ) -> None:
     apply_schema(clickhouse_node, dev_settings, kafka_node.bootstrap)
     tables = query(clickhouse_node, f"SELECT name FROM system.tables WHERE database = '{DATABASE}' ORDER BY name")
-    assert tables.split() == ["events", "events_mv", "events_queue"]
+    assert tables.split() == ["events", "events_local", "events_mv", "events_queue"]
 
 
 def test_events_produced_to_kafka_arrive_in_the_events_table(

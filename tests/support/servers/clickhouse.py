@@ -14,8 +14,15 @@ from pathlib import Path
 from components.data.clickhouse.config import (
     ADMIN,
     INGEST,
+    INTERSERVER,
+    INTERSERVER_HOST_ENV,
     PRESTO,
+    REPLICA_ENV,
+    SHARD_ENV,
+    Cluster,
+    Endpoint,
     Ports,
+    cluster_config,
     kafka_authentication_config,
     legacy_form,
     password_hash,
@@ -34,6 +41,7 @@ PASSWORDS = {
     ADMIN: "admin-test-password-0001",
     INGEST: "ingest-test-password-0002",
     PRESTO: "presto-test-password-0003",
+    INTERSERVER: "interserver-test-password-0004",
 }
 
 
@@ -44,6 +52,8 @@ class ClickHouseNode:
     server: ServerProcess
     ports: Ports
     passwords: dict[str, str]
+    replica: str = "clickhouse-0"
+    """Its replica macro (the pod name in the cluster)."""
 
     @property
     def http(self) -> str:
@@ -51,16 +61,35 @@ class ClickHouseNode:
         return f"http://127.0.0.1:{self.ports.http}"
 
 
+def server_ports() -> Ports:
+    """Free loopback ports for one server."""
+    http, native, metrics, interserver = free_ports(4)
+    return Ports(http=http, native=native, metrics=metrics, interserver=interserver)
+
+
+def loopback_cluster(ports: list[list[Ports]], keeper: tuple[Endpoint, ...] = ()) -> Cluster:
+    """The cluster of servers on loopback: shards in order, each a list of its replicas' ports."""
+    shards = tuple(tuple(Endpoint(host="127.0.0.1", port=p.native) for p in replicas) for replicas in ports)
+    return Cluster(shards=shards, keeper=keeper)
+
+
 def start_clickhouse(
-    settings: Settings, workdir: Path, ports: Ports | None = None, kafka_login: tuple[str, str] | None = None
+    settings: Settings,
+    workdir: Path,
+    ports: Ports | None = None,
+    kafka_login: tuple[str, str] | None = None,
+    layout: Cluster | None = None,
+    identity: tuple[int, str] = (1, "clickhouse-0"),
 ) -> ClickHouseNode:
     """Start ClickHouse with the distribution's config and the stack's config.d and users.d files.
 
     `kafka_login`: (user, password) the Kafka engine logs in with over SASL/SCRAM, as with kafka.authentication scram.
+    `layout`: the cluster it belongs to (default: itself alone, as dev); `identity`: its shard (1-based) and
+    replica name, which the pod's start script derives from its ordinal.
     """
     installed(CLICKHOUSE_SERVER, "ClickHouse (Debian package clickhouse-server)")
-    http, native, metrics, interserver_port = free_ports(4)
-    ports = ports or Ports(http=http, native=native, metrics=metrics)
+    ports = ports or server_ports()
+    layout = layout or loopback_cluster([[ports]])
     etc = workdir / "etc"
     if not etc.exists():
         shutil.copytree(DISTRIBUTION_CONFIG, etc)
@@ -70,18 +99,17 @@ def start_clickhouse(
         settings, ports=ports, listen_host="127.0.0.1", data_path=f"{workdir}/data/", tmp_path=f"{workdir}/tmp/"
     )
     (etc / "config.d" / "qestack.xml").write_text(legacy_form(config))
+    (etc / "config.d" / "qestack-cluster.xml").write_text(legacy_form(cluster_config(layout, PASSWORDS[INTERSERVER])))
     if kafka_login:
         login = kafka_authentication_config(*kafka_login, SCRAM_MECHANISM)
         (etc / "config.d" / "qestack-kafka.xml").write_text(legacy_form(login))
     users = users_config(settings, {user: password_hash(p) for user, p in PASSWORDS.items()})
     (etc / "users.d" / "qestack-users.xml").write_text(legacy_form(users))
-    # Test-only: the distribution's config takes a fixed interserver port (unused by a single server),
-    # which would collide when tests run two servers at once.
-    interserver = f"<yandex><interserver_http_port>{interserver_port}</interserver_http_port></yandex>\n"
-    (etc / "config.d" / "test-interserver-port.xml").write_text(interserver)
+    shard, replica = identity
+    env = {SHARD_ENV: str(shard), REPLICA_ENV: replica, INTERSERVER_HOST_ENV: "127.0.0.1"}
     argv = [str(CLICKHOUSE_SERVER), f"--config-file={etc / 'config.xml'}"]
-    server = ServerProcess("clickhouse", argv, ports.http, workdir / "clickhouse.log", cwd=workdir).start()
-    return ClickHouseNode(server, ports, PASSWORDS)
+    server = ServerProcess("clickhouse", argv, ports.http, workdir / "clickhouse.log", cwd=workdir, env=env).start()
+    return ClickHouseNode(server, ports, PASSWORDS, replica)
 
 
 def query(node: ClickHouseNode, sql: str, user: str = ADMIN, password: str | None = None) -> str:
