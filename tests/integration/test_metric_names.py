@@ -8,6 +8,15 @@ Where each name must be found:
   here is Debian's 18.16: a name is in its live system tables, or, for an event still at zero or an
   asynchronous metric not computed yet (18.16 lists neither), a whole string in its library. Names
   18.16 does not have are in NEWER_THAN_18_16, and the test checks that 18.16 really lacks them;
+- ClickHouse Keeper (the image's `clickhouse-keeper`, 24.8) has no Debian package and no 18.16 form,
+  and ClickHouse's source is not a Go module, so install-metric-sources cannot fetch it: its names are
+  in KEEPER_24_8, each with the file of ClickHouse 24.8 that defines it, read there by hand. The test
+  checks that 18.16 really lacks them (else they belong above), and that the rules read them, and only
+  them, on the `clickhouse-keeper` job: Keeper's endpoint (KeeperPrometheusMetricsWriter) serves every
+  asynchronous metric but only Keeper's own list of current metrics and events, so a server metric read
+  on Keeper would be a series that never exists;
+- Alertmanager: two real Alertmanager 0.25 peers (Debian's; the image is 0.27) gossiping on loopback,
+  scraped;
 - kube-state-metrics, cAdvisor and the kubelet need a cluster to run: their names are checked against
   their source at the versions we deploy (scripts/servers/install-metric-sources).
 """
@@ -15,19 +24,23 @@ Where each name must be found:
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from components import names
+from components.observability.alertmanager.config import alertmanager_config
 from components.observability.prometheus.alert_rules import recordings
 from components.settings.model import Settings
 from tests.support.events import produce_events
-from tests.support.promql import expressions, metric_names
+from tests.support.promql import expressions, metric_names, selectors
 from tests.support.servers.clickhouse import CLICKHOUSE_SERVER, ClickHouseNode, query
 from tests.support.servers.kafka import KafkaNode
 from tests.support.servers.metrics import scrape, scrape_until
 from tests.support.servers.presto import PrestoCluster, rows
 from tests.support.servers.process import CACHE
+from tests.support.servers.prometheus import start_alertmanager_cluster
 
 PROMETHEUS_OWN = {"up", "ALERTS"}
 CLICKHOUSE_PREFIXES = {
@@ -47,6 +60,16 @@ NEWER_THAN_18_16 = {
     "KafkaConsumersWithAssignment": "Kafka engine (current metric)",
 }
 """ClickHouse names that came after 18.16: the deployed 24.8 exports them, Debian's server lacks them."""
+KEEPER_ASYNC = "src/Coordination/KeeperAsynchronousMetrics.cpp: updateKeeperInformation (asynchronous metric)"
+KEEPER_24_8 = {
+    "ClickHouseAsyncMetrics_KeeperIsLeader": KEEPER_ASYNC,
+    "ClickHouseAsyncMetrics_KeeperZnodeCount": KEEPER_ASYNC,
+    "ClickHouseMetrics_KeeperOutstandingRequests": (
+        "src/Common/CurrentMetrics.cpp (current metric, spelled so since 24.7: KeeperOutstandingRequets before), "
+        "exported by Keeper as one of APPLY_FOR_KEEPER_METRICS in src/Coordination/KeeperConstants.cpp"
+    ),
+}
+"""ClickHouse Keeper 24.8's names the rules and dashboards read, by where ClickHouse's source defines them."""
 SOURCES = CACHE / "metric-sources"
 
 
@@ -110,10 +133,53 @@ def test_clickhouse_names_exist_in_clickhouse(dev_settings: Settings, clickhouse
             continue
         bare = name.removeprefix(prefix)
         compiled = f"\0{bare}\0".encode() in library
-        if bare in NEWER_THAN_18_16:
+        if name in KEEPER_24_8:
+            assert name not in live and not compiled, f"{bare} is in 18.16: check it there, not in KEEPER_24_8"
+        elif bare in NEWER_THAN_18_16:
             assert name not in live and not compiled, f"{bare} is in 18.16: drop it from NEWER_THAN_18_16"
         else:
             assert name in live or compiled, f"{where}: ClickHouse has no {bare}"
+
+
+def test_keeper_names_are_read_on_keeper_and_only_there(dev_settings: Settings) -> None:
+    """Keeper's names come from KEEPER_24_8 and are read on the Keeper job; the servers' never are."""
+    keeper = names.CLICKHOUSE_KEEPER
+    for found in expressions(dev_settings):
+        for selector in selectors(found.expr):
+            name = selector.name or ""
+            if not name.startswith(tuple(CLICKHOUSE_PREFIXES)):
+                continue
+            jobs = {m.value for m in selector.matchers.matchers if m.name == "job"}
+            if name in KEEPER_24_8:
+                assert jobs == {keeper}, f"{found.where}: {name} is Keeper's: select it with job={keeper!r}"
+            else:
+                assert keeper not in jobs, f"{found.where}: Keeper does not export {name} (not in KEEPER_24_8)"
+
+
+@pytest.fixture(scope="module")
+def alertmanager_names(tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings) -> Iterator[set[str]]:
+    """What two real Alertmanager peers export once they see each other."""
+    cluster = start_alertmanager_cluster(alertmanager_config(dev_settings), tmp_path_factory.mktemp("am"), count=2)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            samples = scrape(cluster.web_ports[0])
+            members = [s.value for s in samples.get("alertmanager_cluster_members", [])]
+            if members == [2] or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert members == [2], f"the two peers never saw each other: {members}"
+        yield set(samples)
+    finally:
+        cluster.stop()
+
+
+def test_alertmanager_names_come_from_the_real_alertmanager(
+    dev_settings: Settings, alertmanager_names: set[str]
+) -> None:
+    for name, where in used_names(dev_settings).items():
+        if name.startswith("alertmanager_"):
+            assert name in alertmanager_names, f"{where}: Alertmanager serves no {name}"
 
 
 def test_cluster_exporter_names_exist_in_their_source(dev_settings: Settings) -> None:
@@ -134,6 +200,6 @@ def test_cluster_exporter_names_exist_in_their_source(dev_settings: Settings) ->
 def test_every_name_has_a_source(dev_settings: Settings) -> None:
     """A name outside every family above would go unchecked: there is none."""
     recorded = {r.record for r in recordings(dev_settings)}
-    families = ("presto_", "kafka_", "jvm_", "kube_", "container_", "kubelet_", *CLICKHOUSE_PREFIXES)
+    families = ("presto_", "kafka_", "jvm_", "kube_", "container_", "kubelet_", "alertmanager_", *CLICKHOUSE_PREFIXES)
     for name, where in used_names(dev_settings).items():
         assert name in recorded or name in PROMETHEUS_OWN or name.startswith(families), f"{where}: {name}"

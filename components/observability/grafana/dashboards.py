@@ -6,7 +6,7 @@ dashboards reach Grafana (provisioning files today, a GrafanaDashboard object un
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import dashboard as board
@@ -22,7 +22,11 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 
 from components import names
-from components.observability.prometheus.alert_rules import ACTIVE_WORKERS
+from components.observability.prometheus.alert_rules import (
+    ACTIVE_WORKERS,
+    REPLICATION_DELAY_SECONDS,
+    REPLICATION_QUEUE_ENTRIES,
+)
 from components.settings.model import Settings
 
 DATASOURCE_UID = "prometheus"
@@ -133,6 +137,7 @@ def overview(settings: Settings) -> board.Dashboard:
     budget = round(1 - settings.monitoring.query_success_objective, 6)
     objective = settings.monitoring.query_success_objective
     burn = ((6.0, "orange"), (14.4, "red"))
+    replicas = settings.monitoring.alertmanager.replicas
     return (
         _dashboard("qestack-overview", "Overview and SLOs", "Is the platform healthy, and is the query SLO met?")
         .with_row(board.Row("Service level"))
@@ -208,6 +213,20 @@ def overview(settings: Settings) -> board.Dashboard:
                 "Scrape targets answering, by job: a drop is a pod down or unreachable.",
                 "none",
                 Query("sum by (job) (up)", "{{job}}"),
+            )
+        )
+        .with_row(board.Row("Alerting"))
+        .with_panel(
+            graph(
+                "Alertmanager cluster",
+                f"Peers each Alertmanager gossips with, of {replicas}; peers it counts as failed (a restarted pod "
+                "stays failed for hours) and its gossip health score (0 is healthy). Empty with one replica.",
+                "none",
+                Query('min by (pod) (alertmanager_cluster_members{job="alertmanager"})', "{{pod}} members"),
+                Query('max by (pod) (alertmanager_cluster_failed_peers{job="alertmanager"})', "{{pod}} failed"),
+                Query('max by (pod) (alertmanager_cluster_health_score{job="alertmanager"})', "{{pod}} health score"),
+                width=24,
+                line=((float(replicas), "green"),),
             )
         )
     )
@@ -296,9 +315,13 @@ def presto_board(settings: Settings) -> board.Dashboard:
 
 
 def clickhouse_board(settings: Settings) -> board.Dashboard:
-    """ClickHouse: queries, inserts, parts and merges, memory, connections."""
-    return (
-        _dashboard("qestack-clickhouse", "ClickHouse", "Queries, inserts, parts and merges of ClickHouse.")
+    """ClickHouse: queries, inserts, parts and merges, memory, connections, replication and Keeper."""
+    dashboard = (
+        _dashboard(
+            "qestack-clickhouse",
+            "ClickHouse",
+            "Queries, inserts, parts and merges, replication and Keeper of ClickHouse.",
+        )
         .with_row(board.Row("Queries"))
         .with_panel(
             single("Up", "1 while Prometheus can scrape ClickHouse.", "none", Query('min(up{job="clickhouse"})'))
@@ -382,6 +405,83 @@ def clickhouse_board(settings: Settings) -> board.Dashboard:
             )
         )
     )
+    return _with_rows(dashboard, {"Replication": _replication_panels(), "Keeper": _keeper_panels()})
+
+
+def _replication_panels() -> list[timeseries.Panel]:
+    """The replicas of each shard, by pod: delay, queue, read-only tables and Keeper sessions."""
+    server = 'job="clickhouse"'
+    return [
+        graph(
+            "Replication delay by pod",
+            "How far each replica's newest part is behind its shard's; past the red line, Distributed reads "
+            "skip the replica. Empty on a stack of one server.",
+            "s",
+            Query(f"max by (pod) (ClickHouseAsyncMetrics_ReplicasMaxAbsoluteDelay{{{server}}})", "{{pod}}"),
+            width=8,
+            line=((float(REPLICATION_DELAY_SECONDS), "red"),),
+        ),
+        graph(
+            "Replication queue by pod",
+            "Fetches and merges each replica still has to run; the alert fires above the line while it grows.",
+            "short",
+            Query(f"max by (pod) (ClickHouseAsyncMetrics_ReplicasMaxQueueSize{{{server}}})", "{{pod}}"),
+            width=8,
+            line=((float(REPLICATION_QUEUE_ENTRIES), "orange"),),
+        ),
+        graph(
+            "Read-only replicas and Keeper sessions by pod",
+            "Replicated tables refusing writes on each server, and its sessions to Keeper (1 when replicated).",
+            "none",
+            Query(f"max by (pod) (ClickHouseMetrics_ReadonlyReplica{{{server}}})", "{{pod}} read-only tables"),
+            Query(f"max by (pod) (ClickHouseMetrics_ZooKeeperSession{{{server}}})", "{{pod}} Keeper sessions"),
+            width=8,
+        ),
+    ]
+
+
+def _keeper_panels() -> list[timeseries.Panel | stat.Panel]:
+    """The ClickHouse Keeper ensemble: nodes up, its leader, load and size."""
+    keeper = f'job="{names.CLICKHOUSE_KEEPER}"'
+    none = "no Keeper answers"
+    return [
+        single(
+            "Keeper nodes up",
+            "Keeper nodes Prometheus can scrape; a majority of the ensemble must be up for any write.",
+            "none",
+            Query(f"sum(up{{{keeper}}})"),
+            no_value=none,
+        ),
+        single(
+            "Keeper leaders",
+            "Exactly 1 while the ensemble has a leader.",
+            "none",
+            Query(f"sum(ClickHouseAsyncMetrics_KeeperIsLeader{{{keeper}}})"),
+            ((1.0, "green"), (2.0, "red")),
+            base="red",
+            no_value=none,
+        ),
+        single(
+            "Keeper znodes",
+            "Nodes in Keeper's tree (the replication log and the replicas' metadata), on the leader.",
+            "short",
+            Query(f"max(ClickHouseAsyncMetrics_KeeperZnodeCount{{{keeper}}})"),
+            no_value=none,
+        ),
+        graph(
+            "Keeper outstanding requests by pod",
+            "Requests each Keeper node has taken and not answered yet: a rising line is a slow disk or quorum.",
+            "short",
+            Query(f"max by (pod) (ClickHouseMetrics_KeeperOutstandingRequests{{{keeper}}})", "{{pod}}"),
+        ),
+        graph(
+            "Keeper znodes and leader by pod",
+            "Each node's copy of the tree (they should agree), and which node leads.",
+            "short",
+            Query(f"max by (pod) (ClickHouseAsyncMetrics_KeeperZnodeCount{{{keeper}}})", "{{pod}} znodes"),
+            Query(f"max by (pod) (ClickHouseAsyncMetrics_KeeperIsLeader{{{keeper}}})", "{{pod}} leader"),
+        ),
+    ]
 
 
 def kafka_board(settings: Settings) -> board.Dashboard:
@@ -567,7 +667,7 @@ def kubernetes_board(settings: Settings) -> board.Dashboard:
     )
 
 
-def _with_rows(dashboard: board.Dashboard, rows: dict[str, list[timeseries.Panel]]) -> board.Dashboard:
+def _with_rows(dashboard: board.Dashboard, rows: dict[str, Sequence[timeseries.Panel | stat.Panel]]) -> board.Dashboard:
     """The dashboard with each row, titled, followed by its panels."""
     for title, panels in rows.items():
         dashboard.with_row(board.Row(title))

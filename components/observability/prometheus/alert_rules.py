@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import yaml
 
+from components import names
 from components.settings.model import Settings
 
 ACTIVE_WORKERS = "max(presto_cluster_active_nodes) - max(presto_cluster_active_coordinators)"
@@ -18,6 +19,12 @@ ACTIVE_WORKERS = "max(presto_cluster_active_nodes) - max(presto_cluster_active_c
 SLI_GROUP = "qestack-slis"
 ALERT_GROUP = "qestack-alerts"
 SLO_WINDOWS = ("5m", "30m", "1h", "6h")
+REPLICATION_DELAY_SECONDS = 300
+"""A replica further behind than this alerts: it is ClickHouse's own max_replica_delay_for_distributed_queries,
+past which the Distributed table stops reading from that replica, so its shard has one copy left to read."""
+REPLICATION_QUEUE_ENTRIES = 100
+"""A replication queue above this and still growing alerts: a healthy replica runs its fetches and merges
+within seconds of their being logged, so its queue stays at a few dozen entries even under a steady insert rate."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,10 +169,13 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
     every = (
         *_presto_alerts(settings),
         *_clickhouse_alerts(settings),
+        *_replication_alerts(),
+        *_keeper_alerts(settings),
         *_kafka_alerts(),
         *_pipeline_alerts(settings),
         *_kubernetes_alerts(settings),
         *_scrape_alerts(),
+        *_alertmanager_alerts(settings),
         *_burn_rate_alerts(settings),
     )
     return tuple(replace(alert, runbook=settings.monitoring.runbook_url) for alert in every)
@@ -290,6 +300,141 @@ def _clickhouse_alerts(settings: Settings) -> tuple[Alert, ...]:
             ),
             fires=Case(series=(("ClickHouseAsyncMetrics_MaxPartCountForPartition", "500x20"),), eval_time="15m"),
             silent=Case(series=(("ClickHouseAsyncMetrics_MaxPartCountForPartition", "20x20"),), eval_time="15m"),
+        ),
+    )
+
+
+def _replication_alerts() -> tuple[Alert, ...]:
+    """The replicas of the events table (ReplicatedReplacingMergeTree), each server alike, named by its pod.
+
+    They read job="clickhouse" only, and ZooKeeperSession only while the Keeper job has targets: a stack of
+    one server has no Keeper and no replicated table, and these stay silent there.
+    """
+    readonly = 'ClickHouseMetrics_ReadonlyReplica{job="clickhouse",pod="clickhouse-1"}'
+    delay = 'ClickHouseAsyncMetrics_ReplicasMaxAbsoluteDelay{job="clickhouse",pod="clickhouse-1"}'
+    queue = 'ClickHouseAsyncMetrics_ReplicasMaxQueueSize{job="clickhouse",pod="clickhouse-1"}'
+    session = 'ClickHouseMetrics_ZooKeeperSession{job="clickhouse",pod="clickhouse-1"}'
+    keeper = f'up{{job="{names.CLICKHOUSE_KEEPER}",pod="clickhouse-keeper-0"}}'
+    pod = {"pod": "clickhouse-1"}
+    return (
+        Alert(
+            name="ClickHouseReplicaReadOnly",
+            expr='max by (pod) (ClickHouseMetrics_ReadonlyReplica{job="clickhouse"}) > 0',
+            for_="5m",
+            severity="critical",
+            summary="A ClickHouse replica is read-only",
+            description=(
+                "Replicated tables of {{ $labels.pod }} refuse writes (no Keeper session, or lost metadata): "
+                "its Kafka consumers cannot store what they read."
+            ),
+            fires=Case(series=((readonly, "1x20"),), eval_time="10m", labels=pod),
+            silent=Case(series=((readonly, "0x20"),), eval_time="10m"),
+        ),
+        Alert(
+            name="ClickHouseReplicationLagHigh",
+            expr=f'max by (pod) (ClickHouseAsyncMetrics_ReplicasMaxAbsoluteDelay{{job="clickhouse"}})'
+            f" > {REPLICATION_DELAY_SECONDS}",
+            for_="5m",
+            severity="warning",
+            summary="A ClickHouse replica is far behind its shard",
+            description=(
+                f"{{{{ $labels.pod }}}} lacks parts more than {REPLICATION_DELAY_SECONDS}s newer than its own: "
+                "Distributed reads skip it, and its shard has one readable copy less."
+            ),
+            fires=Case(series=((delay, "600x20"),), eval_time="10m", labels=pod),
+            silent=Case(series=((delay, "10x20"),), eval_time="10m"),
+        ),
+        Alert(
+            name="ClickHouseReplicationQueueGrowing",
+            expr=f'max by (pod) (ClickHouseAsyncMetrics_ReplicasMaxQueueSize{{job="clickhouse"}})'
+            f" > {REPLICATION_QUEUE_ENTRIES}"
+            ' and max by (pod) (deriv(ClickHouseAsyncMetrics_ReplicasMaxQueueSize{job="clickhouse"}[15m])) > 0',
+            for_="15m",
+            severity="warning",
+            summary="A ClickHouse replication queue keeps growing",
+            description=(
+                f"{{{{ $labels.pod }}}} has more than {REPLICATION_QUEUE_ENTRIES} fetches and merges queued, "
+                "and more every minute: it cannot keep up with its shard."
+            ),
+            fires=Case(series=((queue, "100+10x40"),), eval_time="30m", labels=pod),
+            silent=Case(series=((queue, "500x40"),), eval_time="30m"),
+        ),
+        Alert(
+            name="ClickHouseKeeperSessionLost",
+            expr='max by (pod) (ClickHouseMetrics_ZooKeeperSession{job="clickhouse"}) == 0'
+            f' and on () count(up{{job="{names.CLICKHOUSE_KEEPER}"}}) > 0',
+            for_="2m",
+            severity="critical",
+            summary="A ClickHouse server has no Keeper session",
+            description=(
+                "{{ $labels.pod }} is not connected to ClickHouse Keeper: its replicated tables turn read-only "
+                "and it neither fetches nor announces parts."
+            ),
+            fires=Case(series=((session, "0x10"), (keeper, "1x10")), eval_time="5m", labels=pod),
+            # A stack of one server: no session, and no Keeper to have one with.
+            silent=Case(series=((session, "0x10"),), eval_time="5m"),
+        ),
+    )
+
+
+def _keeper_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """The ClickHouse Keeper ensemble: quorum and leader.
+
+    The ensemble's size is its StatefulSet's replicas (kube-state-metrics), not the targets Prometheus
+    finds, since a pod that cannot be scheduled has no target. Where there is no Keeper StatefulSet,
+    every expression here is empty and no alert fires.
+    """
+    keeper = names.CLICKHOUSE_KEEPER
+    up = f'(sum(up{{job="{keeper}"}}) or vector(0))'
+    size = f'max(kube_statefulset_replicas{{namespace="{settings.namespace}",statefulset="{keeper}"}})'
+    replicas = (f'kube_statefulset_replicas{{namespace="{settings.namespace}",statefulset="{keeper}"}}', "3x20")
+
+    def nodes(*values: str) -> tuple[tuple[str, str], ...]:
+        return tuple((f'up{{job="{keeper}",pod="{keeper}-{i}"}}', v) for i, v in enumerate(values))
+
+    def leader(*values: str) -> tuple[tuple[str, str], ...]:
+        metric = "ClickHouseAsyncMetrics_KeeperIsLeader"
+        return tuple((f'{metric}{{job="{keeper}",pod="{keeper}-{i}"}}', v) for i, v in enumerate(values))
+
+    return (
+        Alert(
+            name="ClickHouseKeeperQuorumLost",
+            expr=f"{up} <= {size} / 2",
+            for_="1m",
+            severity="critical",
+            summary="ClickHouse Keeper has lost its quorum",
+            description=(
+                "Half or more of the Keeper nodes are down: every replicated table is read-only, "
+                "so ingestion stops, until a majority is back."
+            ),
+            fires=Case(series=(*nodes("1x10", "0x10", "0x10"), replicas), eval_time="5m"),
+            silent=Case(series=(*nodes("1x10", "1x10", "0x10"), replicas), eval_time="5m"),
+        ),
+        Alert(
+            name="ClickHouseKeeperNodeDown",
+            expr=f"{up} < {size} and {up} > {size} / 2",
+            for_="5m",
+            severity="warning",
+            summary="A ClickHouse Keeper node is down",
+            description=(
+                "The Keeper quorum holds, but with fewer nodes than the ensemble has: "
+                "one more lost node may stop every replicated table."
+            ),
+            fires=Case(series=(*nodes("1x20", "1x20", "0x20"), replicas), eval_time="10m"),
+            silent=Case(series=(*nodes("1x20", "1x20", "1x20"), replicas), eval_time="10m"),
+        ),
+        Alert(
+            name="ClickHouseKeeperNoLeader",
+            expr=f'sum(ClickHouseAsyncMetrics_KeeperIsLeader{{job="{keeper}"}}) != 1',
+            for_="1m",
+            severity="critical",
+            summary="ClickHouse Keeper has no leader",
+            description=(
+                "The Keeper nodes that answer report no leader (or more than one): "
+                "Keeper takes no write, and replicated tables can neither insert nor merge."
+            ),
+            fires=Case(series=leader("0x10", "0x10", "0x10"), eval_time="3m"),
+            silent=Case(series=leader("0x10", "1x10", "0x10"), eval_time="3m"),
         ),
     )
 
@@ -469,6 +614,34 @@ def _scrape_alerts() -> tuple[Alert, ...]:
                 labels={"job": "kafka", "instance": "kafka-0:9404"},
             ),
             silent=Case(series=(('up{job="kafka",instance="kafka-0:9404"}', "1x10"),), eval_time="8m"),
+        ),
+    )
+
+
+def _alertmanager_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """The Alertmanager gossip cluster: every peer must see all the others.
+
+    A peer with clustering off (one replica, dev) exports no alertmanager_cluster_members: silent there.
+    Failed peers are not alerted on: a restarted pod is a new peer, and memberlist keeps the old one as
+    failed for hours (--cluster.reconnect-timeout); the dashboard shows them.
+    """
+    replicas = settings.monitoring.alertmanager.replicas
+    members = 'alertmanager_cluster_members{job="alertmanager",pod="alertmanager-2"}'
+    return (
+        Alert(
+            name="AlertmanagerClusterDegraded",
+            expr=f'min by (pod) (alertmanager_cluster_members{{job="alertmanager"}}) < {replicas}',
+            for_="10m",
+            severity="warning",
+            summary="An Alertmanager does not see all its peers",
+            description=(
+                f"{{{{ $labels.pod }}}} counts fewer cluster members than the {replicas} configured: silences "
+                "and the notification log do not reach the missing peers, which may notify twice."
+            ),
+            fires=Case(
+                series=((members, f"{max(replicas - 1, 0)}x20"),), eval_time="15m", labels={"pod": "alertmanager-2"}
+            ),
+            silent=Case(series=((members, f"{replicas}x20"),), eval_time="15m"),
         ),
     )
 

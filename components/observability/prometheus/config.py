@@ -52,6 +52,8 @@ POD_JOBS = (
     PodJob(job="presto", workloads=(names.PRESTO_COORDINATOR, names.PRESTO_WORKER), port="metrics"),
     PodJob(job="kafka", workloads=(names.KAFKA,), port="metrics"),
     PodJob(job="clickhouse", workloads=(names.CLICKHOUSE,), port="metrics"),
+    # Keeper runs only where ClickHouse has more than one server: elsewhere the job has no target.
+    PodJob(job="clickhouse-keeper", workloads=(names.CLICKHOUSE_KEEPER,), port="metrics"),
     PodJob(job="alertmanager", workloads=(names.ALERTMANAGER,), port="http"),
     PodJob(job="grafana", workloads=(names.GRAFANA,), port="http"),
     PodJob(job="kube-state-metrics", workloads=(names.KUBE_STATE_METRICS,), port="http-metrics", honor_labels=True),
