@@ -41,16 +41,15 @@ def test_the_config_map_holds_the_generated_config_and_rules(stack: Rendered) ->
     )
 
 
-OPTIONAL_WORKLOADS = {names.CLICKHOUSE_KEEPER}
-"""Scraped where they run: Keeper runs only where ClickHouse has more than one server."""
-
-
 def test_every_scrape_job_finds_its_port_on_its_workloads(stack: Rendered) -> None:
     kinds = ("Deployment", "StatefulSet")
+    # Keeper runs only where ClickHouse has more than one server; its job has no target elsewhere.
+    absent = set() if settings_of(stack).clickhouse.replicated else {names.CLICKHOUSE_KEEPER}
     for job in POD_JOBS:
         for workload in job.workloads:
             found = [o for kind in kinds for o in stack.of_kind(kind) if o.inputs["metadata"]["name"] == workload]
-            if not found and workload in OPTIONAL_WORKLOADS:
+            if workload in absent:
+                assert not found, f"{workload} runs in a stack of one ClickHouse server"
                 continue
             (only,) = found
             ports = {p["name"] for c in pod_spec(only)["containers"] for p in c.get("ports", [])}
