@@ -28,6 +28,7 @@ from components.data.clickhouse.config import (
     password_hash,
     schema_sql,
     server_config,
+    server_ordinal,
     statements,
     users_config,
 )
@@ -132,3 +133,40 @@ def apply_schema(node: ClickHouseNode, settings: Settings, kafka_bootstrap: str)
     """Apply the stack's schema, in its 18.16 form, as the ingest user (as the schema Job does)."""
     for statement in statements(legacy_form(schema_sql(settings, kafka_bootstrap))):
         query(node, statement, INGEST)
+
+
+@dataclass
+class ClickHouseCluster:
+    """Servers started as shards of replicas, sharing a Keeper ensemble (ZooKeeper here)."""
+
+    shards: list[list[ClickHouseNode]]
+
+    @property
+    def nodes(self) -> list[ClickHouseNode]:
+        """Every server, in ordinal order (shard by shard)."""
+        return [node for replicas in self.shards for node in replicas]
+
+    def stop(self) -> None:
+        """Stop every server."""
+        for node in self.nodes:
+            node.server.stop()
+
+
+def start_cluster(settings: Settings, workdir: Path, keeper: tuple[Endpoint, ...]) -> ClickHouseCluster:
+    """Start settings' shards x replicas servers on loopback as members of one cluster, each as its pod would be."""
+    clickhouse = settings.clickhouse
+    ports = [[server_ports() for _ in range(clickhouse.replicas)] for _ in range(clickhouse.shards)]
+    layout = loopback_cluster(ports, keeper)
+    shards: list[list[ClickHouseNode]] = []
+    try:
+        for shard, replicas in enumerate(ports):
+            shards.append([])
+            for replica, port in enumerate(replicas):
+                ordinal = server_ordinal(shard, replica, clickhouse.replicas)
+                name = f"clickhouse-{ordinal}"
+                node = start_clickhouse(settings, workdir / name, port, layout=layout, identity=(shard + 1, name))
+                shards[-1].append(node)
+    except BaseException:
+        ClickHouseCluster(shards).stop()
+        raise
+    return ClickHouseCluster(shards)

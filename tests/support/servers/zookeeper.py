@@ -215,12 +215,3 @@ def zookeeper_ensemble(workdir: Path, count: int = 3) -> Iterator[ZooKeeperEnsem
         yield ensemble
     finally:
         ensemble.stop_all()
-
-
-def clickhouse_zookeeper_xml(ensemble: ZooKeeperEnsemble) -> str:
-    """The <zookeeper> section naming every node, as ClickHouse's config takes it."""
-    nodes = "".join(
-        f'<node index="{index}"><host>{host}</host><port>{port}</port></node>'
-        for index, (host, port) in enumerate(ensemble.hosts, start=1)
-    )
-    return f"<zookeeper>{nodes}</zookeeper>"
