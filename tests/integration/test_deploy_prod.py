@@ -1,4 +1,4 @@
-"""The real engine deploys the prod shape on three fake nodes in two zones, and rotates a Kafka password.
+"""The real engine deploys the prod shape on four fake nodes in two zones, and rotates a Kafka password.
 
 Prod's settings (three Kafka nodes, SCRAM, HA placement, PDBs, its quota) with the local context and Chaos
 Mesh off, on the control plane of scripts/engine/cluster: the real scheduler places every pod under the
