@@ -9,6 +9,7 @@ after the interserver login (24.8 names it shardN_replicaM).
 """
 
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from components.data.clickhouse.config import (
     ADMIN,
     DATABASE,
     EVENTS_TABLE,
+    INGEST,
     LOCAL_TABLE,
     Endpoint,
     copy_single_server_sql,
@@ -105,6 +107,13 @@ def test_the_servers_are_the_generated_cluster(
             assert macros == {"shard": str(shard), "replica": member.replica}
     state = "SELECT is_readonly, active_replicas, total_replicas FROM system.replicas WHERE table = 'events_local'"
     wait_for("every replica active", lambda: all(query(n, state) == "0\t2\t2" for n in clickhouse_cluster.nodes))
+    # What the readiness probe asks: caught up, so a roll may take the next server down.
+    for member in clickhouse_cluster.nodes:
+        with urllib.request.urlopen(f"{member.http}/replicas_status", timeout=10) as answer:
+            assert answer.status == 200 and answer.read().strip() == b"Ok."
+    # Ingestion's writes through the Distributed table wait for the shard, never queue on the local disk.
+    synchronous = "SELECT value FROM system.settings WHERE name = 'insert_distributed_sync'"
+    assert query(node, synchronous, INGEST) == "1"
 
 
 def test_every_acked_event_is_readable_once_on_the_shard_of_its_id(

@@ -29,10 +29,11 @@ def test_one_persistent_volume_per_server(stack: Rendered) -> None:
     assert claim["spec"].get("storageClassName") == settings.storage_class
 
 
-def test_probes_ping_the_http_interface(stack: Rendered) -> None:
+def test_probes_ping_and_readiness_waits_for_replication(stack: Rendered) -> None:
     (container,) = pod_spec(stack.named("StatefulSet", names.CLICKHOUSE))["containers"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/ping", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/replicas_status", "port": "http"}
 
 
 def test_config_map_holds_the_pure_function_output(stack: Rendered) -> None:
@@ -141,7 +142,8 @@ def test_each_server_learns_its_shard_and_replica_from_its_ordinal(stack: Render
     (container,) = pod_spec(stack.named("StatefulSet", names.CLICKHOUSE))["containers"]
     start = container["command"][-1]
     assert f'CLICKHOUSE_SHARD="$((ordinal / {settings.clickhouse.replicas} + 1))"' in start
-    assert 'CLICKHOUSE_REPLICA="$HOSTNAME"' in start and start.endswith("config.xml")
+    assert 'CLICKHOUSE_REPLICA="$POD_NAME"' in start and start.endswith("config.xml")
+    assert {"name": "CLICKHOUSE_WATCHDOG_ENABLE", "value": "0"} in container["env"]
     config = ET.fromstring(stack.named("ConfigMap", names.CLICKHOUSE_CONFIG).inputs["data"]["qestack.xml"])
     assert config.find("macros/shard").attrib == {"from_env": "CLICKHOUSE_SHARD"}
     assert config.find("interserver_http_host").attrib == {"from_env": "CLICKHOUSE_INTERSERVER_HOST"}

@@ -50,6 +50,7 @@ from components.platform.workloads import (
     data_claim,
     disruption_budget,
     placement,
+    pod_name_env,
     pod_security,
     secret_digest,
 )
@@ -200,9 +201,9 @@ class ClickHouse(NamespacedComponent):
         # Who this server is, from its ordinal (servers are numbered shard by shard, config.server_ordinal):
         # its shard (1-based, as system.clusters counts), its replica name, and where replicas fetch from it.
         identity = (
-            'ordinal="${HOSTNAME##*-}"; '
-            f'export {SHARD_ENV}="$((ordinal / {clickhouse.replicas} + 1))" {REPLICA_ENV}="$HOSTNAME" '
-            f'{INTERSERVER_HOST_ENV}="$HOSTNAME.{headless}"; '
+            'ordinal="${POD_NAME##*-}"; '
+            f'export {SHARD_ENV}="$((ordinal / {clickhouse.replicas} + 1))" {REPLICA_ENV}="$POD_NAME" '
+            f'{INTERSERVER_HOST_ENV}="$POD_NAME.{headless}"; '
             f"exec /usr/bin/clickhouse-server --config-file={ETC}/config.xml"
         )
         container = ContainerArgs(
@@ -215,11 +216,21 @@ class ClickHouse(NamespacedComponent):
                 ContainerPortArgs(name="metrics", container_port=PORTS.metrics),
                 ContainerPortArgs(name="interserver", container_port=PORTS.interserver),
             ],
+            env=[
+                pod_name_env(),
+                # The image's entrypoint (not used: it expects root) turns the watchdog off; without it the
+                # server would fork a watchdog parent as PID 1, which would take the signals and the OOM kill.
+                EnvVarArgs(name="CLICKHOUSE_WATCHDOG_ENABLE", value="0"),
+            ],
             resources=container_resources(clickhouse.resources),
             security_context=container_security(),
             # Loading parts after an unclean stop can take minutes on a big table: startup allows 10.
             startup_probe=ProbeArgs(http_get=ping, period_seconds=5, failure_threshold=120),
-            readiness_probe=ProbeArgs(http_get=ping, period_seconds=10, timeout_seconds=3),
+            # Ready once its replicated tables are caught up (/replicas_status answers 503 while a replica
+            # lags or is read-only): a roll takes the next server down only then, never both of a shard.
+            readiness_probe=ProbeArgs(
+                http_get=HTTPGetActionArgs(path="/replicas_status", port="http"), period_seconds=10, timeout_seconds=3
+            ),
             liveness_probe=ProbeArgs(http_get=ping, period_seconds=20, timeout_seconds=5, failure_threshold=3),
             volume_mounts=[
                 VolumeMountArgs(name="data", mount_path=DATA_DIR),
@@ -239,8 +250,6 @@ class ClickHouse(NamespacedComponent):
             StatefulSetSpecArgs(
                 service_name=names.CLICKHOUSE_HEADLESS,
                 replicas=clickhouse.servers,
-                # Servers start together: a shard's replicas and Keeper's clients need no order.
-                pod_management_policy="Parallel",
                 selector=LabelSelectorArgs(match_labels=self._selector),
                 template=self._pod_template(
                     PodSpecArgs(

@@ -248,6 +248,12 @@ def users_config(settings: Settings, password_hashes: dict[str, str]) -> str:
     default = _element(profiles, "default")
     # A query may use 60% of the container; the rest is for merges, caches and the server itself.
     _element(default, "max_memory_usage", memory * 6 // 10)
+    # A write through the Distributed table (ingestion's, from the Kafka engine, runs in this profile)
+    # returns once each shard's replica has the rows, not when they are queued on the local disk: the
+    # Kafka offsets are committed after it, so a lost volume loses no committed event, and a shard with
+    # no replica up stalls ingestion at its offsets instead of queueing. (24.8 also calls it
+    # distributed_foreground_insert; this name works on both.)
+    _element(default, "insert_distributed_sync", 1)
     readonly = _element(profiles, "readonly")
     # readonly=2: no writes and no DDL, but a client may still set per-query settings (JDBC does).
     _element(readonly, "readonly", 2)
