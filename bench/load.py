@@ -7,6 +7,10 @@
 - Client overhead: each TPC-H query's latency as verify measures it against Presto's own elapsed time
   for it (goal: median overhead <= 5%).
 
+Each figure is measured with nothing starting beside it: fidelity and ceiling on a ClickHouse started
+alone and warmed, the overhead once Presto has run every query; before each, the bench waits until
+the machine is quiet (bench/machine.py), and it prints the machine's load over each measurement.
+
 Run after scripts/test has installed the servers, and scripts/servers/install-wrk:
     .venv/bin/python bench/load.py [--seconds N] [--connections N] [--runs N]
 """
@@ -25,8 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
+from bench.machine import measured, wait_quiet  # noqa: E402
+from components.settings.model import Settings  # noqa: E402
 from components.settings.parse import parse_settings  # noqa: E402
 from components.settings.stack_files import stack_config  # noqa: E402
+from tests.support.servers.clickhouse import start_clickhouse  # noqa: E402
 from tests.support.servers.data_plane import data_plane  # noqa: E402
 from tests.support.verify_harness import outputs_document  # noqa: E402
 from verify import tpch  # noqa: E402
@@ -38,15 +45,19 @@ from verify.smoke.presto import ca_file  # noqa: E402
 
 RATES = (50, 200, 500)
 STATEMENT = "SELECT 1"
+WARM_STATEMENTS = 2000
+"""`SELECT 1`s a fresh ClickHouse answers, on as many connections as the ceiling uses, before any figure."""
 
 
 def fidelity(client: ClickHouseHttp, seconds: float) -> None:
     """Achieved / target rate and start-lag p99 at each rate."""
     print(f"load-driver fidelity: open loop, ClickHouse HTTP {STATEMENT!r}, {seconds:g} s per rate")
     for rate in RATES:
-        outcomes = open_loop(
-            constant_arrivals(rate, seconds), str, client.workload(lambda: STATEMENT), 64, threading.Event()
-        )
+        wait_quiet()
+        with measured(f"{rate} req/s"):
+            outcomes = open_loop(
+                constant_arrivals(rate, seconds), str, client.workload(lambda: STATEMENT), 64, threading.Event()
+            )
         figures = latency.summary(outcomes, scheduled=True, target_rate=rate)
         ratio, lag = figures["achieved_ratio"], figures["start_lag_ms"]["p99"]
         verdict = "meets" if ratio >= 0.99 and lag <= 2 else "misses"
@@ -61,32 +72,57 @@ def ceiling(client: ClickHouseHttp, url: str, user: str, password: str, seconds:
     wrk = shutil.which("wrk")
     if wrk is None:
         sys.exit("wrk is not installed: run scripts/servers/install-wrk")
-    outcomes = closed_loop([["select"]] * connections, client.workload(lambda: STATEMENT), threading.Event(), seconds)
+    print(f"driver ceiling: {connections} connections, {seconds:g} s each")
+    wait_quiet()
+    with measured("verify's closed loop"):
+        outcomes = closed_loop(
+            [["select"]] * connections, client.workload(lambda: STATEMENT), threading.Event(), seconds
+        )
     ours = latency.summary(outcomes, scheduled=False)["qps"]
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(f'wrk.method = "POST"\nwrk.body = "{STATEMENT}"\nwrk.headers["Authorization"] = "Basic {token}"\n')
         script.flush()
         command = [wrk, "-t2", f"-c{connections}", f"-d{seconds:g}s", "-s", script.name, f"{url}/"]
-        output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+        wait_quiet()
+        with measured("wrk"):
+            output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     theirs = float(re.search(r"Requests/sec:\s+([0-9.]+)", output)[1])  # type: ignore[index]
-    print(f"driver ceiling: {connections} connections, {seconds:g} s each")
     print(f"  verify {ours:,.0f} req/s, wrk {theirs:,.0f} req/s: ratio {ours / theirs:.2f} (goal >= 0.5)")
 
 
 def overhead(queries: PrestoTpch, runs: int) -> None:
-    """The latency verify measures for each TPC-H query against Presto's own elapsed time."""
-    streams = [[query] * (runs + 1) for query in tpch.QUERIES]
+    """The latency verify measures for each TPC-H query against Presto's own elapsed time, once Presto is warm."""
+    print(f"client overhead: 22 TPC-H queries on tpch.tiny, {runs} measured runs each after one warm-up pass")
+    closed_loop([tpch.QUERIES], queries, threading.Event())
+    wait_quiet()
     ratios, by_query = [], {}
-    for stream in streams:
-        measured = closed_loop([stream], queries, threading.Event())[1:]  # the first run warms up
-        mine = [o.service_time * 1000 / o.server["elapsed_ms"] - 1 for o in measured if o.server.get("elapsed_ms")]
-        ratios += mine
-        by_query[stream[0]] = statistics.median(mine)
+    with measured("the TPC-H runs"):
+        for query in tpch.QUERIES:
+            outcomes = closed_loop([[query] * runs], queries, threading.Event())
+            mine = [o.service_time * 1000 / o.server["elapsed_ms"] - 1 for o in outcomes if o.server.get("elapsed_ms")]
+            ratios += mine
+            by_query[query] = statistics.median(mine)
     worst = max(by_query, key=by_query.__getitem__)
-    print(f"client overhead: 22 TPC-H queries on tpch.tiny, {runs} measured runs each")
     median = statistics.median(ratios)
     print(f"  median {median:+.1%} over Presto's elapsed (goal <= 5%); worst query {worst} {by_query[worst]:+.1%}")
+
+
+def driver_figures(settings: Settings, work: Path, seconds: float, connections: int) -> None:
+    """Fidelity and ceiling on a ClickHouse started alone and warmed up; stop it after."""
+    clickhouse = start_clickhouse(settings, work / "clickhouse-alone")
+    try:
+        password = clickhouse.passwords["admin"]
+        client = ClickHouseHttp(clickhouse.http, "admin", password, 10)
+        closed_loop(
+            [["warm-up"] * (WARM_STATEMENTS // connections)] * connections,
+            client.workload(lambda: STATEMENT),
+            threading.Event(),
+        )
+        fidelity(client, seconds)
+        ceiling(client, clickhouse.http, "admin", password, seconds, connections)
+    finally:
+        clickhouse.server.stop()
 
 
 def main() -> None:
@@ -98,14 +134,10 @@ def main() -> None:
     options = parser.parse_args()
     settings = parse_settings("dev", stack_config("dev"))
     work = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    with data_plane(settings, work) as plane:
-        clickhouse = plane.clickhouse
-        password = clickhouse.passwords["admin"]
-        client = ClickHouseHttp(clickhouse.http, "admin", password, 10)
-        fidelity(client, options.seconds)
-        ceiling(client, clickhouse.http, "admin", password, options.seconds, options.connections)
+    driver_figures(settings, work, options.seconds, options.connections)
+    with data_plane(settings, work / "data-plane") as plane:
         document = outputs_document(
-            settings, plane.presto, clickhouse, plane.kafka, settings.kafka.topic.name, "http://127.0.0.1:9", ""
+            settings, plane.presto, plane.clickhouse, plane.kafka, settings.kafka.topic.name, "http://127.0.0.1:9", ""
         )
         targets = targets_from("dev", document)
         with ca_file(targets) as ca:

@@ -1,78 +1,368 @@
-"""Print the data plane's figures on the real servers; printed, never asserted.
+"""Print the Kafka -> ClickHouse figures on the real servers; printed, never asserted.
 
-Startup time of each server, Kafka -> ClickHouse events/s, produce-to-visible lag (HdrHistogram).
+- Throughput: events/s end to end (first produce to the last event visible) over --events events, as a
+  ratio to ClickHouse's own INSERT of as many rows of the same shape into the same table (the table the
+  stack's materialized view writes), measured in the same run (goal >= 0.5). Also the Kafka engine's
+  own drain rate: the same number of events produced while its view is detached, then read at once.
+- Produce-to-visible lag p50/p99 (HdrHistogram) of events produced at a steady --lag-rate.
+- Each server's startup time, and the machine's load over each measurement; each starts once the machine
+  is quiet (bench/machine.py).
+
+--layout is the ClickHouse layout, shards x replicas; 1x1 (one server, the stack's generated config
+and schema) is the one tests/support starts today. --flush-ms, --max-block-size, --kafka-max-block-size,
+--consumers and --partitions override the Kafka engine's knobs (a users.d profile file in the bench's
+workdir, the Kafka table's settings, the topic) for tuning.
 
 Run after scripts/test has installed the servers: .venv/bin/python bench/pipeline.py [--events N]
 """
 
 import argparse
+import json
+import re
+import shutil
 import sys
 import tempfile
+import threading
 import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
+from confluent_kafka import Producer  # noqa: E402
 from hdrh.histogram import HdrHistogram  # noqa: E402
 
-from components.data.clickhouse.config import DATABASE, EVENTS_TABLE  # noqa: E402
+from bench.machine import measured, wait_quiet  # noqa: E402
+from components.data.clickhouse.config import (  # noqa: E402
+    INGEST,
+    legacy_form,
+    schema_sql,
+    statements,
+)
+from components.data.kafka.config import CLICKHOUSE_PRINCIPAL  # noqa: E402
+from components.settings.model import Settings  # noqa: E402
 from components.settings.parse import parse_settings  # noqa: E402
 from components.settings.stack_files import stack_config  # noqa: E402
-from tests.support.events import event_json, produce  # noqa: E402
-from tests.support.servers.clickhouse import query  # noqa: E402
-from tests.support.servers.data_plane import data_plane  # noqa: E402
+from tests.support.events import event_json  # noqa: E402
+from tests.support.servers.clickhouse import (  # noqa: E402
+    DISTRIBUTION_CONFIG,
+    ClickHouseNode,
+    apply_schema,
+    query,
+    start_clickhouse,
+)
+from tests.support.servers.kafka import KafkaNode, run_topic_bootstrap, start_kafka  # noqa: E402
+
+WARM_EVENTS = 1000
+"""Events sent through before any figure, so the consumers have joined the group and the view has written."""
+VISIBLE_TIMEOUT = 300.0
+"""Seconds to wait for events to become visible."""
+POLL_SECONDS = 0.05
+"""How often visibility is checked while measuring lag."""
 
 
-def visible(node, run_id: str) -> int:
-    """How many events of a run ClickHouse shows."""
-    return int(query(node, f"SELECT uniqExact(event_id) FROM {DATABASE}.{EVENTS_TABLE} WHERE run_id = '{run_id}'"))
+@dataclass(frozen=True)
+class Layout:
+    """ClickHouse servers as shards x replicas."""
+
+    shards: int
+    replicas: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Layout":
+        """`SxR`, e.g. 1x1 or 2x2."""
+        shards, _, replicas = text.partition("x")
+        return cls(int(shards), int(replicas))
+
+    def __str__(self) -> str:
+        """`S x R`."""
+        return f"{self.shards} shard(s) x {self.replicas} replica(s)"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Overrides of the Kafka engine's knobs; None keeps the stack's value."""
+
+    flush_ms: int | None
+    max_block_size: int | None
+    kafka_max_block_size: int | None
+    consumers: int | None
+
+    def profile(self) -> dict[str, int]:
+        """Settings of the default profile, the one the Kafka engine's inserts run with."""
+        found = {"stream_flush_interval_ms": self.flush_ms, "max_block_size": self.max_block_size}
+        return {name: value for name, value in found.items() if value is not None}
+
+    def table(self) -> dict[str, int]:
+        """Settings of the Kafka engine table."""
+        found = {"kafka_num_consumers": self.consumers, "kafka_max_block_size": self.kafka_max_block_size}
+        return {name: value for name, value in found.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A running Kafka and ClickHouse with the stack's schema: where events go in and where they show."""
+
+    kafka: KafkaNode
+    clickhouse: ClickHouseNode
+    topic: str
+    view: str
+    target: str
+    """The table the view writes into (and the INSERT peer too)."""
+
+    def visible(self, run_id: str) -> int:
+        """How many distinct events of a run the target table shows."""
+        return int(query(self.clickhouse, f"SELECT uniqExact(event_id) FROM {self.target} WHERE run_id = '{run_id}'"))
+
+    def visible_ids(self, run_id: str) -> set[str]:
+        """The ids of a run's events the target table shows."""
+        answer = query(self.clickhouse, f"SELECT DISTINCT event_id FROM {self.target} WHERE run_id = '{run_id}'")
+        return set(answer.split())
+
+    def wait_visible(self, run_id: str, count: int) -> float:
+        """Wait until `count` events of a run show; the monotonic time they did."""
+        deadline = time.monotonic() + VISIBLE_TIMEOUT
+        while (shown := self.visible(run_id)) < count:
+            if time.monotonic() > deadline:
+                sys.exit(f"only {shown} of {count} events of {run_id} visible after {VISIBLE_TIMEOUT:.0f} s")
+            time.sleep(0.02)
+        return time.monotonic()
+
+
+def rows(run_id: str, count: int) -> list[tuple[str, str]]:
+    """(key, JSON) of each event of a run, in the form the Kafka engine table reads."""
+    keys = [f"{run_id}-{i}" for i in range(count)]
+    return [(key, event_json(i, key, run_id)) for i, key in enumerate(keys)]
+
+
+def producer(kafka: KafkaNode) -> Producer:
+    """An idempotent acks=all producer, as verify and the tests produce."""
+    return Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
+
+
+def produce(kafka: KafkaNode, topic: str, events: list[tuple[str, str]]) -> None:
+    """Send every event and wait for every acknowledgement."""
+    sender = producer(kafka)
+    for key, value in events:
+        while True:
+            try:
+                sender.produce(topic, key=key, value=value)
+                break
+            except BufferError:  # the local queue is full: let it drain
+                sender.poll(0.05)
+        sender.poll(0)
+    if sender.flush(60):
+        sys.exit("events still unacknowledged after 60 s")
+
+
+def profile_file(tuning: Tuning) -> str:
+    """users.d file setting the default profile's overrides, in the form the server reads."""
+    root = ET.Element("clickhouse")
+    default = ET.SubElement(ET.SubElement(root, "profiles"), "default")
+    for name, value in tuning.profile().items():
+        ET.SubElement(default, name).text = str(value)
+    return legacy_form(ET.tostring(root, encoding="unicode") + "\n")
+
+
+def schema(settings: Settings, kafka_bootstrap: str, tuning: Tuning) -> list[str]:
+    """The stack's schema statements as the test server takes them, with the Kafka table's overrides."""
+    found = statements(legacy_form(schema_sql(settings, kafka_bootstrap)))
+    if not tuning.table():
+        return found
+
+    def override(match: re.Match[str]) -> str:
+        table = {"kafka_num_consumers": int(match[1]), **tuning.table()}
+        return ", ".join(f"{name} = {value}" for name, value in table.items())
+
+    engine = [i for i, statement in enumerate(found) if re.search(r"ENGINE\s*=\s*Kafka", statement)]
+    if len(engine) != 1 or "kafka_num_consumers" not in found[engine[0]]:
+        sys.exit("the schema has no single Kafka table with kafka_num_consumers to override")
+    found[engine[0]] = re.sub(r"kafka_num_consumers\s*=\s*(\d+)", override, found[engine[0]])
+    return found
+
+
+def view_and_target(schema_statements: list[str]) -> tuple[str, str]:
+    """The materialized view reading the Kafka table and the table it writes into."""
+    for statement in schema_statements:
+        if match := re.search(r"MATERIALIZED VIEW (?:IF NOT EXISTS )?(\S+) TO (\S+)", statement):
+            return match[1], match[2]
+    sys.exit("the schema has no materialized view with a TO table")
+
+
+@contextmanager
+def pipeline(settings: Settings, layout: Layout, tuning: Tuning, work: Path) -> Iterator[Pipeline]:
+    """Start Kafka and the ClickHouse layout from the stack's configs, with the tuning's overrides; stop after."""
+    if layout != Layout(1, 1):
+        sys.exit(f"layout {layout}: tests/support starts only a single ClickHouse server (1x1) today")
+    kafka = start_kafka(settings.kafka, work / "kafka")
+    servers = [kafka.server]
+    try:
+        if tuning.profile():
+            # start_clickhouse copies the distribution's files only into an absent etc: copy them first.
+            etc = work / "clickhouse" / "etc"
+            shutil.copytree(DISTRIBUTION_CONFIG, etc)
+            (etc / "users.d").mkdir(exist_ok=True)
+            (etc / "users.d" / "bench-tuning.xml").write_text(profile_file(tuning))
+        login = (CLICKHOUSE_PRINCIPAL, kafka.passwords[CLICKHOUSE_PRINCIPAL]) if kafka.passwords else None
+        clickhouse = start_clickhouse(settings, work / "clickhouse", kafka_login=login)
+        servers.append(clickhouse.server)
+        run_topic_bootstrap(kafka)
+        sql = schema(settings, kafka.bootstrap, tuning)
+        if tuning.table():
+            for statement in sql:
+                query(clickhouse, statement, INGEST)
+        else:
+            apply_schema(clickhouse, settings, kafka.bootstrap)
+        yield Pipeline(kafka, clickhouse, settings.kafka.topic.name, *view_and_target(sql))
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def insert_peer(plane: Pipeline, count: int) -> float:
+    """Seconds from ClickHouse's INSERT of `count` events' rows (JSONEachRow, one statement) to all visible."""
+    run_id = f"insert-{time.time_ns()}"
+    events = rows(run_id, count)
+    columns = ", ".join(json.loads(events[0][1]))
+    body = f"INSERT INTO {plane.target} ({columns}) FORMAT JSONEachRow\n" + "\n".join(value for _, value in events)
+    began = time.monotonic()
+    query(plane.clickhouse, body, INGEST)
+    return plane.wait_visible(run_id, count) - began
+
+
+def end_to_end(plane: Pipeline, count: int) -> tuple[float, float]:
+    """Seconds from the first produce to every event acknowledged, and to every event visible."""
+    run_id = f"throughput-{time.time_ns()}"
+    events = rows(run_id, count)
+    began = time.monotonic()
+    produce(plane.kafka, plane.topic, events)
+    acked = time.monotonic()
+    return acked - began, plane.wait_visible(run_id, count) - began
+
+
+def drain(plane: Pipeline, count: int) -> float:
+    """Seconds the Kafka engine takes to bring `count` events, produced while its view was detached, into view."""
+    run_id = f"drain-{time.time_ns()}"
+    query(plane.clickhouse, f"DETACH TABLE {plane.view}", INGEST)
+    try:
+        produce(plane.kafka, plane.topic, rows(run_id, count))
+        wait_quiet()
+    finally:
+        query(plane.clickhouse, f"ATTACH TABLE {plane.view}", INGEST)
+    began = time.monotonic()
+    with measured("drain"):
+        return plane.wait_visible(run_id, count) - began
+
+
+def lag(plane: Pipeline, rate: float, seconds: float) -> HdrHistogram:
+    """Produce-to-visible milliseconds of each event of a steady stream at `rate` events/s."""
+    run_id = f"lag-{time.time_ns()}"
+    events = rows(run_id, int(rate * seconds))
+    sent: dict[str, float] = {}
+
+    def stream() -> None:
+        sender, began = producer(plane.kafka), time.monotonic()
+        for index, (key, value) in enumerate(events):
+            if (wait := began + index / rate - time.monotonic()) > 0:
+                time.sleep(wait)
+            sent[key] = time.monotonic()
+            sender.produce(plane.topic, key=key, value=value)
+            sender.poll(0)
+        sender.flush(60)
+
+    found = HdrHistogram(1, 600_000, 3)
+    seen: set[str] = set()
+    streaming = threading.Thread(target=stream, daemon=True)
+    streaming.start()
+    deadline = time.monotonic() + seconds + VISIBLE_TIMEOUT
+    while len(seen) < len(events) and time.monotonic() < deadline:
+        shown = plane.visible_ids(run_id)
+        now = time.monotonic()
+        for key in shown - seen:
+            found.record_value(max(1, round((now - sent[key]) * 1000)))
+        seen |= shown
+        time.sleep(POLL_SECONDS)
+    streaming.join()
+    if len(seen) < len(events):
+        print(f"  {len(events) - len(seen)} of {len(events)} lag events never became visible")
+    return found
+
+
+def ratio_line(name: str, seconds: float, count: int, peer_seconds: float) -> str:
+    """`name N events/s, ratio R to INSERT` for `count` events in `seconds`."""
+    figure = f"{count / seconds:10,.0f} events/s ({seconds:6.2f} s)"
+    return f"  {name:26} {figure}, ratio to INSERT {peer_seconds / seconds:.2f}"
+
+
+def measure(plane: Pipeline, count: int, rate: float, seconds: float) -> None:
+    """Warm the path up, then each figure once the machine is quiet, with the load over it."""
+    warm = f"warm-{time.time_ns()}"
+    produce(plane.kafka, plane.topic, rows(warm, WARM_EVENTS))
+    plane.wait_visible(warm, WARM_EVENTS)
+    print(f"throughput over {count:,} events into {plane.target} (goal: end to end / INSERT >= 0.5)")
+    wait_quiet()
+    with measured("INSERT"):
+        insert = insert_peer(plane, count)
+    wait_quiet()
+    with measured("end to end"):
+        acked, visible = end_to_end(plane, count)
+    drained = drain(plane, count)
+    print(f"  {'INSERT (one statement)':26} {count / insert:10,.0f} events/s ({insert:6.2f} s)")
+    print(ratio_line("end to end", visible, count, insert))
+    print(
+        f"    of which produce + acks {acked:.2f} s ({count / acked:,.0f} events/s), "
+        f"then {visible - acked:.2f} s to visible"
+    )
+    print(ratio_line("drain (Kafka engine alone)", drained, count, insert))
+    print(
+        f"produce-to-visible lag: {rate:g} events/s for {seconds:g} s, "
+        f"visibility polled every {POLL_SECONDS * 1000:.0f} ms"
+    )
+    wait_quiet()
+    with measured("the lag stream"):
+        found = lag(plane, rate, seconds)
+    print(
+        f"  p50 {found.get_value_at_percentile(50)} ms  p99 {found.get_value_at_percentile(99)} ms  "
+        f"max {found.get_max_value()} ms over {found.get_total_count()} events"
+    )
 
 
 def main() -> None:
     """Start the servers, measure, print, stop."""
-    parser = argparse.ArgumentParser(description="data plane figures on the real servers")
-    parser.add_argument("--events", type=int, default=20000, help="events for the throughput run")
-    parser.add_argument("--batches", type=int, default=40, help="small batches for the lag percentiles")
+    parser = argparse.ArgumentParser(description="Kafka -> ClickHouse figures on the real servers")
+    parser.add_argument("--events", type=int, default=100_000, help="events for the throughput runs")
+    parser.add_argument("--lag-rate", type=float, default=200, help="events/s of the lag stream")
+    parser.add_argument("--lag-seconds", type=float, default=15, help="seconds of the lag stream")
+    parser.add_argument("--layout", type=Layout.parse, default=Layout(1, 1), help="ClickHouse shards x replicas")
+    parser.add_argument("--flush-ms", type=int, help="profile stream_flush_interval_ms (18.16 default 7500)")
+    parser.add_argument("--max-block-size", type=int, help="profile max_block_size (default 65536)")
+    parser.add_argument("--kafka-max-block-size", type=int, help="Kafka table kafka_max_block_size")
+    parser.add_argument("--consumers", type=int, help="Kafka table kafka_num_consumers")
+    parser.add_argument("--partitions", type=int, help="partitions of the events topic")
     options = parser.parse_args()
     settings = parse_settings("dev", stack_config("dev"))
+    if options.partitions:
+        topic = settings.kafka.topic.model_copy(update={"partitions": options.partitions})
+        settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic": topic})})
+    tuning = Tuning(options.flush_ms, options.max_block_size, options.kafka_max_block_size, options.consumers)
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    with data_plane(settings, work) as plane:
-        print("server startup (launch to ready)")
-        for server in (plane.kafka.server, plane.clickhouse.server, plane.presto.coordinator, plane.presto.worker):
-            print(f"  {server.name:20} {server.started_in:6.2f} s")
-        kafka, clickhouse = plane.kafka, plane.clickhouse
-
-        run_id = f"throughput-{time.time_ns()}"
-        keys = [f"{run_id}-{i}" for i in range(options.events)]
-        began = time.monotonic()
-        produce(kafka.client_config(), settings.kafka.topic.name, keys, lambda i, key: event_json(i, key, run_id))
-        acked_in = time.monotonic() - began
-        while visible(clickhouse, run_id) < len(keys) and time.monotonic() - began < 300:
-            time.sleep(0.2)
-        total = time.monotonic() - began
-        print(f"Kafka -> ClickHouse: {len(keys)} events acked in {acked_in:.2f} s, all visible after {total:.2f} s")
+    with pipeline(settings, options.layout, tuning, work) as plane:
+        kafka_table = next(s for s in schema(settings, plane.kafka.bootstrap, tuning) if "kafka_num_consumers" in s)
+        knobs = ", ".join(re.findall(r"kafka_(?:num_consumers|max_block_size)\s*=\s*\d+", kafka_table))
         print(
-            f"  end-to-end throughput {len(keys) / total:,.0f} events/s (produce {len(keys) / acked_in:,.0f} events/s)"
+            f"ClickHouse {options.layout}, topic {plane.topic} with {settings.kafka.topic.partitions} partitions; "
+            f"{knobs}; profile {tuning.profile() or 'as the stack sets it'}"
         )
-
-        lag = HdrHistogram(1, 600_000, 3)
-        for batch in range(options.batches):
-            batch_id = f"lag-{time.time_ns()}-{batch}"
-            produce(
-                kafka.client_config(),
-                settings.kafka.topic.name,
-                [f"{batch_id}-0"],
-                lambda i, key, run=batch_id: event_json(i, key, run),
-            )
-            acked = time.monotonic()
-            while visible(clickhouse, batch_id) < 1 and time.monotonic() - acked < 60:
-                time.sleep(0.02)
-            lag.record_value(max(1, int((time.monotonic() - acked) * 1000)))
-        print(f"produce-to-visible lag over {options.batches} single events (ms, ClickHouse 18.16 flush cadence):")
+        startup = (plane.kafka.server, plane.clickhouse.server)
         print(
-            f"  p50 {lag.get_value_at_percentile(50)}  p99 {lag.get_value_at_percentile(99)}  max {lag.get_max_value()}"
+            "server startup (launch to ready): "
+            + ", ".join(f"{server.name} {server.started_in:.2f} s" for server in startup)
         )
+        measure(plane, options.events, options.lag_rate, options.lag_seconds)
 
 
 if __name__ == "__main__":
