@@ -58,6 +58,8 @@ def test_every_smoke_check_passes_on_the_real_servers(outputs: Path, tmp_path: P
     # The session's Kafka has prod's authentication: verify logs in, and checks that it must.
     assert {"kafka.refuses_anonymous", "kafka.read_only_refuses_writes"} <= names
     assert report["versions"]["clickhouse"] == "18.16.1" and report["versions"]["presto"].startswith("0.287")
+    replication = next(c["figures"] for c in report["checks"] if c["name"] == "clickhouse.replication")
+    assert replication["servers"] == 1 and replication["replicas"] == 0, "dev: one server, nothing to replicate"
     suites = ET.parse(reports / "junit.xml").getroot()
     assert int(suites.find("testsuite[@name='smoke']").get("tests")) == len(names) - 1
     text = "\n".join(p.read_text() for p in reports.iterdir()) + result.stdout + result.stderr

@@ -80,7 +80,7 @@ def fake_grafana_api(settings: Settings) -> Iterator[str]:
 
 def outputs_document(
     settings: Settings,
-    presto: PrestoCluster,
+    presto: PrestoCluster | None,
     clickhouse: ClickHouseNode,
     kafka: KafkaNode,
     topic: str,
@@ -88,11 +88,14 @@ def outputs_document(
     grafana_url: str,
     objects: dict[str, list[str]] | None = None,
 ) -> dict:
-    """The stack's outputs as `pulumi stack output --json --show-secrets` gives them, for the local servers."""
+    """The stack's outputs as `pulumi stack output --json --show-secrets` gives them, for the local servers.
+
+    Without a Presto, its URL is a closed port and its CA empty.
+    """
     return {
         "namespace": settings.namespace,
-        "prestoUrl": f"https://localhost:{presto.clients.port}",
-        "prestoCaCertificate": presto.clients.tls.ca_crt.read_text(),
+        "prestoUrl": f"https://localhost:{presto.clients.port if presto else 9}",
+        "prestoCaCertificate": presto.clients.tls.ca_crt.read_text() if presto else "",
         "clickhouseUrl": clickhouse.http,
         "clickhouseNativeAddress": f"127.0.0.1:{clickhouse.ports.native}",
         "kafkaBootstrap": kafka.bootstrap,
@@ -120,6 +123,15 @@ def outputs_document(
             "objects": objects or {},
         },
     }
+
+
+def clickhouse_outputs(settings: Settings, clickhouse: ClickHouseNode, kafka: KafkaNode) -> dict:
+    """The stack's outputs for a ClickHouse cluster reached through one server, and its Kafka; no Presto here.
+
+    Presto, Prometheus and Grafana point at a closed port: only checks of ClickHouse and Kafka can pass.
+    """
+    closed = "http://127.0.0.1:9"
+    return outputs_document(settings, None, clickhouse, kafka, settings.kafka.topic.name, closed, closed)
 
 
 def verify(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:

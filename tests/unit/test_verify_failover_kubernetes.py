@@ -9,8 +9,10 @@ figures show a fault Presto never felt: what is tested is the injection, the wai
 import argparse
 import re
 import time
+from dataclasses import replace
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from components import names
 from components.settings.model import Settings
@@ -26,8 +28,10 @@ from verify.failover import injectors
 from verify.failover.chaos import RUN_LABEL
 from verify.failover.injectors import ChaosMeshInjector, CleanupError, KubernetesInjector
 from verify.failover.plan import FailoverPlan
+from verify.failover.replication import LOCAL, choose_victim
 from verify.failover.scenarios import BY_NAME, SCENARIOS
 from verify.kube import checks
+from verify.smoke.replication import Health, ReplicaState, Server
 
 RUN = "20261124050000-abcdef"
 
@@ -58,7 +62,11 @@ def test_chaos_mesh_is_used_only_where_its_api_is_served(api: Api) -> None:
     assert not injectors.installed(api.cluster)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+IN_DEV = [s for s in SCENARIOS if names.CLICKHOUSE_KEEPER not in s.fault.workloads]
+"""The scenarios whose workloads dev has (it has no Keeper: keeper-loss is tested against prod below)."""
+
+
+@pytest.mark.parametrize("scenario", IN_DEV, ids=[s.name for s in IN_DEV])
 def test_each_fault_becomes_valid_chaos_mesh_experiments_removed_when_it_ends(api: Api, scenario) -> None:
     injector = ChaosMeshInjector(api.cluster, RUN)
     fault = scenario.fault_for(None)
@@ -140,3 +148,89 @@ def test_a_settle_window_of_zero_is_refused_by_the_parser(capsys: pytest.Capture
         failover_args("--settle", "0")
     assert refused.value.code == ExitCode.USAGE
     assert "argument --settle: 0: must be above 0" in capsys.readouterr().err
+
+
+@pytest.fixture
+def prod_api(tmp_path, rendered_stacks, dev_settings: Settings):  # type: ignore[no-untyped-def]
+    """The prod stack (ClickHouse 2 x 2, 3 Keeper nodes) in a fake cluster with every pod of each StatefulSet."""
+    from tests.support.fakes.chaos_cluster import Writable, fake_writable_api
+    from tests.support.fakes.kubernetes import FakeCluster
+
+    rendered = rendered_stacks["prod"]
+    writable = Writable(FakeCluster.healthy(rendered, every_pod=True), restart_seconds=0.5)
+    namespace = rendered.named("Role", names.VERIFY).inputs["metadata"]["namespace"]
+    with fake_writable_api(writable, tmp_path) as kubeconfig:
+        yield Api(writable, kubeconfig, checks.connect(str(kubeconfig), None, namespace))
+    assert writable.cluster.forbidden == [], "verify needs nothing its Role does not grant"
+
+
+def test_a_replica_kill_through_the_kubernetes_api_deletes_only_the_named_pod_of_the_statefulset(
+    prod_api: Api,
+) -> None:
+    pods = sorted(n for n in prod_api.writable.cluster.objects["Pod"] if n.startswith(f"{names.CLICKHOUSE}-"))
+    assert [p for p in pods if "keeper" not in p] == [f"{names.CLICKHOUSE}-{i}" for i in range(4)]
+    injector = KubernetesInjector(prod_api.cluster)
+    fault = replace(BY_NAME["clickhouse-replica-kill"].fault_for(None), pod=f"{names.CLICKHOUSE}-3")
+    assert injector.inject(fault) == f"deleted pod {names.CLICKHOUSE}-3 (grace period 0)"
+    assert prod_api.writable.deleted_pods == [(f"{names.CLICKHOUSE}-3", "0")], "one replica, not the workload"
+    assert not injector.ready(fault), "its replacement, under the same name, is not ready yet"
+    time.sleep(0.6)
+    assert injector.ready(fault)
+
+
+def test_a_replica_kill_cannot_hit_a_pod_that_is_not_a_ready_pod_of_the_workload(prod_api: Api) -> None:
+    fault = replace(BY_NAME["clickhouse-replica-kill"].fault_for(None), pod=f"{names.CLICKHOUSE}-9")
+    with pytest.raises(ApiException, match=f"no ready pod {names.CLICKHOUSE}-9"):
+        KubernetesInjector(prod_api.cluster).inject(fault)
+    assert not prod_api.writable.deleted_pods
+
+
+def test_a_replica_kill_through_chaos_mesh_names_its_one_pod_and_a_keeper_loss_any_keeper_pod(prod_api: Api) -> None:
+    injector = ChaosMeshInjector(prod_api.cluster, RUN)
+    fault = replace(BY_NAME["clickhouse-replica-kill"].fault_for(None), pod=f"{names.CLICKHOUSE}-3")
+    injector.inject(fault)  # the fake refuses (422) what the CRD schemas do not allow
+    injector.inject(BY_NAME["keeper-loss"].fault_for(None))
+    named, keeper = (c["spec"] for c in prod_api.writable.created)
+    namespace = prod_api.cluster.namespace
+    assert named["mode"] == "one" and named["selector"]["pods"] == {namespace: [f"{names.CLICKHOUSE}-3"]}
+    assert keeper["mode"] == "one" and "pods" not in keeper["selector"]
+    assert keeper["selector"]["labelSelectors"]["app.kubernetes.io/name"] == names.CLICKHOUSE_KEEPER
+    injector.end(fault)
+    injector.remove_all()
+
+
+def test_the_killed_replica_is_the_last_of_a_shard_of_two_never_the_server_verify_reads_through() -> None:
+    servers = [Server(shard, replica, f"h{shard}{replica}:9000") for shard in (1, 2) for replica in (1, 2)]
+    states = tuple(ReplicaState(s, LOCAL, f"clickhouse-{i}", False, False, 0, 0, 2, 2) for i, s in enumerate(servers))
+    health = Health(tuple(servers), states, {}, 4)
+    victim = choose_victim(health, reached="clickhouse-0")
+    assert victim is not None and victim.name == "clickhouse-3" and victim.peers == (servers[2],)
+    assert (chosen := choose_victim(health, reached="clickhouse-3")) is not None and chosen.name == "clickhouse-2"
+    singles = Health(tuple(servers[::2]), states[::2], {}, 2)  # 2 shards x 1 replica: nothing to fail over to
+    assert choose_victim(singles, reached="clickhouse-0") is None
+
+
+def test_a_healthy_cluster_has_no_problems_and_each_broken_replica_is_named() -> None:
+    server = Server(1, 2, "h12:9000")
+    good = ReplicaState(Server(1, 1, "h11:9000"), LOCAL, "clickhouse-0", False, False, 3, 1, 2, 2)
+    bad = ReplicaState(server, LOCAL, "clickhouse-1", True, True, 101, 61, 2, 1)
+    assert (
+        Health(
+            (good.server, server),
+            (good, replace(bad, readonly=False, session_expired=False, queue=0, delay=0, active=2)),
+            {},
+            2,
+        ).problems()
+        == []
+    )
+    found = Health((good.server, server), (good, bad), {}, 1).problems()
+    assert found == [
+        f"clickhouse-1 ({LOCAL}, shard 1) is read-only",
+        f"clickhouse-1 ({LOCAL}, shard 1) has no Keeper session",
+        f"clickhouse-1 ({LOCAL}, shard 1) sees 1 of 2 replicas active",
+        f"clickhouse-1 ({LOCAL}, shard 1) has 101 queued entries (more than 100)",
+        f"clickhouse-1 ({LOCAL}, shard 1) is 61s behind (more than 60s)",
+        "1 of 2 servers with replicated tables cannot read Keeper",
+    ]
+    single = Health((Server(1, 1, "h:9000"),), (), {}, 0)
+    assert single.problems() == [] and single.figures()["replicas"] == 0

@@ -29,9 +29,13 @@ def _experiment(kind: str, name: str, namespace: str, run_id: str, spec: dict) -
     }
 
 
-def pod_kill(name: str, namespace: str, run_id: str, labels: Mapping[str, str], grace_seconds: int = 0) -> dict:
-    """Kill one pod that has these labels (grace 0: as a crashed node would)."""
-    spec = {"action": "pod-kill", "mode": "one", "selector": _selector(namespace, labels), "gracePeriod": grace_seconds}
+def pod_kill(
+    name: str, namespace: str, run_id: str, labels: Mapping[str, str], grace_seconds: int = 0, pod: str | None = None
+) -> dict:
+    """Kill one pod that has these labels, or the named pod (grace 0: as a crashed node would)."""
+    # Chaos Mesh's `pods` selector names pods exactly, and then ignores the label selector.
+    selector = {"namespaces": [namespace], "pods": {namespace: [pod]}} if pod else _selector(namespace, labels)
+    spec = {"action": "pod-kill", "mode": "one", "selector": selector, "gracePeriod": grace_seconds}
     return _experiment("PodChaos", name, namespace, run_id, spec)
 
 

@@ -19,13 +19,15 @@ from verify.failover.injectors import Injector
 from verify.failover.plan import FailoverPlan
 from verify.failover.probes import (
     clickhouse_probe,
+    distributed_probe,
     ingest_probe,
     kafka_probe,
     presto_clickhouse_probe,
     presto_probe,
 )
+from verify.failover.replication import READ_GAP_S, ReplicationWatch
 from verify.failover.scenarios import Fault, Scenario
-from verify.failover.timeline import Reading, history, read, steady
+from verify.failover.timeline import Probe, Reading, history, read, steady
 from verify.failover.traffic import Background, Prober, Producer, QueryLoad
 from verify.load import latency
 from verify.load.workloads import PrestoTpch
@@ -48,6 +50,7 @@ class Traffic:
     queries: QueryLoad | None = None
     producer: Producer | None = None
     workload: PrestoTpch | None = None
+    watch: ReplicationWatch | None = None
     started: list[Background] = field(default_factory=list)
 
     def start(self) -> None:
@@ -61,6 +64,8 @@ class Traffic:
         """Stop whatever still runs (the failure path)."""
         for part in self.started:
             part.stop.set()
+        if self.watch is not None:
+            self.watch.stop()
 
 
 def probe_for(scenario: Scenario, targets: Targets, ca: str, run_id: str, timeout: float) -> Callable[[], None]:
@@ -69,6 +74,7 @@ def probe_for(scenario: Scenario, targets: Targets, ca: str, run_id: str, timeou
         "presto": lambda: presto_probe(targets, ca, timeout),
         "presto-clickhouse": lambda: presto_clickhouse_probe(targets, ca, timeout),
         "clickhouse": lambda: clickhouse_probe(targets, timeout),
+        "clickhouse-distributed": lambda: distributed_probe(targets, run_id, timeout),
         "kafka": lambda: kafka_probe(targets, timeout),
         "ingest": lambda: ingest_probe(targets, run_id, timeout),
     }[scenario.probe]()
@@ -158,6 +164,9 @@ def run_scenario(context: Context, scenario: Scenario, injector: Injector, plan:
         origin, wall = time.perf_counter(), time.time()
         probe = probe_for(scenario, targets, ca, run_id, plan.probe_timeout)
         traffic = Traffic(Prober(probe, plan.probe_interval, plan.probe_timeout, origin))
+        if scenario.replication:
+            traffic.watch = ReplicationWatch(targets, run_id, scenario.replication, traffic.prober.now)
+            fault = traffic.watch.aim(fault, plan.settle)
         if scenario.queries:
             traffic.workload = PrestoTpch(targets, ca, "tiny", plan.query_timeout)
             traffic.queries = QueryLoad(traffic.workload, QUERY, plan.streams, origin)
@@ -198,6 +207,8 @@ def measure(
     figures["injected_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
     figures["injected"] = injector.inject(fault)
     figures["injected_at_s"] = round(injected, 3)
+    if traffic.watch is not None:
+        traffic.watch.start(injected)
     context.stopping.wait(fault.hold)
     injector.end(fault)
     figures["fault_removed"] = "yes"
@@ -217,6 +228,16 @@ def measure(
     ended = prober.now()
     prober.finish(plan.probe_timeout + 1)
     problems = drain(context, plan, traffic, figures, (baseline_from, injected, recovered))
+    if traffic.watch is not None:
+        watched, found = traffic.watch.converge(plan.converge_timeout, context.stopping)
+        figures |= watched
+        problems += found
+    if scenario.replication == "replica":
+        gap = longest_gap([p for p in prober.probes if p.at >= injected])
+        figures["longest_read_gap_s"] = round(gap, 3)
+        if gap > READ_GAP_S:
+            failed = f"failed for {gap:.1f}s in a row (at most {READ_GAP_S:g})"
+            problems.append(f"Distributed reads {failed}: the shard's other replica did not take over")
     if scenario.alert and plan.alerts and reading.first_failure is not None:
         outage = (wall + reading.first_failure, wall + recovered)
         alert_figures, problem = judge(context.targets.endpoints.prometheus, scenario.alert, outage, wall + ended + 300)
@@ -224,6 +245,19 @@ def measure(
         problems += [problem] if problem else []
     if problems:
         raise CheckFailedError("; ".join(problems))
+
+
+def longest_gap(probes: list[Probe]) -> float:
+    """The longest time from a failed probe to the next passing one (or the last probe), in seconds."""
+    longest, began = 0.0, None
+    for probe in probes:
+        if not probe.ok and began is None:
+            began = probe.at
+        elif probe.ok and began is not None:
+            longest, began = max(longest, probe.at - began), None
+    if began is not None and probes:
+        longest = max(longest, probes[-1].at - began)
+    return longest
 
 
 def drain(

@@ -118,12 +118,15 @@ class KubernetesInjector:
         return "kubernetes pod delete" if fault.kind == "pod-kill" else None
 
     def inject(self, fault: Fault) -> str:
-        """Delete the first ready pod of the workload, by name, with grace period 0."""
+        """Delete the fault's pod, or else the first ready pod of the workload, by name, with grace period 0."""
         self._watch.mark(fault)
         (workload,) = fault.workloads
         victims = [p for p in pods(self._cluster, selector(self._cluster, workload)[0]) if pod_ready(p)]
+        if fault.pod is not None:
+            victims = [p for p in victims if p.metadata.name == fault.pod]
         if not victims:
-            raise client.exceptions.ApiException(status=409, reason=f"{workload} has no ready pod to delete")
+            which = f"no ready pod {fault.pod}" if fault.pod else "no ready pod"
+            raise client.exceptions.ApiException(status=409, reason=f"{workload} has {which} to delete")
         name = victims[0].metadata.name
         client.CoreV1Api(self._cluster.api).delete_namespaced_pod(
             name, self._cluster.namespace, grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT
@@ -178,7 +181,7 @@ class ChaosMeshInjector:
             name = f"verify-{run}-{fault.scenario}-{index}"
             labels = selector(self._cluster, workload)[0]
             if fault.kind == "pod-kill":
-                made.append(chaos.pod_kill(name, namespace, run, labels))
+                made.append(chaos.pod_kill(name, namespace, run, labels, pod=fault.pod))
             elif fault.kind == "partition":
                 peer = selector(self._cluster, str(fault.peer))[0]
                 made.append(chaos.partition(name, namespace, run, labels, peer, duration))

@@ -46,6 +46,12 @@ def clickhouse_probe(targets: Targets, timeout: float) -> Callable[[], None]:
     return lambda: clickhouse.client(targets, timeout).execute("SELECT 1")
 
 
+def distributed_probe(targets: Targets, run_id: str, timeout: float) -> Callable[[], None]:
+    """A read of the run's events through the Distributed table: it needs a live replica of every shard."""
+    sql = f"SELECT count() FROM {targets.expected.events_table} WHERE run_id = %(run)s"
+    return lambda: clickhouse.client(targets, timeout).execute(sql, {"run": run_id})
+
+
 def kafka_probe(targets: Targets, timeout: float) -> Callable[[], None]:
     """Fresh metadata of the events topic: every partition has a leader."""
     client = admin(targets, timeout, **{"reconnect.backoff.max.ms": RECONNECT_BACKOFF_MS})

@@ -18,6 +18,8 @@ class Fault:
     """The partition's other side."""
     hold: float = 0.0
     """Seconds the fault lasts; a pod kill is instant and its controller recovers it."""
+    pod: str | None = None
+    """The one pod a pod kill hits, by name (None: any one pod of the workload); chosen when the scenario runs."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class Scenario:
     alert: str | None
     """The alert that should fire if the outage outlasts its `for`."""
     proves: str
+    replication: str | None = None
+    """What the scenario watches in ClickHouse's replication: `replica` (the killed replica, its catch-up and its
+    shard's convergence) or `keeper` (read-only replicas while Keeper lost a node); None for neither."""
 
     @property
     def name(self) -> str:
@@ -69,6 +74,24 @@ SCENARIOS = (
         produce=True,
         alert="ClickHouseDown",
         proves="ingestion resumes after ClickHouse restarts, with no acknowledged event lost",
+    ),
+    Scenario(
+        fault=Fault(scenario="clickhouse-replica-kill", kind="pod-kill", workloads=(names.CLICKHOUSE,)),
+        probe="clickhouse-distributed",
+        queries=False,
+        produce=True,
+        alert=None,
+        proves="reads through the Distributed table outlive a replica, which catches up: no acknowledged event lost",
+        replication="replica",
+    ),
+    Scenario(
+        fault=Fault(scenario="keeper-loss", kind="pod-kill", workloads=(names.CLICKHOUSE_KEEPER,)),
+        probe="ingest",
+        queries=False,
+        produce=True,
+        alert=None,
+        proves="one Keeper node of three lost: ingestion and reads go on, no replica stays read-only",
+        replication="keeper",
     ),
     Scenario(
         fault=Fault(scenario="kafka-kill", kind="pod-kill", workloads=(names.KAFKA,)),

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException
 
 from verify.core.checks import Check, CheckFailedError, Context, Figures
 from verify.core.targets import Targets
@@ -74,11 +75,43 @@ def visible_ids(connection: Client, table: str, run_id: str) -> dict[str, int]:
     return dict(rows)
 
 
+DDL_TIMEOUT = 60
+"""Seconds an ON CLUSTER mutation waits for every server (distributed_ddl_task_timeout)."""
+DDL_TIMED_OUT = 159
+"""ClickHouse's TIMEOUT_EXCEEDED: an ON CLUSTER task some server has not run yet, left queued for it in Keeper."""
+
+
 def remove_rows(targets: Targets, run_id: str) -> None:
-    """Delete the run's events from ClickHouse (a mutation: the rows go in the background)."""
-    clickhouse.client(targets, 20).execute(
-        f"ALTER TABLE {targets.expected.events_table} DELETE WHERE run_id = %(run)s", {"run": run_id}
+    """Delete the run's events from ClickHouse (a mutation: the rows go in the background).
+
+    A Distributed table takes no mutation: the rows are deleted from the table under it, on every server of
+    its cluster at once (ON CLUSTER, through Keeper) or, on a cluster of one server, there alone.
+    """
+    connection = clickhouse.client(targets, DDL_TIMEOUT + 15)
+    table = targets.expected.events_table
+    database, name = table.split(".", 1)
+    found = connection.execute(
+        "SELECT engine_full FROM system.tables WHERE database = %(database)s AND name = %(name)s",
+        {"database": database, "name": name},
     )
+    target = table
+    if found and found[0][0].startswith("Distributed("):
+        cluster, under_database, under_table = (p.strip(" '") for p in found[0][0][12:].split(",")[:3])
+        ((servers,),) = connection.execute(
+            "SELECT count() FROM system.clusters WHERE cluster = %(cluster)s", {"cluster": cluster}
+        )
+        target = f"{under_database}.{under_table}" + (f" ON CLUSTER {cluster}" if servers > 1 else "")
+    try:
+        connection.execute(
+            f"ALTER TABLE {target} DELETE WHERE run_id = %(run)s",
+            {"run": run_id},
+            settings={"distributed_ddl_task_timeout": DDL_TIMEOUT},
+        )
+    except ServerException as error:
+        # A server still catching up (a replica just restarted) has not taken its part yet; Keeper holds the task,
+        # and the server runs it when it can ("going to execute the query in background").
+        if error.code != DDL_TIMED_OUT:
+            raise
 
 
 def ingest(context: Context, plan: PipelinePlan) -> Figures:

@@ -135,7 +135,9 @@ class Writable:
         if pod is None:
             return 404, status(404, f'pods "{name}" not found')
         self.deleted_pods.append((name, grace))
-        new_name = name if name[-2:] == "-0" else f"{name.rsplit('-', 1)[0]}-{uuid.uuid4().hex[:5]}"
+        prefix, suffix = name.rsplit("-", 1)
+        stateful = suffix.isdigit() and prefix in self.cluster.objects["StatefulSet"]
+        new_name = name if stateful else f"{prefix}-{uuid.uuid4().hex[:5]}"  # a StatefulSet's pod keeps its name
         replacement = {**pod, "metadata": {**pod["metadata"], "name": new_name, "uid": str(uuid.uuid4())}}
         self._ready_at[replacement["metadata"]["uid"]] = time.monotonic() + self.restart_seconds
         pods[new_name] = replacement

@@ -138,8 +138,8 @@ class FakeCluster:
     """The aggregated APIs this cluster serves, by discovery path (metrics-server's, as on a working cluster)."""
 
     @classmethod
-    def healthy(cls, rendered: Rendered) -> "FakeCluster":
-        """The rendered stack, rolled out and ready, one pod per workload."""
+    def healthy(cls, rendered: Rendered, every_pod: bool = False) -> "FakeCluster":
+        """The rendered stack, rolled out and ready, one pod per workload (every_pod: each StatefulSet's every pod)."""
         cluster = cls({kind: {} for kind in ROUTES.values()})
         cluster.rules = integral(rendered.named("Role", names.VERIFY).inputs["rules"])
         for resource in rendered.resources:
@@ -149,6 +149,11 @@ class FakeCluster:
                 manifest = rolled_out(manifest)
                 pod = pod_of(manifest)
                 cluster.objects["Pod"][pod["metadata"]["name"]] = pod
+                if every_pod and kind == "StatefulSet":
+                    for ordinal in range(1, manifest["spec"].get("replicas", 1)):
+                        name = f"{manifest['metadata']['name']}-{ordinal}"
+                        metadata = {**pod["metadata"], "name": name, "uid": f"uid-{name}"}
+                        cluster.objects["Pod"][name] = {**pod, "metadata": metadata}
             elif kind == "HorizontalPodAutoscaler":
                 manifest = scaling(manifest)
             elif kind == "PodDisruptionBudget":

@@ -13,10 +13,14 @@ from verify.failover.scenarios import Fault
 
 @dataclass
 class LocalInjector:
-    """Breaks the processes of each workload; `how` is kill (kill -9, restart at the end) or stop (SIGSTOP)."""
+    """Breaks the processes of each workload; `how` is kill (kill -9, restart at the end) or stop (SIGSTOP).
+
+    `pods` names the processes of each pod, for a fault aimed at one pod (Fault.pod) of a workload of several.
+    """
 
     processes: dict[str, list[ServerProcess]]
     how: str = "kill"
+    pods: dict[str, list[ServerProcess]] = field(default_factory=dict)
     broken: list[ServerProcess] = field(default_factory=list)
     restart_deadline: float = 180.0
 
@@ -27,11 +31,11 @@ class LocalInjector:
         return "local kill -9, then restart" if self.how == "kill" else "local SIGSTOP, then SIGCONT"
 
     def inject(self, fault: Fault) -> str:
-        """Kill or pause every process of the workloads."""
-        for workload in fault.workloads:
-            for process in self.processes[workload]:
-                process.kill() if self.how == "kill" else process.pause()
-                self.broken.append(process)
+        """Kill or pause every process of the workloads, or of the one pod the fault names."""
+        hit = self.pods[fault.pod] if fault.pod else [p for w in fault.workloads for p in self.processes[w]]
+        for process in hit:
+            process.kill() if self.how == "kill" else process.pause()
+            self.broken.append(process)
         return f"{'killed' if self.how == 'kill' else 'stopped'} " + ", ".join(p.name for p in self.broken)
 
     def end(self, fault: Fault) -> None:
