@@ -5,11 +5,13 @@
   stack's materialized view writes), measured in the same run (goal >= 0.5). Also the Kafka engine's
   own drain rate: the same number of events produced while its view is detached, then read at once.
 - Produce-to-visible lag p50/p99 (HdrHistogram) of events produced at a steady --lag-rate.
+- With replicas: the time a killed replica takes to catch up, per 10,000 rows it is behind.
 - Each server's startup time, and the machine's load over each measurement; each starts once the machine
   is quiet (bench/machine.py).
 
---layout is the ClickHouse layout, shards x replicas; 1x1 (one server, the stack's generated config
-and schema) is the one tests/support starts today. --flush-ms, --max-block-size, --kafka-max-block-size,
+--layout is the ClickHouse layout, shards x replicas (1x1 as dev, 2x2 as prod): the servers start from
+the stack's generated config, cluster file and schema, on a ZooKeeper ensemble when there is more than
+one (Keeper's stand-in, as in the tests). --flush-ms, --max-block-size, --kafka-max-block-size,
 --consumers and --partitions override the Kafka engine's knobs (a users.d profile file in the bench's
 workdir, the Kafka table's settings, the topic) for tuning.
 
@@ -26,7 +28,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,24 +40,28 @@ from hdrh.histogram import HdrHistogram  # noqa: E402
 
 from bench.machine import measured, wait_quiet  # noqa: E402
 from components.data.clickhouse.config import (  # noqa: E402
+    DATABASE,
     INGEST,
+    LOCAL_TABLE,
+    Endpoint,
     legacy_form,
     schema_sql,
     statements,
 )
-from components.data.kafka.config import CLICKHOUSE_PRINCIPAL  # noqa: E402
 from components.settings.model import Settings  # noqa: E402
 from components.settings.parse import parse_settings  # noqa: E402
 from components.settings.stack_files import stack_config  # noqa: E402
 from tests.support.events import event_json  # noqa: E402
 from tests.support.servers.clickhouse import (  # noqa: E402
     DISTRIBUTION_CONFIG,
+    ClickHouseCluster,
     ClickHouseNode,
-    apply_schema,
+    grown_clickhouse,
     query,
-    start_clickhouse,
+    start_cluster,
 )
 from tests.support.servers.kafka import KafkaNode, run_topic_bootstrap, start_kafka  # noqa: E402
+from tests.support.servers.zookeeper import start_ensemble  # noqa: E402
 
 WARM_EVENTS = 1000
 """Events sent through before any figure, so the consumers have joined the group and the view has written."""
@@ -63,6 +69,10 @@ VISIBLE_TIMEOUT = 300.0
 """Seconds to wait for events to become visible."""
 POLL_SECONDS = 0.05
 """How often visibility is checked while measuring lag."""
+SESSION_SECONDS = 32.0
+"""A killed server's Keeper session lasts session_timeout_ms (30 s) after it dies."""
+CATCH_UP_EVENTS = 20_000
+"""Events ingested while a replica is down, for the catch-up figure."""
 
 
 @dataclass(frozen=True)
@@ -108,11 +118,16 @@ class Pipeline:
     """A running Kafka and ClickHouse with the stack's schema: where events go in and where they show."""
 
     kafka: KafkaNode
-    clickhouse: ClickHouseNode
+    cluster: ClickHouseCluster
     topic: str
     view: str
     target: str
     """The table the view writes into (and the INSERT peer too)."""
+
+    @property
+    def clickhouse(self) -> ClickHouseNode:
+        """The server the figures read through (the Distributed table reaches every shard from it)."""
+        return self.cluster.nodes[0]
 
     def visible(self, run_id: str) -> int:
         """How many distinct events of a run the target table shows."""
@@ -194,33 +209,31 @@ def view_and_target(schema_statements: list[str]) -> tuple[str, str]:
 
 
 @contextmanager
-def pipeline(settings: Settings, layout: Layout, tuning: Tuning, work: Path) -> Iterator[Pipeline]:
+def pipeline(settings: Settings, tuning: Tuning, work: Path) -> Iterator[Pipeline]:
     """Start Kafka and the ClickHouse layout from the stack's configs, with the tuning's overrides; stop after."""
-    if layout != Layout(1, 1):
-        sys.exit(f"layout {layout}: tests/support starts only a single ClickHouse server (1x1) today")
-    kafka = start_kafka(settings.kafka, work / "kafka")
-    servers = [kafka.server]
-    try:
+    with ExitStack() as started:
+        kafka = start_kafka(settings.kafka, work / "kafka")
+        started.callback(kafka.server.stop)
+        keeper: tuple[Endpoint, ...] = ()
+        if settings.clickhouse.replicated:
+            ensemble = start_ensemble(work / "zookeeper")
+            started.callback(ensemble.stop_all)
+            keeper = tuple(Endpoint(host=host, port=port) for host, port in ensemble.hosts)
         if tuning.profile():
             # start_clickhouse copies the distribution's files only into an absent etc: copy them first.
-            etc = work / "clickhouse" / "etc"
-            shutil.copytree(DISTRIBUTION_CONFIG, etc)
-            (etc / "users.d").mkdir(exist_ok=True)
-            (etc / "users.d" / "bench-tuning.xml").write_text(profile_file(tuning))
-        login = (CLICKHOUSE_PRINCIPAL, kafka.passwords[CLICKHOUSE_PRINCIPAL]) if kafka.passwords else None
-        clickhouse = start_clickhouse(settings, work / "clickhouse", kafka_login=login)
-        servers.append(clickhouse.server)
+            for ordinal in range(settings.clickhouse.servers):
+                etc = work / "clickhouse" / f"clickhouse-{ordinal}" / "etc"
+                shutil.copytree(DISTRIBUTION_CONFIG, etc)
+                (etc / "users.d").mkdir(exist_ok=True)
+                (etc / "users.d" / "bench-tuning.xml").write_text(profile_file(tuning))
+        cluster = start_cluster(settings, work / "clickhouse", keeper)
+        started.callback(cluster.stop)
         run_topic_bootstrap(kafka)
         sql = schema(settings, kafka.bootstrap, tuning)
-        if tuning.table():
+        for node in cluster.nodes:
             for statement in sql:
-                query(clickhouse, statement, INGEST)
-        else:
-            apply_schema(clickhouse, settings, kafka.bootstrap)
-        yield Pipeline(kafka, clickhouse, settings.kafka.topic.name, *view_and_target(sql))
-    finally:
-        for server in reversed(servers):
-            server.stop()
+                query(node, statement, INGEST)
+        yield Pipeline(kafka, cluster, settings.kafka.topic.name, *view_and_target(sql))
 
 
 def insert_peer(plane: Pipeline, count: int) -> float:
@@ -245,17 +258,54 @@ def end_to_end(plane: Pipeline, count: int) -> tuple[float, float]:
 
 
 def drain(plane: Pipeline, count: int) -> float:
-    """Seconds the Kafka engine takes to bring `count` events, produced while its view was detached, into view."""
+    """Seconds the Kafka engine takes to bring `count` events, produced while its views were detached, into view."""
     run_id = f"drain-{time.time_ns()}"
-    query(plane.clickhouse, f"DETACH TABLE {plane.view}", INGEST)
+    for node in plane.cluster.nodes:
+        query(node, f"DETACH TABLE {plane.view}", INGEST)
     try:
         produce(plane.kafka, plane.topic, rows(run_id, count))
         wait_quiet()
     finally:
-        query(plane.clickhouse, f"ATTACH TABLE {plane.view}", INGEST)
+        for node in plane.cluster.nodes:
+            query(node, f"ATTACH TABLE {plane.view}", INGEST)
     began = time.monotonic()
     with measured("drain"):
         return plane.wait_visible(run_id, count) - began
+
+
+def local_rows(node: ClickHouseNode) -> int:
+    """Rows a server holds of its shard."""
+    return int(query(node, f"SELECT count() FROM {DATABASE}.{LOCAL_TABLE}", INGEST))
+
+
+def catch_up(plane: Pipeline, count: int) -> None:
+    """Kill one replica, ingest `count` events without it, restart it: seconds until it holds what its peer holds."""
+    replicas = plane.cluster.shards[0]
+    victim, peer = replicas[-1], replicas[0]
+    victim.server.kill()
+    killed = time.monotonic()
+    run_id = f"catch-up-{time.time_ns()}"
+    produce(plane.kafka, plane.topic, rows(run_id, count))
+    plane.wait_visible(run_id, count)
+    # Its Keeper session outlives it by session_timeout_ms (30 s): restarted sooner, a replica waits that
+    # out before it replicates (18.16 and 24.8 alike), which a pod's restart usually takes anyway.
+    time.sleep(max(0.0, killed + SESSION_SECONDS - time.monotonic()))
+    wait_quiet()
+    victim.server.launch().wait_ready(120)
+    began = time.monotonic()
+    with measured("the catch-up"):
+        target = local_rows(peer)
+        behind = target - local_rows(victim)
+        deadline = began + VISIBLE_TIMEOUT
+        while local_rows(victim) < target:
+            if time.monotonic() > deadline:
+                sys.exit(f"the restarted replica did not catch up within {VISIBLE_TIMEOUT:.0f} s")
+            time.sleep(0.1)
+        took = time.monotonic() - began
+    print(
+        f"  {victim.replica} caught up {behind:,} rows in {took:.2f} s from its restart: "
+        f"{took / max(behind, 1) * 10_000:.2f} s per 10,000 rows behind"
+    )
 
 
 def lag(plane: Pipeline, rate: float, seconds: float) -> HdrHistogram:
@@ -329,6 +379,9 @@ def measure(plane: Pipeline, count: int, rate: float, seconds: float) -> None:
         f"  p50 {found.get_value_at_percentile(50)} ms  p99 {found.get_value_at_percentile(99)} ms  "
         f"max {found.get_max_value()} ms over {found.get_total_count()} events"
     )
+    if len(plane.cluster.shards[0]) > 1:
+        print(f"a killed replica catching up ({CATCH_UP_EVENTS:,} events ingested while it was down)")
+        catch_up(plane, CATCH_UP_EVENTS)
 
 
 def main() -> None:
@@ -344,20 +397,21 @@ def main() -> None:
     parser.add_argument("--consumers", type=int, help="Kafka table kafka_num_consumers")
     parser.add_argument("--partitions", type=int, help="partitions of the events topic")
     options = parser.parse_args()
-    settings = parse_settings("dev", stack_config("dev"))
+    layout = options.layout
+    overrides = grown_clickhouse(layout.shards, layout.replicas) if layout != Layout(1, 1) else {}
     if options.partitions:
-        topic = settings.kafka.topic.model_copy(update={"partitions": options.partitions})
-        settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic": topic})})
+        overrides["kafka"] = {"topic": {"partitions": options.partitions}}
+    settings = parse_settings("dev", stack_config("dev", overrides))
     tuning = Tuning(options.flush_ms, options.max_block_size, options.kafka_max_block_size, options.consumers)
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    with pipeline(settings, options.layout, tuning, work) as plane:
+    with pipeline(settings, tuning, work) as plane:
         kafka_table = next(s for s in schema(settings, plane.kafka.bootstrap, tuning) if "kafka_num_consumers" in s)
         knobs = ", ".join(re.findall(r"kafka_(?:num_consumers|max_block_size)\s*=\s*\d+", kafka_table))
         print(
             f"ClickHouse {options.layout}, topic {plane.topic} with {settings.kafka.topic.partitions} partitions; "
             f"{knobs}; profile {tuning.profile() or 'as the stack sets it'}"
         )
-        startup = (plane.kafka.server, plane.clickhouse.server)
+        startup = (plane.kafka.server, *(node.server for node in plane.cluster.nodes))
         print(
             "server startup (launch to ready): "
             + ", ".join(f"{server.name} {server.started_in:.2f} s" for server in startup)

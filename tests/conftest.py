@@ -21,6 +21,7 @@ from tests.support.servers.clickhouse import (
     ClickHouseCluster,
     ClickHouseNode,
     apply_schema,
+    grown_clickhouse,
     start_clickhouse,
 )
 from tests.support.servers.clickhouse import start_cluster as start_clickhouse_cluster
@@ -128,12 +129,6 @@ def presto(
     cluster.exporter.stop()
     cluster.worker.stop()
     cluster.coordinator.stop()
-
-
-def grown_clickhouse(shards: int, replicas: int) -> dict:
-    """Dev's overrides for a ClickHouse of shards x replicas, with a quota that holds it (and Keeper)."""
-    quota = {"requests": {"cpu": "16", "memory": "32Gi"}, "limits": {"cpu": "32", "memory": "64Gi"}}
-    return {"clickhouse": {"shards": shards, "replicas": replicas}, "quota": quota}
 
 
 @pytest.fixture(scope="session")

@@ -501,6 +501,13 @@ class ClickHouseSettings(Model):
         "for the life of a stack: servers are numbered shard by shard, so a change moves every server past "
         "the first shard (docs/operations.md, changing the replica count)",
     )
+    flush_interval_ms: int = Field(
+        1000,
+        ge=100,
+        le=60000,
+        description="longest a consumed event waits before the Kafka engine writes its block (kafka_flush_interval_ms, "
+        "each consumer on its own thread): shorter is fresher, longer makes fewer, larger parts",
+    )
     keeper: KeeperSettings = Field(
         default_factory=KeeperSettings,
         description="ClickHouse Keeper, the replicas' coordination; deployed only when shards x replicas > 1",

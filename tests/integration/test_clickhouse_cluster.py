@@ -29,13 +29,13 @@ from components.data.clickhouse.config import (
 from components.settings.model import Settings
 from components.settings.parse import parse_settings
 from components.settings.stack_files import stack_config
-from tests.conftest import grown_clickhouse
 from tests.support.events import produce_events
 from tests.support.servers.certificates import issue
 from tests.support.servers.clickhouse import (
     ClickHouseCluster,
     ClickHouseNode,
     apply_schema,
+    grown_clickhouse,
     loopback_cluster,
     query,
     server_ports,

@@ -89,6 +89,10 @@ def test_the_legacy_form_drops_only_what_18_16_lacks(stack: Rendered) -> None:
     production = schema_sql(settings, bootstrap_address(settings.namespace))
     legacy = legacy_form(production)
     assert "kafka_skip_broken_messages" in production and "kafka_skip_broken_messages" not in legacy
+    assert f"kafka_flush_interval_ms = {settings.clickhouse.flush_interval_ms}," in production
+    assert "kafka_thread_per_consumer = 1;" in production
+    assert "kafka_flush_interval_ms" not in legacy and "kafka_thread_per_consumer" not in legacy
+    assert "kafka_num_consumers = 3,\n         kafka_max_block_size = 100;" in legacy, "18.16 writes small blocks"
     assert "DateTime64(3)" in production and "DateTime64" not in legacy
     assert legacy.count("CREATE") == production.count("CREATE")
 

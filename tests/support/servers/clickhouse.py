@@ -62,6 +62,12 @@ class ClickHouseNode:
         return f"http://127.0.0.1:{self.ports.http}"
 
 
+def grown_clickhouse(shards: int, replicas: int) -> dict:
+    """Dev's overrides for a ClickHouse of shards x replicas, with a quota that holds it (and Keeper)."""
+    quota = {"requests": {"cpu": "16", "memory": "32Gi"}, "limits": {"cpu": "32", "memory": "64Gi"}}
+    return {"clickhouse": {"shards": shards, "replicas": replicas}, "quota": quota}
+
+
 def server_ports() -> Ports:
     """Free loopback ports for one server."""
     http, native, metrics, interserver = free_ports(4)
