@@ -68,6 +68,7 @@ class ReplicationWatch:
         self.back_at: float | None = None
         """When the killed replica answered again, on the scenario's clock."""
         self.behind: int | None = None
+        self._held = 0
         self._target = 0
         self.caught_up_at: float | None = None
         self.readonly_peak = 0
@@ -151,13 +152,14 @@ class ReplicationWatch:
         if victim.server.address in health.unreachable or not any(s.name == victim.name for s in health.replicas):
             self._went_down = True
             return
-        if not self._went_down:
-            return  # the kill has not shown yet
         mine = self.unique(connection, victim.server)
+        if not self._went_down:
+            self._held = mine  # what it held when last seen before the kill: it may have caught up by its first sample
+            return
         if self.back_at is None:
             self.back_at = self._now()
             self._target = max(self.unique(connection, peer) for peer in victim.peers)
-            self.behind = max(0, self._target - mine)
+            self.behind = max(0, self._target - self._held)
         self._caught_up(mine)
 
     def _caught_up(self, mine: int) -> None:
