@@ -111,6 +111,15 @@ def _element(parent: ET.Element, tag: str, text: str | int | None = None, **attr
     return child
 
 
+def _metrics_endpoint(root: ET.Element, port: int) -> None:
+    """The native Prometheus endpoint at /metrics: current metrics, profile events and asynchronous metrics."""
+    prometheus = _element(root, "prometheus")
+    _element(prometheus, "endpoint", "/metrics")
+    _element(prometheus, "port", port)
+    for part in ("metrics", "events", "asynchronous_metrics"):
+        _element(prometheus, part, "true")
+
+
 def server_config(settings: Settings, *, ports: Ports, listen_host: str, data_path: str, tmp_path: str) -> str:
     """config.d override: listeners, paths, caches sized to the container, stdout logging, metrics."""
     memory = int(quantity_value(settings.clickhouse.resources.limits.memory))
@@ -140,11 +149,7 @@ def server_config(settings: Settings, *, ports: Ports, listen_host: str, data_pa
     # offset, so events produced before ClickHouse first joins the group are ingested, not skipped.
     kafka = _element(root, "kafka")
     _element(kafka, "auto_offset_reset", "smallest")
-    prometheus = _element(root, "prometheus")
-    _element(prometheus, "endpoint", "/metrics")
-    _element(prometheus, "port", ports.metrics)
-    for part in ("metrics", "events", "asynchronous_metrics"):
-        _element(prometheus, part, "true")
+    _metrics_endpoint(root, ports.metrics)
     return _xml(root)
 
 
@@ -225,11 +230,7 @@ def keeper_config(settings: Settings, *, listen_host: str, data_path: str) -> st
         host = names.service_host(names.CLICKHOUSE_KEEPER_HEADLESS, settings.namespace)
         _element(server, "hostname", f"{names.CLICKHOUSE_KEEPER}-{ordinal}.{host}")
         _element(server, "port", names.KEEPER_RAFT_PORT)
-    prometheus = _element(root, "prometheus")
-    _element(prometheus, "endpoint", "/metrics")
-    _element(prometheus, "port", names.KEEPER_METRICS_PORT)
-    for part in ("metrics", "events", "asynchronous_metrics"):
-        _element(prometheus, part, "true")
+    _metrics_endpoint(root, names.KEEPER_METRICS_PORT)
     return _xml(root)
 
 
