@@ -19,6 +19,8 @@ def expectations(settings: Settings) -> dict:
         "kafkaPartitions": settings.kafka.topic.partitions,
         "kafkaReplicationFactor": settings.kafka.replication_factor,
         "eventsTable": f"{DATABASE}.{EVENTS_TABLE}",
+        "clickhouseShards": settings.clickhouse.shards,
+        "clickhouseReplicas": settings.clickhouse.replicas,
         "scrapeJobs": ["prometheus", *(job.job for job in POD_JOBS)],
         "ruleGroups": [SLI_GROUP, ALERT_GROUP],
         "dashboards": [board.uid for board in dashboards(settings)],

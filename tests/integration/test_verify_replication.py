@@ -190,3 +190,9 @@ def test_a_dead_replica_fails_the_check_which_names_it(replicated: Replicated) -
         assert fail.value.figures["servers"] == 4 and fail.value.figures["replicas"] == 3
     finally:
         victim.server.start()
+
+
+def test_a_cluster_of_another_shape_than_deployed_fails_the_check(replicated: Replicated) -> None:
+    document = {**replicated.document, "expected": {**replicated.document["expected"], "clickhouseShards": 1}}
+    with pytest.raises(CheckFailedError, match=r"4 servers in 2 shards; the stack deployed 1 x 2"):
+        health(Context("shape", targets_from("test", document), Cleanup()))

@@ -45,6 +45,9 @@ class Expected:
     kafka_replication_factor: int
     events_table: str
     """database.table in ClickHouse that the Kafka engine fills from the topic."""
+    clickhouse_shards: int
+    clickhouse_replicas: int
+    """The ClickHouse cluster's shape: shards of replicas."""
     scrape_jobs: tuple[str, ...]
     rule_groups: tuple[str, ...]
     dashboards: tuple[str, ...]
@@ -132,6 +135,8 @@ def targets_from(stack: str, outputs: dict[str, Any]) -> Targets:
             kafka_partitions=int(_field(expected, "kafkaPartitions")),
             kafka_replication_factor=int(_field(expected, "kafkaReplicationFactor")),
             events_table=_field(expected, "eventsTable"),
+            clickhouse_shards=int(_field(expected, "clickhouseShards")),
+            clickhouse_replicas=int(_field(expected, "clickhouseReplicas")),
             scrape_jobs=tuple(_field(expected, "scrapeJobs")),
             rule_groups=tuple(_field(expected, "ruleGroups")),
             dashboards=tuple(_field(expected, "dashboards")),

@@ -197,7 +197,15 @@ def health(context: Context) -> Figures:
     connection = clickhouse.client(context.targets, TIMEOUT)
     found = read_health(connection, login(context.targets))
     figures = found.figures() | {"latency_ms": round((time.monotonic() - began) * 1000, 1)}
-    if problems := found.problems():
+    problems = found.problems()
+    expected = context.targets.expected
+    shape = (expected.clickhouse_shards, expected.clickhouse_shards * expected.clickhouse_replicas)
+    if (figures["shards"], figures["servers"]) != shape:
+        problems.append(
+            f"cluster {CLUSTER} has {figures['servers']} servers in {figures['shards']} shards; the stack deployed "
+            f"{expected.clickhouse_shards} x {expected.clickhouse_replicas}"
+        )
+    if problems:
         raise CheckFailedError("; ".join(problems), figures)
     return figures
 
