@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from components.chaos.component import CHART as CHAOS_CHART
-from components.data.clickhouse.config import Endpoint
 from components.data.kafka.config import CLICKHOUSE_PRINCIPAL
 from components.settings.model import Settings
 from components.settings.parse import parse_settings
@@ -18,16 +17,12 @@ from tests.support.fakes.chaos_cluster import Api, Writable, fake_writable_api
 from tests.support.fakes.kubernetes import FakeCluster
 from tests.support.render import Rendered, render
 from tests.support.servers.clickhouse import (
-    ClickHouseCluster,
     ClickHouseNode,
     apply_schema,
-    grown_clickhouse,
     start_clickhouse,
 )
-from tests.support.servers.clickhouse import start_cluster as start_clickhouse_cluster
 from tests.support.servers.kafka import PASSWORDS, KafkaNode, run_topic_bootstrap, start_kafka, with_scram
 from tests.support.servers.presto import PrestoCluster, start_cluster
-from tests.support.servers.zookeeper import ZooKeeperEnsemble, start_ensemble
 from tests.support.verify_harness import fake_grafana_api
 from verify.kube.checks import connect
 
@@ -129,47 +124,6 @@ def presto(
     cluster.exporter.stop()
     cluster.worker.stop()
     cluster.coordinator.stop()
-
-
-@pytest.fixture(scope="session")
-def cluster_settings() -> Settings:
-    """The dev stack grown to 2 shards x 2 replicas: the shape the replicated tests run."""
-    return parse_settings("dev", stack_config("dev", grown_clickhouse(shards=2, replicas=2)))
-
-
-@pytest.fixture(scope="session")
-def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperEnsemble]:
-    """Three ZooKeeper nodes (Debian's) standing in for ClickHouse Keeper, which speaks the same protocol."""
-    ensemble = start_ensemble(tmp_path_factory.mktemp("zookeeper"), 3)
-    yield ensemble
-    ensemble.stop_all()
-
-
-@pytest.fixture(scope="session")
-def cluster_kafka(tmp_path_factory: pytest.TempPathFactory, cluster_settings: Settings) -> Iterator[KafkaNode]:
-    """A Kafka node of its own for the cluster (dev's, no authentication), with the stack's topic."""
-    node = start_kafka(cluster_settings.kafka, tmp_path_factory.mktemp("cluster-kafka"))
-    run_topic_bootstrap(node)
-    yield node
-    node.server.stop()
-
-
-@pytest.fixture(scope="session")
-def clickhouse_cluster(
-    tmp_path_factory: pytest.TempPathFactory,
-    cluster_settings: Settings,
-    zookeeper: ZooKeeperEnsemble,
-    cluster_kafka: KafkaNode,
-) -> Iterator[ClickHouseCluster]:
-    """Four real ClickHouse servers as 2 shards x 2 replicas with the stack's configs and schema, ingesting."""
-    keeper = tuple(Endpoint(host=host, port=port) for host, port in zookeeper.hosts)
-    cluster = start_clickhouse_cluster(cluster_settings, tmp_path_factory.mktemp("clickhouse-cluster"), keeper)
-    try:
-        for node in cluster.nodes:
-            apply_schema(node, cluster_settings, cluster_kafka.bootstrap)
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")

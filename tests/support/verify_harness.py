@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import requests
+
 from components.data.kafka.config import CLICKHOUSE_PRINCIPAL, VERIFY_PRINCIPAL
 from components.expectations import expectations
 from components.observability.prometheus.alert_rules import RULE_FILE, rule_file
@@ -180,5 +182,17 @@ def start_local_prometheus(
         settings, rule_files=[RULE_FILE], alertmanagers=[], static=static, itself=f"127.0.0.1:{port}"
     )
     server = start_prometheus(config, {RULE_FILE: rule_file(settings)}, workdir, port)
-    time.sleep(2 * int(settings.monitoring.prometheus.scrape_interval.removesuffix("s")))
-    return server, f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    # Each target's first scrape comes at an offset of its own within the interval: wait for all of them.
+    deadline = time.monotonic() + 4 * int(settings.monitoring.prometheus.scrape_interval.removesuffix("s"))
+    while not every_target_scraped(url):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Prometheus has not scraped every target:\n{server.tail()}")
+        time.sleep(0.5)
+    return server, url
+
+
+def every_target_scraped(url: str) -> bool:
+    """Whether Prometheus has scraped each of its active targets at least once."""
+    answer = requests.get(f"{url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    return bool(answer) and all(not target["lastScrape"].startswith("0001-") for target in answer)
