@@ -183,8 +183,9 @@ def start_local_prometheus(
     )
     server = start_prometheus(config, {RULE_FILE: rule_file(settings)}, workdir, port)
     url = f"http://127.0.0.1:{port}"
-    # Each target's first scrape comes at an offset of its own within the interval: wait for all of them.
-    deadline = time.monotonic() + 4 * int(settings.monitoring.prometheus.scrape_interval.removesuffix("s"))
+    # Each target's first scrape comes at an offset of its own within the interval: wait for all of them
+    # (a minute at most: a busy machine starts Prometheus and answers its first scrapes slowly).
+    deadline = time.monotonic() + 60
     while not every_target_scraped(url):
         if time.monotonic() > deadline:
             raise AssertionError(f"Prometheus has not scraped every target:\n{server.tail()}")
