@@ -188,7 +188,9 @@ def start_local_prometheus(
     deadline = time.monotonic() + 60
     while not every_target_scraped(url):
         if time.monotonic() > deadline:
-            raise AssertionError(f"Prometheus has not scraped every target:\n{server.tail()}")
+            tail = server.tail()
+            server.stop()
+            raise AssertionError(f"Prometheus has not scraped every target:\n{tail}")
         time.sleep(0.5)
     return server, url
 
