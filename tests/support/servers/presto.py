@@ -299,7 +299,7 @@ def start_cluster(
     coordinator.wait_ready(180)
     worker.wait_ready(180)
     deadline = time.monotonic() + 60
-    while not joined(clients):
+    while not (heartbeated(worker) and joined(clients)):
         if time.monotonic() > deadline:
             raise ServerError(f"the worker never joined the coordinator:\n{worker.tail()}")
         time.sleep(0.5)
@@ -315,6 +315,16 @@ def start_exporter(workdir: Path, jmx_port: int, port: int) -> ServerProcess:
     jar = jmx_exporter_jar("jmx_prometheus_httpserver")
     command = ["java", "-Xmx128m", "-jar", str(jar), f"127.0.0.1:{port}", str(config)]
     return ServerProcess("jmx-exporter", command, port, workdir / "exporter.log", {}).start()
+
+
+def heartbeated(worker: ServerProcess) -> bool:
+    """Whether the coordinator's failure detector has pinged the worker (HEAD /v1/status in its request log).
+
+    Until its first pass the detector may count a just-announced worker as failed and drop it from the
+    active nodes for a few seconds; a query planned meanwhile failed with "Index 2 out of bounds for length 2".
+    """
+    requests_log = worker.log.parent / "data" / "var" / "log" / "http-request.log"
+    return requests_log.exists() and "\tHEAD\t/v1/status\t" in requests_log.read_text()
 
 
 def joined(clients: Clients) -> bool:
