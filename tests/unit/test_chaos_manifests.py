@@ -7,6 +7,7 @@ import pytest
 from components.chaos.api import PLURALS
 from tests.support.chaos_schema import problems
 from verify.failover import chaos as chaos
+from verify.kube.labels import RUN_LABEL
 
 RUN = "20261124021139-d7ebe1"
 WORKER = {"app.kubernetes.io/name": "presto-worker", "app.kubernetes.io/instance": "dev"}
@@ -23,7 +24,7 @@ EXPERIMENTS = {
 @pytest.mark.parametrize("manifest", EXPERIMENTS.values(), ids=EXPERIMENTS.keys())
 def test_each_experiment_is_valid_for_its_crd_and_labelled_with_the_run(manifest: dict) -> None:
     assert problems(manifest) == []
-    assert manifest["metadata"]["labels"][chaos.RUN_LABEL] == RUN
+    assert manifest["metadata"]["labels"][RUN_LABEL] == RUN
     assert manifest["spec"]["selector"]["namespaces"] == ["query-engine"], "only the stack's namespace"
     assert manifest["kind"] in PLURALS
 

@@ -25,12 +25,12 @@ from verify.core.errors import UsageError
 from verify.core.exit_codes import ExitCode, exit_code
 from verify.core.runner import Redactor, clean_up
 from verify.failover import injectors
-from verify.failover.chaos import RUN_LABEL
 from verify.failover.injectors import ChaosMeshInjector, CleanupError, KubernetesInjector
 from verify.failover.plan import FailoverPlan
 from verify.failover.replication import LOCAL, choose_victim
 from verify.failover.scenarios import BY_NAME, SCENARIOS
 from verify.kube import checks
+from verify.kube.labels import RUN_LABEL
 from verify.smoke.replication import Health, ReplicaState, Server
 
 RUN = "20261124050000-abcdef"

@@ -7,9 +7,7 @@ app.kubernetes.io labels there, and carries the run's id as a label, so that cle
 from collections.abc import Mapping
 
 from components.chaos.api import API_VERSION
-
-RUN_LABEL = "verify.query-engine-stack/run"
-"""The run id on every object verify creates."""
+from verify.kube.labels import run_labels
 
 
 def _selector(namespace: str, labels: Mapping[str, str]) -> dict:
@@ -23,7 +21,7 @@ def _experiment(kind: str, name: str, namespace: str, run_id: str, spec: dict) -
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": "verify", RUN_LABEL: run_id},
+            "labels": run_labels(run_id),
         },
         "spec": spec,
     }

@@ -14,6 +14,7 @@ from components.chaos.api import GROUP, PLURALS, VERSION
 from verify.failover import chaos
 from verify.failover.scenarios import Fault
 from verify.kube.checks import REQUEST_TIMEOUT, Cluster
+from verify.kube.labels import RUN_LABEL
 
 STRESS_WORKERS = 2
 """CPU stressors per pod in the cpu-stress fault, each at full load."""
@@ -233,7 +234,7 @@ class ChaosMeshInjector:
                 VERSION,
                 self._cluster.namespace,
                 plural,
-                label_selector=f"{chaos.RUN_LABEL}={self._run_id}",
+                label_selector=f"{RUN_LABEL}={self._run_id}",
                 _request_timeout=REQUEST_TIMEOUT,
             )
             items = listed.get("items", []) if isinstance(listed, dict) else []  # the client types it as object
