@@ -56,6 +56,12 @@ CLICKHOUSE_INTERSERVER_PORT = 9009
 """Replicas of a shard fetch each other's parts over it (HTTP, with the interserver credentials)."""
 CLICKHOUSE_CLUSTER = "events"
 """The remote_servers cluster the Distributed table reads and writes through."""
+CLICKHOUSE_CLUSTER_FILE = "qestack-cluster.xml"
+"""The servers' config.d file defining the cluster and its Keeper: a server without it stands alone."""
+CLICKHOUSE_BACKUP_PORT = 7171
+"""clickhouse-backup's REST API and metrics, in the sidecar beside each server."""
+CLICKHOUSE_RESTORE_DRILL = "clickhouse-restore-drill"
+"""The scratch server `verify restore-drill` restores onto (a pod verify creates and deletes)."""
 
 # ClickHouse Keeper: the replicas' coordination (only when there is more than one ClickHouse server).
 CLICKHOUSE_KEEPER = "clickhouse-keeper"

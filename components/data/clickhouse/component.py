@@ -64,7 +64,7 @@ DATA_DIR = "/var/lib/clickhouse/"
 PORTS = Ports()
 USERS_FILE = "qestack-users.xml"
 KAFKA_LOGIN_FILE = "qestack-kafka.xml"
-CLUSTER_FILE = "qestack-cluster.xml"
+CLUSTER_FILE = names.CLICKHOUSE_CLUSTER_FILE
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,91 @@
+"""verify restore-drill's pure parts: the scratch pod, the standalone table, the choice of backups, the comparison."""
+
+from datetime import UTC, datetime, timedelta
+
+import kubernetes_validate
+import pytest
+
+from components import names
+from tests.support.render import KUBERNETES_VERSIONS, Rendered
+from verify.kube.labels import RUN_LABEL
+from verify.restore_drill.api import RemoteBackup
+from verify.restore_drill.checks import newest_per_shard
+from verify.restore_drill.compare import Digest, differences
+from verify.restore_drill.kube import scratch_pod
+from verify.restore_drill.scratch import standalone
+
+RUN = "r1a2b3"
+REPLICATED_18_16 = (
+    "CREATE TABLE analytics.events_local (event_id String, ingested_at DateTime DEFAULT now()) "
+    "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/analytics/events_local', '{replica}') "
+    "PARTITION BY toYYYYMM(event_time) ORDER BY event_id SETTINGS index_granularity = 8192"
+)
+
+
+def test_a_replicated_table_stands_alone_with_everything_else_kept() -> None:
+    assert standalone(REPLICATED_18_16) == REPLICATED_18_16.replace(
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/analytics/events_local', '{replica}')",
+        "ReplacingMergeTree",
+    )
+
+
+def test_a_version_column_after_the_keeper_path_is_kept() -> None:
+    columns = "CREATE TABLE t (a String, v UInt64) ENGINE = "
+    replicated = columns + "ReplicatedReplacingMergeTree('/p/{shard}', '{replica}', v) ORDER BY a"
+    assert standalone(replicated) == columns + "ReplacingMergeTree(v) ORDER BY a"
+
+
+def test_a_plain_table_is_left_as_it_is() -> None:
+    plain = "CREATE TABLE t (a String) ENGINE = ReplacingMergeTree PARTITION BY a ORDER BY a"
+    assert standalone(plain) == plain
+
+
+def backup(name: str, hours_ago: int) -> RemoteBackup:
+    created = datetime(2026, 11, 29, 12, tzinfo=UTC) - timedelta(hours=hours_ago)
+    return RemoteBackup(name=name, created=created, size_bytes=1, required="")
+
+
+def test_the_newest_backup_of_each_shard_is_chosen_and_foreign_names_ignored() -> None:
+    listed = [backup("s1-old", 5), backup("s1-new", 1), backup("s2-only", 3), backup("someone-elses", 0)]
+    chosen = newest_per_shard(
+        listed, lambda name: name.split("-")[0] if name.startswith("s") and name[1].isdigit() else None
+    )
+    assert [b.name for b in chosen] == ["s1-new", "s2-only"]
+
+
+def test_every_kind_of_difference_is_named_by_partition() -> None:
+    restored = {"202611": Digest(10, 5), "202610": Digest(3, 1), "202609": Digest(2, 2), "202608": Digest(1, 1)}
+    live = {"202611": Digest(10, 5), "202610": Digest(2, 1), "202609": Digest(2, 9), "202607": Digest(4, 4)}
+    assert differences(restored, live) == [
+        "partition 202607: 4 events live, none restored",
+        "partition 202608: 1 events restored, none of them live",
+        "partition 202609: 2 events on both sides, content checksums differ",
+        "partition 202610: 3 events restored, 2 of them live",
+    ]
+
+
+@pytest.fixture
+def pod(stack: Rendered) -> dict:
+    return scratch_pod(stack.named("StatefulSet", names.CLICKHOUSE).inputs, RUN)
+
+
+def test_the_scratch_pod_validates_strictly(pod: dict) -> None:
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(pod, version, strict=True)
+
+
+def test_the_scratch_pod_stands_alone_on_an_empty_dir_labelled_with_its_run(pod: dict) -> None:
+    spec = pod["spec"]
+    mounts = [mount for container in spec["containers"] for mount in container.get("volumeMounts", [])]
+    assert all(mount.get("subPath") != names.CLICKHOUSE_CLUSTER_FILE for mount in mounts), "it must join no cluster"
+    assert next(v for v in spec["volumes"] if v["name"] == "data")["emptyDir"]
+    assert "affinity" not in spec and "topologySpreadConstraints" not in spec
+    assert pod["metadata"]["labels"][RUN_LABEL] == RUN
+    assert pod["metadata"]["name"].endswith("-0"), "the server's identity is its name's ordinal"
+
+
+def test_no_service_of_the_stack_sends_traffic_to_the_scratch_pod(stack: Rendered, pod: dict) -> None:
+    labels = pod["metadata"]["labels"]
+    for service in stack.of_kind("Service"):
+        selector = service.inputs["spec"].get("selector") or {}
+        assert not selector or not selector.items() <= labels.items(), f"{service.label} selects the scratch pod"

@@ -1,0 +1,37 @@
+"""Where the drill restores: a scratch ClickHouse server with a backup server beside it, removed afterwards."""
+
+import re
+from typing import Protocol
+
+from verify.core.checks import Context
+from verify.restore_drill.api import BackupApi
+
+
+class ScratchServer(Protocol):
+    """A running scratch server: its backup API, and queries on its ClickHouse."""
+
+    api: BackupApi
+
+    def query(self, sql: str, seconds: float) -> list[tuple]:
+        """Rows of a query on the scratch ClickHouse."""
+        ...
+
+
+class ScratchSite(Protocol):
+    """Starts an empty scratch server with a backup server beside it, and registers its removal with the cleanup."""
+
+    def start(self, context: Context, seconds: float) -> ScratchServer:
+        """A scratch server answering within `seconds`, or CheckFailedError."""
+        ...
+
+
+REPLICATED = re.compile(r"Replicated(\w*MergeTree)\(\s*'[^']*'\s*,\s*'[^']*'\s*(?:,\s*([^)]*))?\)")
+"""A Replicated engine's call: its family, and what follows the Keeper path and replica name (a version column)."""
+
+
+def standalone(create_table: str) -> str:
+    """A live table's CREATE statement for a server that stands alone: a Replicated engine loses its Keeper path.
+
+    The parts of a replicated table attach to the plain table as they are (the part format is the same).
+    """
+    return REPLICATED.sub(lambda call: call[1] + (f"({call[2]})" if call[2] else ""), create_table)
