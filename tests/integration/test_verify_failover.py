@@ -11,7 +11,6 @@ ClickHouseDown fires from two minutes after it starts, before any fault; verify 
 firing before the fault as an unclean steady state.
 """
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,9 @@ from components.settings.model import Settings
 from tests.support.fakes.local_injector import LocalInjector
 from tests.support.servers.data_plane import DataPlane, data_plane
 from tests.support.servers.kafka import with_scram
-from tests.support.verify_harness import outputs_document, start_local_prometheus
-from verify.core.checks import CheckFailedError, Cleanup, Context, Figures
-from verify.core.runner import Redactor, clean_up
+from tests.support.verify_harness import outputs_document, run_local_scenario, start_local_prometheus
 from verify.core.targets import Targets, targets_from
-from verify.failover.checks import run_scenario
 from verify.failover.plan import FailoverPlan
-from verify.failover.scenarios import BY_NAME
 
 SETTLE = 180.0
 """The settle window (--settle): a fresh data plane on a shared 2-core machine took more than the default 30 s to
@@ -73,32 +68,11 @@ def bench(tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings, fake
             prometheus.stop()
 
 
-def scenario(bench: Bench, name: str, injector: LocalInjector, plan: FailoverPlan) -> Figures:
-    """Run one of verify's scenarios with the local injector; its figures (a failure's too), cleanup run after."""
-    context = Context("t" + name.replace("-", "")[:8], bench.targets, Cleanup())
-    outcome: dict[str, object] = {}
-
-    def body() -> None:
-        try:
-            outcome["figures"] = run_scenario(context, BY_NAME[name], injector, plan)
-        except CheckFailedError as failure:
-            outcome["failure"] = failure
-
-    worker = threading.Thread(target=body, daemon=True)
-    worker.start()
-    worker.join(plan.deadline(BY_NAME[name]))
-    assert not worker.is_alive(), f"{name} hung past its deadline"
-    injector.end(BY_NAME[name].fault_for(plan.hold))  # whatever happened, the plane is whole for the next test
-    assert clean_up(context.cleanup, Redactor([])).status == "passed"
-    if "failure" in outcome:
-        failure = outcome["failure"]
-        pytest.fail(f"{name} failed: {failure} {failure.figures}")  # type: ignore[attr-defined]
-    return outcome["figures"]  # type: ignore[return-value]
-
-
 def test_a_worker_killed_under_query_load_is_measured_until_presto_answers_again(bench: Bench) -> None:
     injector = LocalInjector({names.PRESTO_WORKER: [bench.plane.presto.worker]})
-    figures = scenario(bench, "worker-kill", injector, FailoverPlan(baseline=3, hold=1, settle=SETTLE))
+    figures = run_local_scenario(
+        bench.targets, "worker-kill", injector, FailoverPlan(baseline=3, hold=1, settle=SETTLE)
+    )
     assert figures["method"] == "local kill -9, then restart"
     assert figures["failed_probes"] > 0, "the only worker died: some probes must fail"
     assert figures["ttr_s"] > 0 and figures["pods_ready_s"] > 0
@@ -110,7 +84,7 @@ def test_a_worker_killed_under_query_load_is_measured_until_presto_answers_again
 
 def test_a_kafka_broker_killed_during_production_loses_no_acknowledged_event(bench: Bench) -> None:
     injector = LocalInjector({names.KAFKA: [bench.plane.kafka.server]})
-    figures = scenario(bench, "kafka-kill", injector, FailoverPlan(baseline=3, hold=2, settle=SETTLE))
+    figures = run_local_scenario(bench.targets, "kafka-kill", injector, FailoverPlan(baseline=3, hold=2, settle=SETTLE))
     assert figures["failed_probes"] > 0 and figures["ttr_s"] > 0
     assert figures["events_acked"] > 0
     assert figures["events_lost"] == 0
@@ -119,8 +93,8 @@ def test_a_kafka_broker_killed_during_production_loses_no_acknowledged_event(ben
 
 def test_clickhouse_killed_during_ingestion_loses_no_acknowledged_event(bench: Bench) -> None:
     injector = LocalInjector({names.CLICKHOUSE: [bench.plane.clickhouse.server]})
-    figures = scenario(
-        bench, "clickhouse-kill", injector, FailoverPlan(baseline=3, hold=2, alerts=False, settle=SETTLE)
+    figures = run_local_scenario(
+        bench.targets, "clickhouse-kill", injector, FailoverPlan(baseline=3, hold=2, alerts=False, settle=SETTLE)
     )
     assert figures["failed_probes"] > 0 and figures["ttr_s"] > 0
     assert figures["events_acked"] > 0 and figures["events_lost"] == 0
@@ -129,7 +103,7 @@ def test_clickhouse_killed_during_ingestion_loses_no_acknowledged_event(bench: B
 def test_a_hung_clickhouse_times_out_its_probes_and_the_scenario_ends(bench: Bench) -> None:
     injector = LocalInjector({names.CLICKHOUSE: [bench.plane.clickhouse.server]}, how="stop")
     plan = FailoverPlan(baseline=2, hold=4, probe_timeout=0.5, alerts=False, settle=SETTLE)
-    figures = scenario(bench, "clickhouse-kill", injector, plan)
+    figures = run_local_scenario(bench.targets, "clickhouse-kill", injector, plan)
     assert figures["method"] == "local SIGSTOP, then SIGCONT"
     assert figures["failed_probes"] > 0
     assert "timeout" in str(figures["first_probe_error"]).lower() or "timed out" in str(figures["first_probe_error"])
@@ -139,7 +113,9 @@ def test_a_hung_clickhouse_times_out_its_probes_and_the_scenario_ends(bench: Ben
 def test_a_killed_coordinator_fires_its_alert_which_resolves_after_recovery(bench: Bench, tmp_path: Path) -> None:
     presto = bench.plane.presto
     injector = LocalInjector({names.PRESTO_COORDINATOR: [presto.coordinator, presto.exporter]})
-    figures = scenario(bench, "coordinator-kill", injector, FailoverPlan(baseline=2, hold=125, settle=SETTLE))
+    figures = run_local_scenario(
+        bench.targets, "coordinator-kill", injector, FailoverPlan(baseline=2, hold=125, settle=SETTLE)
+    )
     assert figures["alert"] == "PrestoCoordinatorDown"
     assert figures["alert_expected"] == "yes" and figures["alert_fired"] == "yes"
     assert figures["alert_fired_after_s"] <= figures["alert_window_s"] + 1

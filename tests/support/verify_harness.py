@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
 import requests
 
 from components.data.kafka.config import CLICKHOUSE_PRINCIPAL, VERIFY_PRINCIPAL
@@ -25,11 +26,18 @@ from components.observability.prometheus.alert_rules import RULE_FILE, rule_file
 from components.observability.prometheus.config import StaticTarget, prometheus_config
 from components.settings.model import Settings
 from components.settings.stack_files import REPO
+from tests.support.fakes.local_injector import LocalInjector
 from tests.support.servers.clickhouse import ClickHouseNode
 from tests.support.servers.kafka import KafkaNode
 from tests.support.servers.presto import USERS, PrestoCluster
 from tests.support.servers.process import ServerProcess, free_ports
 from tests.support.servers.prometheus import start_prometheus
+from verify.core.checks import CheckFailedError, CheckSkippedError, Cleanup, Context, Figures
+from verify.core.runner import Redactor, clean_up
+from verify.core.targets import Targets
+from verify.failover.checks import run_scenario
+from verify.failover.plan import FailoverPlan
+from verify.failover.scenarios import BY_NAME
 
 GRAFANA_PASSWORD = "grafana-test-password-0123456789"
 
@@ -199,3 +207,32 @@ def every_target_scraped(url: str) -> bool:
     """Whether Prometheus has scraped each of its active targets at least once."""
     answer = requests.get(f"{url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
     return bool(answer) and all(not target["lastScrape"].startswith("0001-") for target in answer)
+
+
+def run_local_scenario(targets: Targets, name: str, injector: LocalInjector, plan: FailoverPlan) -> Figures:
+    """Run one of verify's scenarios in process with a local injector; its figures, after its cleanup ran.
+
+    Whatever happens, the fault is ended, so the servers are whole for the next test; a scenario that
+    fails (or skips) fails the test with its figures, and one past its deadline is reported as hung.
+    """
+    scenario = BY_NAME[name]
+    context = Context("t" + name.replace("-", "")[:8], targets, Cleanup())
+    outcome: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            outcome["figures"] = run_scenario(context, scenario, injector, plan)
+        except (CheckFailedError, CheckSkippedError) as failure:
+            outcome["failure"] = failure
+
+    worker = threading.Thread(target=body, daemon=True)
+    worker.start()
+    worker.join(plan.deadline(scenario))
+    assert not worker.is_alive(), f"{name} hung past its deadline"
+    injector.end(scenario.fault_for(plan.hold))
+    cleanup = clean_up(context.cleanup, Redactor([]))
+    assert cleanup.status == "passed", cleanup.error
+    if "failure" in outcome:
+        failure = outcome["failure"]
+        pytest.fail(f"{name} did not pass: {failure} {getattr(failure, 'figures', {})}")
+    return outcome["figures"]  # type: ignore[return-value]

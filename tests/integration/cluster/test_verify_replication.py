@@ -13,7 +13,6 @@ Kafka table) while it does not flow; and the scenarios that kill a server, and s
 """
 
 import json
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +31,9 @@ from tests.support.servers.clickhouse import (
 )
 from tests.support.servers.kafka import KafkaNode
 from tests.support.servers.zookeeper import ZooKeeperEnsemble
-from tests.support.verify_harness import by_name, clickhouse_outputs, run_verify
-from verify.core.checks import CheckFailedError, CheckSkippedError, Cleanup, Context, Figures
+from tests.support.verify_harness import by_name, clickhouse_outputs, run_local_scenario, run_verify
+from verify.core.checks import CheckFailedError, CheckSkippedError, Cleanup, Context
 from verify.core.exit_codes import ExitCode
-from verify.core.runner import Redactor, clean_up
 from verify.core.targets import Targets, targets_from
 from verify.failover.checks import run_scenario
 from verify.failover.plan import FailoverPlan
@@ -98,30 +96,6 @@ def ingesting(nodes: list[ClickHouseNode], kafka: KafkaNode, topic: str) -> None
     pytest.fail(f"no event reached ClickHouse through the Kafka engine in 4 x {INGEST_WAIT:g}s")
 
 
-def scenario(targets: Targets, name: str, injector: LocalInjector, plan: FailoverPlan) -> Figures:
-    """Run one of verify's scenarios with the local injector; its figures, cleanup (the rows' removal) run after."""
-    context = Context("r" + name.replace("-", "")[:8], targets, Cleanup())
-    outcome: dict[str, object] = {}
-
-    def body() -> None:
-        try:
-            outcome["figures"] = run_scenario(context, BY_NAME[name], injector, plan)
-        except (CheckFailedError, CheckSkippedError) as failure:
-            outcome["failure"] = failure
-
-    worker = threading.Thread(target=body, daemon=True)
-    worker.start()
-    worker.join(plan.deadline(BY_NAME[name]))
-    assert not worker.is_alive(), f"{name} hung past its deadline"
-    injector.end(BY_NAME[name].fault_for(plan.hold))  # whatever happened, the cluster is whole for the next test
-    cleanup = clean_up(context.cleanup, Redactor([]))
-    assert cleanup.status == "passed", cleanup.error  # the rows went, ON CLUSTER, from every server
-    if "failure" in outcome:
-        failure = outcome["failure"]
-        pytest.fail(f"{name} did not pass: {failure} {getattr(failure, 'figures', {})}")
-    return outcome["figures"]  # type: ignore[return-value]
-
-
 def test_the_replication_check_reads_every_replica_through_the_one_server_verify_reaches(
     replicated: Replicated, tmp_path: Path
 ) -> None:
@@ -157,7 +131,7 @@ def test_losing_one_keeper_node_of_three_stops_neither_ingestion_nor_reads(repli
     follower = next(node for node in replicated.zookeeper.nodes if node.mode == "follower")
     injector = LocalInjector({names.CLICKHOUSE_KEEPER: [follower.server]})
     plan = FailoverPlan(baseline=3, hold=5, alerts=False, settle=60)
-    figures = scenario(replicated.targets, "keeper-loss", injector, plan)
+    figures = run_local_scenario(replicated.targets, "keeper-loss", injector, plan)
     print(figures)
     assert figures["events_acked"] > 0 and figures["events_lost"] == 0, figures
     assert figures["keeper_sessions_low"] >= 0 and figures["readonly_peak"] >= 0, figures
@@ -168,7 +142,7 @@ def test_a_replica_killed_during_ingestion_catches_up_while_reads_go_on(replicat
     pods = {node.replica: [node.server] for node in replicated.nodes}
     injector = LocalInjector({names.CLICKHOUSE: [n.server for n in replicated.nodes]}, pods=pods)
     plan = FailoverPlan(baseline=10, hold=8, alerts=False, settle=SETTLE)
-    figures = scenario(replicated.targets, "clickhouse-replica-kill", injector, plan)
+    figures = run_local_scenario(replicated.targets, "clickhouse-replica-kill", injector, plan)
     print(figures)  # the figures, for the log: not asserted beyond what must hold
     assert figures["replica_killed"] == "clickhouse-3", "the last replica, not clickhouse-0 that verify reads through"
     assert figures["injected"] == "killed clickhouse"
