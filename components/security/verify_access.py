@@ -38,7 +38,12 @@ PERMISSIONS: tuple[Permission, ...] = (
         verbs=("get", "list"),
         why="port-forward targets; failover: which pods, when ready again",
     ),
-    Permission(group="", resources=("pods",), verbs=("delete",), why="failover without Chaos Mesh: kill a pod"),
+    Permission(
+        group="",
+        resources=("pods",),
+        verbs=("create", "delete"),
+        why="failover without Chaos Mesh: kill a pod; restore-drill: its scratch servers",
+    ),
     # Websocket port-forwards are GETs; newer API servers also require create on the subresource.
     Permission(
         group="",

@@ -1,15 +1,11 @@
 """verify restore-drill's pure parts: the scratch pod, the standalone table, the choice of backups, the comparison."""
 
-from datetime import UTC, datetime, timedelta
-
 import kubernetes_validate
 import pytest
 
 from components import names
 from tests.support.render import KUBERNETES_VERSIONS, Rendered
 from verify.kube.labels import RUN_LABEL
-from verify.restore_drill.api import RemoteBackup
-from verify.restore_drill.checks import newest_per_shard
 from verify.restore_drill.compare import Digest, differences
 from verify.restore_drill.kube import scratch_pod
 from verify.restore_drill.scratch import standalone
@@ -40,19 +36,6 @@ def test_a_plain_table_is_left_as_it_is() -> None:
     assert standalone(plain) == plain
 
 
-def backup(name: str, hours_ago: int) -> RemoteBackup:
-    created = datetime(2026, 11, 29, 12, tzinfo=UTC) - timedelta(hours=hours_ago)
-    return RemoteBackup(name=name, created=created, size_bytes=1, required="")
-
-
-def test_the_newest_backup_of_each_shard_is_chosen_and_foreign_names_ignored() -> None:
-    listed = [backup("s1-old", 5), backup("s1-new", 1), backup("s2-only", 3), backup("someone-elses", 0)]
-    chosen = newest_per_shard(
-        listed, lambda name: name.split("-")[0] if name.startswith("s") and name[1].isdigit() else None
-    )
-    assert [b.name for b in chosen] == ["s1-new", "s2-only"]
-
-
 def test_every_kind_of_difference_is_named_by_partition() -> None:
     restored = {"202611": Digest(10, 5), "202610": Digest(3, 1), "202609": Digest(2, 2), "202608": Digest(1, 1)}
     live = {"202611": Digest(10, 5), "202610": Digest(2, 1), "202609": Digest(2, 9), "202607": Digest(4, 4)}
@@ -66,7 +49,7 @@ def test_every_kind_of_difference_is_named_by_partition() -> None:
 
 @pytest.fixture
 def pod(stack: Rendered) -> dict:
-    return scratch_pod(stack.named("StatefulSet", names.CLICKHOUSE).inputs, RUN)
+    return scratch_pod(stack.named("StatefulSet", names.CLICKHOUSE).inputs, RUN, 2)
 
 
 def test_the_scratch_pod_validates_strictly(pod: dict) -> None:
@@ -81,7 +64,7 @@ def test_the_scratch_pod_stands_alone_on_an_empty_dir_labelled_with_its_run(pod:
     assert next(v for v in spec["volumes"] if v["name"] == "data")["emptyDir"]
     assert "affinity" not in spec and "topologySpreadConstraints" not in spec
     assert pod["metadata"]["labels"][RUN_LABEL] == RUN
-    assert pod["metadata"]["name"].endswith("-0"), "the server's identity is its name's ordinal"
+    assert pod["metadata"]["name"].endswith("-2"), "the server's identity is its name's ordinal"
 
 
 def test_no_service_of_the_stack_sends_traffic_to_the_scratch_pod(stack: Rendered, pod: dict) -> None:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from verify.cli import failover, load, pipeline, smoke
+from verify.cli import failover, load, pipeline, restore_drill, smoke
 from verify.cli.job import Job
 
 if TYPE_CHECKING:
@@ -65,6 +65,18 @@ COMMANDS = (
         "and --allow-destructive.",
         arguments=failover.arguments,
         prepare=failover.prepare,
+    ),
+    Command(
+        name="restore-drill",
+        summary="restore the newest backups on scratch servers, compare with live, measure RPO and RTO "
+        "(needs --allow-destructive)",
+        description="Each shard's newest backup is downloaded and restored on a scratch ClickHouse of its own "
+        "(a pod verify starts from the deployed template and deletes after); per partition, the restored events "
+        "are compared with the same events live (count and content checksum). Reports RPO (the newest backup's "
+        "age) and RTO (start to queries answering on the restored data). Needs the Kubernetes API and "
+        "--allow-destructive.",
+        arguments=restore_drill.arguments,
+        prepare=restore_drill.prepare,
     ),
     Command(
         name="all",

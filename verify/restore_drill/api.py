@@ -1,8 +1,8 @@
 """A client of clickhouse-backup's REST API (its `server` mode): list, download and restore, every call bounded.
 
 The API answers a download or a restore at once ("acknowledged") and runs it in the background; the
-outcome is the last row of GET /backup/status. Both the release the stack deploys and the one the tests
-run (1.6.2) serve the endpoints used here.
+outcome is the newest row of GET /backup/actions filtered by the backup's name. Both the release the
+stack deploys and the one the tests run (1.6.2) serve the endpoints used here.
 """
 
 import json
@@ -34,10 +34,11 @@ class RemoteBackup:
 class BackupApi:
     """One clickhouse-backup server, reached at its base URL."""
 
-    def __init__(self, url: str, session: requests.Session | None = None):
+    def __init__(self, url: str, login: tuple[str, str]):
         self.url = url.rstrip("/")
-        self.session = session or requests.Session()
+        self.session = requests.Session()
         self.session.trust_env = False
+        self.session.auth = login
 
     def _rows(self, method: str, path: str, **params: str) -> list[dict]:
         """The JSON rows (one per line) an endpoint answers; a failure names the endpoint and the API's error."""
@@ -65,23 +66,27 @@ class BackupApi:
         ]
         return sorted(found, key=lambda backup: backup.created)
 
-    def run(self, command: str, path: str, deadline: float, **params: str) -> float:
-        """Start a background command (download, restore), wait for its outcome; the seconds it took."""
+    def run(self, command: str, name: str, deadline: float, **params: str) -> float:
+        """Start a background command (download, restore) on a backup, wait for its outcome; the seconds it took."""
         began = time.monotonic()
-        self._rows("POST", path, **params)
+        self._rows("POST", f"/backup/{command}/{name}", **params)
         while time.monotonic() - began < deadline:
             time.sleep(POLL_SECONDS)
-            rows = [row for row in self._rows("GET", "/backup/status") if row.get("command", "").startswith(command)]
+            rows = [
+                row
+                for row in self._rows("GET", "/backup/actions", filter=name, last="5")
+                if row.get("command", "").startswith(command)
+            ]
             if rows and rows[-1].get("status") == "success":
                 return time.monotonic() - began
             if rows and rows[-1].get("status") == "error":
                 raise CheckFailedError(f"clickhouse-backup {rows[-1]['command']} failed: {rows[-1].get('error', '')}")
-        raise CheckFailedError(f"clickhouse-backup {command} did not finish within {deadline:g}s")
+        raise CheckFailedError(f"clickhouse-backup {command} {name} did not finish within {deadline:g}s")
 
     def download(self, name: str, deadline: float) -> float:
-        """Fetch a backup (and the ones it builds on) from the object store to the server's disk."""
-        return self.run("download", f"/backup/download/{name}", deadline)
+        """Fetch a backup (and the one it builds on) from the object store to the server's disk."""
+        return self.run("download", name, deadline)
 
     def restore_data(self, name: str, table: str, deadline: float) -> float:
         """Attach a downloaded backup's parts of one table to the table the server already has."""
-        return self.run("restore", f"/backup/restore/{name}", deadline, table=table, data="1")
+        return self.run("restore", name, deadline, table=table, data="1")

@@ -15,19 +15,22 @@ from kubernetes import client
 
 from components import names
 from verify.core.checks import CheckFailedError, Context
+from verify.core.targets import Targets
 from verify.kube.checks import REQUEST_TIMEOUT, Cluster
 from verify.kube.labels import run_labels
 from verify.kube.port_forward import PortForward, ready
 from verify.restore_drill.api import BackupApi
 from verify.smoke.clickhouse import PASSWORD, USER
 
+API_USER = "backup"
+API_PASSWORD = "clickhouseBackupApiPassword"
 DATA_SIZE = "50Gi"
 """The scratch server's emptyDir limit: the node's disk must hold the restored shards."""
 POLL_SECONDS = 2.0
 
 
-def scratch_pod(statefulset: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """A standalone pod from a ClickHouse StatefulSet (as the API serves it, camelCase)."""
+def scratch_pod(statefulset: dict[str, Any], run_id: str, ordinal: int) -> dict[str, Any]:
+    """A standalone pod from a ClickHouse StatefulSet (as the API serves it, camelCase), numbered like its servers."""
     template = copy.deepcopy(statefulset["spec"]["template"])
     spec = template["spec"]
     for key in ("affinity", "topologySpreadConstraints"):
@@ -40,23 +43,24 @@ def scratch_pod(statefulset: dict[str, Any], run_id: str) -> dict[str, Any]:
     spec["volumes"] = [*spec.get("volumes", []), {"name": "data", "emptyDir": {"sizeLimit": DATA_SIZE}}]
     spec["restartPolicy"] = "Never"
     labels = {"app.kubernetes.io/name": names.CLICKHOUSE_RESTORE_DRILL, **run_labels(run_id)}
-    # The server's identity comes from its pod name's ordinal (the StatefulSet's numbering): this one is 0.
-    name = f"{names.CLICKHOUSE_RESTORE_DRILL}-{run_id}-0"
+    # The server's identity (its shard, so where its backups are) comes from its name's ordinal, as a server's does.
+    name = f"{names.CLICKHOUSE_RESTORE_DRILL}-{run_id}-{ordinal}"
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
 class KubernetesScratch:
     """Starts the scratch pod, forwards its ports, and deletes it at cleanup."""
 
-    def __init__(self, cluster: Cluster, run_id: str):
-        self._cluster, self._run_id = cluster, run_id
+    def __init__(self, cluster: Cluster, run_id: str, targets: Targets):
+        self._cluster, self._run_id, self._replicas = cluster, run_id, targets.expected.clickhouse_replicas
 
-    def start(self, context: Context, seconds: float) -> "ScratchPod":
-        """The scratch pod, ready and forwarded, or CheckFailedError with its last status."""
+    def start(self, context: Context, shard: int, seconds: float) -> "ScratchPod":
+        """The scratch pod of a shard, ready and forwarded, or CheckFailedError with its last status."""
         core, apps = client.CoreV1Api(self._cluster.api), client.AppsV1Api(self._cluster.api)
         namespace = self._cluster.namespace
         statefulset = apps.read_namespaced_stateful_set(names.CLICKHOUSE, namespace, _request_timeout=REQUEST_TIMEOUT)
-        manifest = scratch_pod(self._cluster.api.sanitize_for_serialization(statefulset), self._run_id)
+        ordinal = (shard - 1) * self._replicas  # the first server of the shard (config.server_ordinal)
+        manifest = scratch_pod(self._cluster.api.sanitize_for_serialization(statefulset), self._run_id, ordinal)
         name = manifest["metadata"]["name"]
         body: Any = manifest  # the client takes the API's JSON as well as its models
         core.create_namespaced_pod(namespace, body, _request_timeout=REQUEST_TIMEOUT)
@@ -77,7 +81,9 @@ class KubernetesScratch:
         for forward in forwards:
             context.cleanup.add(f"port-forward to {name}", forward.close)
         native, api = (forward.local_port for forward in forwards)
-        return ScratchPod(BackupApi(f"http://127.0.0.1:{api}"), native, context.targets.credentials[PASSWORD])
+        credentials = context.targets.credentials
+        login = (API_USER, credentials[API_PASSWORD])
+        return ScratchPod(BackupApi(f"http://127.0.0.1:{api}", login), native, credentials[PASSWORD])
 
 
 class ScratchPod:

@@ -20,8 +20,8 @@ class ScratchServer(Protocol):
 class ScratchSite(Protocol):
     """Starts an empty scratch server with a backup server beside it, and registers its removal with the cleanup."""
 
-    def start(self, context: Context, seconds: float) -> ScratchServer:
-        """A scratch server answering within `seconds`, or CheckFailedError."""
+    def start(self, context: Context, shard: int, seconds: float) -> ScratchServer:
+        """A scratch server with one shard's identity (its backups' place in the store), answering within `seconds`."""
         ...
 
 
