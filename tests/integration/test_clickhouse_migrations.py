@@ -3,6 +3,7 @@
 A server deployed with 0001 alone ingests events, then the Job's script brings it to the newest migration
 while events keep coming: every event before, during and after is there once, and the new column is filled.
 A rerun applies nothing; an edited, removed or misnumbered migration is refused, naming the file.
+(A server without a record the others have gets the migration again: on the 2 x 2 cluster, test_cluster_migrations.)
 """
 
 import shutil

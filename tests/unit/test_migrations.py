@@ -83,3 +83,12 @@ def test_a_misnamed_migration_or_a_version_used_twice_is_refused(
     (tmp_path / "2_Added.sql").write_text("SELECT 3;\n")
     with pytest.raises(ValueError, match=r"\['2_Added.sql'\] are not named NNNN_lowercase_words.sql"):
         config.migration_sources()
+
+
+def test_the_single_server_move_drops_every_view_the_migrations_made(stack: Rendered) -> None:
+    sql = "".join(m.sql for m in rendered(settings_of(stack)))
+    made = re.findall(r"CREATE MATERIALIZED VIEW IF NOT EXISTS analytics\.(\w+)", sql)
+    assert tuple(made) == config.VIEWS
+    park = config.park_single_server_sql()
+    assert [f"DROP TABLE IF EXISTS analytics.{view}" for view in made] == park[: len(made)]
+    assert park[-1] == f"DROP TABLE IF EXISTS analytics.{config.MIGRATIONS_TABLE}", "server 0 gets the schema again"

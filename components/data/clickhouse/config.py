@@ -22,7 +22,8 @@ EVENTS_TABLE = "events"
 LOCAL_TABLE = "events_local"
 """Each server's own part of the events (replicated between the replicas of its shard)."""
 QUEUE_TABLE = "events_queue"
-VIEW = "events_mv"
+VIEWS = ("events_mv", "events_mv_0002")
+"""Every materialized view a migration has created, oldest first (each replaces the one before)."""
 CONSUMER_GROUP = "clickhouse-events"
 SHARDING_KEY = "cityHash64(event_id)"
 """An event goes to the shard its id hashes to, so a redelivered event meets its first copy and collapses."""
@@ -392,15 +393,21 @@ def park_single_server_sql() -> list[str]:
     again, then copy_single_server_sql. docs/operations.md has the whole procedure.
     """
     return [
-        # The old view writes into the old table: without it, ingestion waits at its committed offsets.
-        f"DROP TABLE IF EXISTS {DATABASE}.{VIEW}",
+        # The views write into the old table: without them, ingestion waits at its committed offsets.
+        *(f"DROP TABLE IF EXISTS {DATABASE}.{view}" for view in VIEWS),
         f"RENAME TABLE {DATABASE}.{EVENTS_TABLE} TO {DATABASE}.{SINGLE_SERVER_TABLE}",
+        # Without its record, server 0 gets every migration again from the schema Job: the Distributed
+        # table and the view in place of what was parked (the other servers' records keep theirs as they are).
+        f"DROP TABLE IF EXISTS {DATABASE}.{MIGRATIONS_TABLE}",
     ]
 
 
 def copy_single_server_sql() -> list[str]:
     """Last step: copy the parked rows through the Distributed table, so each lands on the shard of its id."""
-    return [f"INSERT INTO {DATABASE}.{EVENTS_TABLE} SELECT * FROM {DATABASE}.{SINGLE_SERVER_TABLE}"]
+    # The columns of releases before replication, by name: the parked table may or may not have gained
+    # the later ones (the schema Job may have run before it was parked), and they take their defaults.
+    columns = "event_id, run_id, kind, payload, produced_at_ms, event_time, ingested_at"
+    return [f"INSERT INTO {DATABASE}.{EVENTS_TABLE} ({columns}) SELECT {columns} FROM {DATABASE}.{SINGLE_SERVER_TABLE}"]
 
 
 def statements(sql: str) -> list[str]:

@@ -1,5 +1,7 @@
 """The schema Job's migrations on the real 2 x 2 cluster: applied once, ON CLUSTER, and recorded on every server."""
 
+import time
+
 from components.data.clickhouse.config import DATABASE, EVENTS_TABLE, LOCAL_TABLE, MIGRATIONS_TABLE, migrations
 from components.settings.model import Settings
 from tests.support.servers.clickhouse import ClickHouseCluster, query, run_migrations
@@ -50,3 +52,24 @@ def test_a_rerun_on_the_cluster_applies_nothing(
     assert "migrate: 0 applied" in rerun.stdout
     assert [query(node, RECORDS) for node in clickhouse_cluster.nodes] == before
     assert alterations(clickhouse_cluster) == ["1", "1"]
+
+
+def test_a_server_without_a_record_gets_that_migration_again_and_its_record(
+    clickhouse_cluster: ClickHouseCluster, cluster_settings: Settings, cluster_kafka: KafkaNode
+) -> None:
+    # What a new server, or a run that failed while recording, leaves: the others have the record, it has not.
+    last = clickhouse_cluster.nodes[-1]
+    table = f"{DATABASE}.{MIGRATIONS_TABLE}"
+    query(last, f"ALTER TABLE {table} DELETE WHERE version = 1")
+    end = time.monotonic() + 30
+    while query(last, f"SELECT count() FROM {table} WHERE version = 1") != "0":
+        assert time.monotonic() < end, f"{last.replica}: the record was not deleted"
+        time.sleep(0.2)
+    again = run_migrations(clickhouse_cluster.nodes, cluster_settings, cluster_kafka.bootstrap)
+    assert again.returncode == 0, again.stderr
+    expected = (
+        f"migrate: applying 0001_initial.sql again for the servers without its record: 127.0.0.1:{last.ports.native}\n"
+    )
+    assert expected in again.stdout and "0002" not in again.stdout
+    test_every_server_records_every_migration_once(clickhouse_cluster, cluster_settings, cluster_kafka)
+    assert alterations(clickhouse_cluster) == ["1", "1"], "0001 again changed no table"
