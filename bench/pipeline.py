@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ from components.data.clickhouse.config import (  # noqa: E402
     LOCAL_TABLE,
     Endpoint,
     legacy_form,
-    schema_sql,
+    migrations,
     statements,
 )
 from components.settings.model import Settings  # noqa: E402
@@ -58,6 +58,7 @@ from tests.support.servers.clickhouse import (  # noqa: E402
     ClickHouseNode,
     grown_clickhouse,
     query,
+    run_migrations,
     start_cluster,
 )
 from tests.support.servers.kafka import KafkaNode, run_topic_bootstrap, start_kafka  # noqa: E402
@@ -183,27 +184,33 @@ def profile_file(tuning: Tuning) -> str:
     return legacy_form(ET.tostring(root, encoding="unicode") + "\n")
 
 
-def schema(settings: Settings, kafka_bootstrap: str, tuning: Tuning) -> list[str]:
-    """The stack's schema statements as the test server takes them, with the Kafka table's overrides."""
-    found = statements(legacy_form(schema_sql(settings, kafka_bootstrap)))
-    if not tuning.table():
-        return found
+def tuned(tuning: Tuning) -> Callable[[str], str]:
+    """The tuning's overrides of the Kafka table, applied to a migration's text in its 18.16 form."""
 
     def override(match: re.Match[str]) -> str:
         table = {"kafka_num_consumers": int(match[1]), **tuning.table()}
         return ", ".join(f"{name} = {value}" for name, value in table.items())
 
-    engine = [i for i, statement in enumerate(found) if re.search(r"ENGINE\s*=\s*Kafka", statement)]
-    if len(engine) != 1 or "kafka_num_consumers" not in found[engine[0]]:
+    def edit(text: str) -> str:
+        return re.sub(r"kafka_num_consumers\s*=\s*(\d+)", override, text) if tuning.table() else text
+
+    return edit
+
+
+def schema(settings: Settings, kafka_bootstrap: str, tuning: Tuning) -> list[str]:
+    """Every migration's statements in order, as the test servers take them, with the Kafka table's overrides."""
+    edit = tuned(tuning)
+    found = [s for m in migrations(settings, kafka_bootstrap) for s in statements(edit(legacy_form(m.sql)))]
+    engine = [statement for statement in found if re.search(r"ENGINE\s*=\s*Kafka", statement)]
+    if len(engine) != 1 or "kafka_num_consumers" not in engine[0]:
         sys.exit("the schema has no single Kafka table with kafka_num_consumers to override")
-    found[engine[0]] = re.sub(r"kafka_num_consumers\s*=\s*(\d+)", override, found[engine[0]])
     return found
 
 
 def view_and_target(schema_statements: list[str]) -> tuple[str, str]:
-    """The materialized view reading the Kafka table and the table it writes into."""
-    for statement in schema_statements:
-        if match := re.search(r"MATERIALIZED VIEW (?:IF NOT EXISTS )?(\S+) TO (\S+)", statement):
+    """The materialized view reading the Kafka table (the newest migration's) and the table it writes into."""
+    for statement in reversed(schema_statements):
+        if match := re.search(r"MATERIALIZED VIEW (?:IF NOT EXISTS )?(\S+)(?: ON CLUSTER \S+)? TO (\S+)", statement):
             return match[1], match[2]
     sys.exit("the schema has no materialized view with a TO table")
 
@@ -230,9 +237,10 @@ def pipeline(settings: Settings, tuning: Tuning, work: Path) -> Iterator[Pipelin
         started.callback(cluster.stop)
         run_topic_bootstrap(kafka)
         sql = schema(settings, kafka.bootstrap, tuning)
-        for node in cluster.nodes:
-            for statement in sql:
-                query(node, statement, INGEST)
+        # The schema Job's own script and migrations, with the tuning's overrides.
+        applied = run_migrations(cluster.nodes, settings, kafka.bootstrap, edit=tuned(tuning))
+        if applied.returncode:
+            sys.exit(f"the migrations failed: {applied.stderr}")
         yield Pipeline(kafka, cluster, settings.kafka.topic.name, *view_and_target(sql))
 
 

@@ -145,6 +145,8 @@ OTHER_FOLDERS = {
     "scripts/providers": "builds pulumi-resource-random and pulumi-resource-tls from the upstream Terraform providers "
     "behind Pulumi's Terraform bridge (`install`; `smoke` proves them over gRPC); the Go glue per provider below it",
     "bench": "figures, printed and never asserted",
+    "components/data/clickhouse/migrations": "the schema's numbered migrations (templates of the stack's settings) "
+    "and `migrate.sh`, the schema Job's script that applies and records them",
     "docs": "this documentation",
     "tests/unit/golden": "every resource's (type, name, parent) of the dev and prod stacks",
     "tests/support/data": "the vendored subset of Chaos Mesh's CRD schemas",

@@ -100,7 +100,7 @@ def clickhouse_node(tmp_path_factory: pytest.TempPathFactory, dev_settings: Sett
 @pytest.fixture(scope="session")
 def pipeline(clickhouse_node: ClickHouseNode, kafka_node: KafkaNode, events_topic: str, dev_settings: Settings) -> str:
     """The stack's schema applied to ClickHouse, consuming the real Kafka's events topic."""
-    apply_schema(clickhouse_node, dev_settings, kafka_node.bootstrap)
+    apply_schema([clickhouse_node], dev_settings, kafka_node.bootstrap)
     return events_topic
 
 

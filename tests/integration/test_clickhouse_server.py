@@ -67,9 +67,9 @@ def test_queries_are_capped_to_the_container(clickhouse_node: ClickHouseNode, de
 def test_the_schema_is_idempotent(
     clickhouse_node: ClickHouseNode, kafka_node: KafkaNode, pipeline: str, dev_settings: Settings
 ) -> None:
-    apply_schema(clickhouse_node, dev_settings, kafka_node.bootstrap)
+    apply_schema([clickhouse_node], dev_settings, kafka_node.bootstrap)
     tables = query(clickhouse_node, f"SELECT name FROM system.tables WHERE database = '{DATABASE}' ORDER BY name")
-    assert tables.split() == ["events", "events_local", "events_mv", "events_queue"]
+    assert tables.split() == ["events", "events_local", "events_mv_0002", "events_queue", "schema_migrations"]
 
 
 def test_events_produced_to_kafka_arrive_in_the_events_table(

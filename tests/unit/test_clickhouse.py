@@ -9,8 +9,9 @@ from components.data.clickhouse.config import (
     cluster,
     kafka_authentication_config,
     keeper_config,
+    migration_files,
+    migrations,
     password_hash,
-    schema_sql,
     server_config,
 )
 from components.data.clickhouse.keeper import CONFIG_FILE, DATA_DIR
@@ -42,7 +43,8 @@ def test_config_map_holds_the_pure_function_output(stack: Rendered) -> None:
     assert data["qestack.xml"] == server_config(
         settings, ports=PORTS, listen_host="0.0.0.0", data_path="/var/lib/clickhouse/", tmp_path="/tmp/"
     )
-    assert data["schema.sql"] == schema_sql(settings, bootstrap_address(settings.namespace))
+    for name, text in migration_files(settings, bootstrap_address(settings.namespace)).items():
+        assert data[name] == text, f"ConfigMap/{names.CLICKHOUSE_CONFIG}: {name}"
     assert "<prometheus>" in data["qestack.xml"], "the native metrics endpoint is on"
 
 
@@ -71,22 +73,22 @@ def test_the_kafka_engine_logs_in_only_where_kafka_wants_it(stack: Rendered) -> 
         assert files[KAFKA_LOGIN_FILE] == expected
 
 
-def test_schema_job_reads_its_password_from_the_secret(stack: Rendered) -> None:
+def test_schema_job_runs_the_shipped_migrations_on_every_server(stack: Rendered) -> None:
     job = stack.named("Job", names.CLICKHOUSE_SCHEMA_JOB)
     (container,) = pod_spec(job)["containers"]
-    (env,) = container["env"]
-    assert env["valueFrom"]["secretKeyRef"] == {"name": "clickhouse-users", "key": "ingest"}
-    assert "--multiquery" in container["command"][-1]
-    hosts = [endpoint.host for replicas in cluster(settings_of(stack)).shards for endpoint in replicas]
-    assert f"for host in {' '.join(hosts)};" in container["command"][-1], "the schema reaches every server"
-    assert '"$CLICKHOUSE_PASSWORD"' in container["command"][-1]
+    user, password = container["env"]
+    assert user == {"name": "CLICKHOUSE_USER", "value": "ingest"}
+    assert password["valueFrom"]["secretKeyRef"] == {"name": "clickhouse-users", "key": "ingest"}
+    servers = [f"{e.host}:{PORTS.native}" for replicas in cluster(settings_of(stack)).shards for e in replicas]
+    assert container["command"] == ["/bin/sh", "/schema/migrate.sh", "/schema", *servers]
+    assert {"name": "schema", "mountPath": "/schema", "readOnly": True} in container["volumeMounts"]
 
 
 def test_the_legacy_form_drops_only_what_18_16_lacks(stack: Rendered) -> None:
     from components.data.clickhouse.config import legacy_form
 
     settings = settings_of(stack)
-    production = schema_sql(settings, bootstrap_address(settings.namespace))
+    production = "".join(m.sql for m in migrations(settings, bootstrap_address(settings.namespace)))
     legacy = legacy_form(production)
     assert "kafka_skip_broken_messages" in production and "kafka_skip_broken_messages" not in legacy
     assert f"kafka_flush_interval_ms = {settings.clickhouse.flush_interval_ms}," in production
@@ -94,6 +96,7 @@ def test_the_legacy_form_drops_only_what_18_16_lacks(stack: Rendered) -> None:
     assert "kafka_flush_interval_ms" not in legacy and "kafka_thread_per_consumer" not in legacy
     assert "kafka_num_consumers = 3,\n         kafka_max_block_size = 100;" in legacy, "18.16 writes small blocks"
     assert "DateTime64(3)" in production and "DateTime64" not in legacy
+    assert "ADD COLUMN IF NOT EXISTS" in production and "IF NOT EXISTS payload_bytes" not in legacy
     assert legacy.count("CREATE") == production.count("CREATE")
 
 
@@ -134,7 +137,7 @@ def test_the_cluster_file_is_a_secret_with_every_server_and_keeper(stack: Render
 
 def test_replicated_tables_only_where_there_are_replicas(stack: Rendered) -> None:
     settings = settings_of(stack)
-    sql = schema_sql(settings, bootstrap_address(settings.namespace))
+    sql = migrations(settings, bootstrap_address(settings.namespace))[0].sql
     assert ("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/analytics/events_local', '{replica}'" in sql) == (
         settings.clickhouse.replicated
     )

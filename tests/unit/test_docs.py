@@ -76,7 +76,8 @@ def test_the_count_of_bad_config_cases_is_the_tests_own() -> None:
 
 
 def test_the_layout_refuses_a_folder_it_does_not_describe(tmp_path: Path) -> None:
-    packages = ("components", "components/data", "verify", "verify/load", "tests", "tests/unit", "tests/support")
+    packages = ["components", "components/data", "components/data/clickhouse", "verify", "verify/load"]
+    packages += ["tests", "tests/unit", "tests/support"]
     for folder in packages:
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "__init__.py").write_text('"""A package."""\n')

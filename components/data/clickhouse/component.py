@@ -29,6 +29,7 @@ from components.data.clickhouse.config import (
     INGEST,
     INTERSERVER,
     INTERSERVER_HOST_ENV,
+    MIGRATE_SCRIPT,
     REPLICA_ENV,
     SHARD_ENV,
     USERS,
@@ -36,8 +37,8 @@ from components.data.clickhouse.config import (
     cluster,
     cluster_config,
     kafka_authentication_config,
+    migration_files,
     password_hash,
-    schema_sql,
     server_config,
     users_config,
 )
@@ -114,14 +115,15 @@ class ClickHouse(NamespacedComponent):
         self.register_outputs({"httpUrl": self.http_url, "nativeAddress": self.native_address})
 
     def _declare_config(self, name: str) -> k8s.core.v1.ConfigMap:
-        """Server settings (a config.d override of the image's defaults) and the schema SQL."""
+        """Server settings (a config.d override of the image's defaults), the schema's migrations and their runner."""
         settings = self._inputs.settings
         self._config_files = {
             "qestack.xml": server_config(
                 settings, ports=PORTS, listen_host="0.0.0.0", data_path=DATA_DIR, tmp_path="/tmp/"
             ),
-            "schema.sql": schema_sql(settings, self._inputs.kafka_bootstrap),
         }
+        self._migration_files = migration_files(settings, self._inputs.kafka_bootstrap)
+        self._config_files.update(self._migration_files)
         return k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata=self._metadata(names.CLICKHOUSE_CONFIG),
@@ -279,9 +281,9 @@ class ClickHouse(NamespacedComponent):
         )
 
     def _declare_schema_job(self, name: str, config: k8s.core.v1.ConfigMap) -> k8s.batch.v1.Job:
-        """Apply the schema on every server as the ingest user once they are up; every statement is IF NOT EXISTS."""
+        """Apply the pending migrations as the ingest user once the servers are up, and record them on every server."""
         settings = self._inputs.settings
-        hosts = " ".join(endpoint.host for replicas in cluster(settings).shards for endpoint in replicas)
+        servers = [f"{e.host}:{PORTS.native}" for replicas in cluster(settings).shards for e in replicas]
         password = EnvVarArgs(
             name="CLICKHOUSE_PASSWORD",
             value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=CLICKHOUSE_USERS_SECRET, key=INGEST)),
@@ -294,16 +296,13 @@ class ClickHouse(NamespacedComponent):
                 user=CLICKHOUSE_USER,
                 container="apply-schema",
                 image=settings.clickhouse.image,
-                # The password reaches the client through the environment, from the Secret: never a literal.
-                command=[
-                    "/bin/sh",
-                    "-c",
-                    f"for host in {hosts}; do clickhouse-client --host $host --port {PORTS.native} --user {INGEST} "
-                    f'--password "$CLICKHOUSE_PASSWORD" --multiquery < /schema/schema.sql || exit 1; done',
-                ],
-                env=[password],
+                # The same script the tests run on real servers; the password reaches the client through the
+                # environment, from the Secret: never a literal.
+                command=["/bin/sh", f"/schema/{MIGRATE_SCRIPT}", "/schema", *servers],
+                env=[EnvVarArgs(name="CLICKHOUSE_USER", value=INGEST), password],
                 config=config,
-                config_files=(self._config_files["schema.sql"],),
+                # A new or changed migration gives the Job a new spec, so it runs again.
+                config_files=tuple(self._migration_files.values()),
                 config_volume="schema",
                 config_path="/schema",
                 after=self.statefulset,

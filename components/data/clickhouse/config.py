@@ -1,4 +1,4 @@
-"""ClickHouse's configuration as pure functions: server config, users, and the schema SQL.
+"""ClickHouse's configuration as pure functions: server config, users, and the schema's migrations.
 
 Every function produces the form the deployed image (24.8) runs. The integration tests run Debian's
 ClickHouse 18.16, the only one this machine can install. `legacy_form` turns the production text
@@ -7,8 +7,10 @@ into the nearest form 18.16 accepts, and every difference is listed, with its re
 
 import hashlib
 import re
+import string
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 
 from components import names
 from components.settings.model import Settings
@@ -20,7 +22,8 @@ EVENTS_TABLE = "events"
 LOCAL_TABLE = "events_local"
 """Each server's own part of the events (replicated between the replicas of its shard)."""
 QUEUE_TABLE = "events_queue"
-VIEW = "events_mv"
+VIEWS = ("events_mv", "events_mv_0002")
+"""Every materialized view a migration has created, oldest first (each replaces the one before)."""
 CONSUMER_GROUP = "clickhouse-events"
 SHARDING_KEY = "cityHash64(event_id)"
 """An event goes to the shard its id hashes to, so a redelivered event meets its first copy and collapses."""
@@ -34,8 +37,6 @@ INTERSERVER_HOST_ENV = "CLICKHOUSE_INTERSERVER_HOST"
 """Environment variables each server's macros and interserver address are read from (from_env)."""
 KEEPER_ID_ENV = "KEEPER_SERVER_ID"
 """Environment variable a Keeper node's Raft id is read from."""
-SKIP_BROKEN_MESSAGES = "kafka_skip_broken_messages = 100"
-"""A malformed event is skipped (up to this many per block) instead of stalling all ingestion behind it."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ def users_config(settings: Settings, password_hashes: dict[str, str]) -> str:
     # distributed_foreground_insert; this name works on both.)
     _element(default, "insert_distributed_sync", 1)
     # The Kafka engine's flush interval where its table sets none: 24.8 reads the table's
-    # kafka_flush_interval_ms (schema_sql), 18.16 only this.
+    # kafka_flush_interval_ms (migrations/0001_initial.sql), 18.16 only this.
     _element(default, "stream_flush_interval_ms", settings.clickhouse.flush_interval_ms)
     readonly = _element(profiles, "readonly")
     # readonly=2: no writes and no DDL, but a client may still set per-query settings (JDBC does).
@@ -316,64 +317,68 @@ def _local_engine(settings: Settings) -> str:
     return f"ReplicatedReplacingMergeTree('{path}', '{{replica}}', ingested_at)"
 
 
-def schema_sql(settings: Settings, kafka_bootstrap: str) -> str:
-    """The idempotent schema of every server: its part of the events, the Distributed table over all, and ingestion.
+MIGRATIONS = Path(__file__).parent / "migrations"
+"""The numbered migrations (templates of the stack's settings) and their runner, migrate.sh."""
+MIGRATE_SCRIPT = "migrate.sh"
+MIGRATIONS_TABLE = "schema_migrations"
+"""Each server's record of the migrations applied: version, name, checksum, applied_at."""
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
-    Each server consumes the topic in one consumer group and writes through the Distributed table,
-    which sends each event to the shard of its id. A stack from before replication keeps its events
-    table (IF NOT EXISTS): docs/operations.md moves its rows into this layout (migration_sql).
-    """
-    kafka = settings.kafka
-    return f"""CREATE DATABASE IF NOT EXISTS {DATABASE};
 
--- One row per event; a redelivered event (the Kafka engine is at-least-once) collapses on merge.
-CREATE TABLE IF NOT EXISTS {DATABASE}.{LOCAL_TABLE}
-(
-    event_id String,
-    run_id String,
-    kind String,
-    payload String,
-    produced_at_ms UInt64,
-    event_time DateTime DEFAULT toDateTime(intDiv(produced_at_ms, 1000)),
-    ingested_at DateTime64(3) DEFAULT now64(3)
-)
-ENGINE = {_local_engine(settings)}
-PARTITION BY toYYYYMM(event_time)
-ORDER BY event_id;
+@dataclass(frozen=True, kw_only=True)
+class Migration:
+    """One numbered migration, rendered for a stack."""
 
-CREATE TABLE IF NOT EXISTS {DATABASE}.{EVENTS_TABLE} AS {DATABASE}.{LOCAL_TABLE}
-ENGINE = Distributed({names.CLICKHOUSE_CLUSTER}, {DATABASE}, {LOCAL_TABLE}, {SHARDING_KEY});
+    version: int
+    name: str
+    """Its file name, which the runner records and names in its errors."""
+    checksum: str
+    """sha256 of its source: the stack's settings do not change it, an edit does."""
+    sql: str
+    """The rendered text, a checksum line first."""
 
-CREATE TABLE IF NOT EXISTS {DATABASE}.{QUEUE_TABLE}
-(
-    event_id String,
-    run_id String,
-    kind String,
-    payload String,
-    produced_at_ms UInt64
-)
-ENGINE = Kafka
-SETTINGS kafka_broker_list = '{kafka_bootstrap}',
-         kafka_topic_list = '{kafka.topic.name}',
-         kafka_group_name = '{CONSUMER_GROUP}',
-         kafka_format = 'JSONEachRow',
-         kafka_num_consumers = {consumers_per_server(settings)},
-         {SKIP_BROKEN_MESSAGES},
-         kafka_flush_interval_ms = {settings.clickhouse.flush_interval_ms},
-         kafka_thread_per_consumer = 1;
 
--- Every column is selected explicitly: a view does not fill DEFAULT columns on every server version.
-CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}.{VIEW} TO {DATABASE}.{EVENTS_TABLE} AS
-SELECT
-    event_id,
-    run_id,
-    kind,
-    payload,
-    produced_at_ms,
-    toDateTime(intDiv(produced_at_ms, 1000)) AS event_time,
-    now64(3) AS ingested_at
-FROM {DATABASE}.{QUEUE_TABLE};
-"""
+def migration_sources() -> dict[str, str]:
+    """Every migration's source by file name, in order; refuses a misnamed file or a version used twice."""
+    sources = {path.name: path.read_text() for path in sorted(MIGRATIONS.glob("*.sql"))}
+    versions = [_MIGRATION_NAME.match(name) for name in sources]
+    misnamed = [name for name, match in zip(sources, versions, strict=True) if match is None]
+    if misnamed:
+        raise ValueError(f"migrations {misnamed} are not named NNNN_lowercase_words.sql")
+    numbers = [match[1] for match in versions if match]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"migrations share a version: {sorted(sources)}")
+    return sources
+
+
+def migrations(settings: Settings, kafka_bootstrap: str) -> tuple[Migration, ...]:
+    """Every migration rendered with the stack's settings: with replicated tables each statement is ON CLUSTER."""
+    clickhouse = settings.clickhouse
+    # ON CLUSTER needs Keeper (its DDL queue), which only a replicated stack has. Applied once, each ALTER
+    # of a replicated table runs on one replica of each shard and reaches the other through Keeper.
+    parameters = {
+        "on_cluster": f" ON CLUSTER {names.CLICKHOUSE_CLUSTER}" if clickhouse.replicated else "",
+        "local_engine": _local_engine(settings),
+        "cluster": names.CLICKHOUSE_CLUSTER,
+        "sharding_key": SHARDING_KEY,
+        "kafka_broker_list": kafka_bootstrap,
+        "kafka_topic": settings.kafka.topic.name,
+        "consumer_group": CONSUMER_GROUP,
+        "kafka_num_consumers": consumers_per_server(settings),
+        "flush_interval_ms": clickhouse.flush_interval_ms,
+    }
+    rendered = []
+    for name, source in migration_sources().items():
+        checksum = hashlib.sha256(source.encode()).hexdigest()
+        sql = f"-- checksum: {checksum}\n" + string.Template(source).substitute(parameters)
+        rendered.append(Migration(version=int(name[:4]), name=name, checksum=checksum, sql=sql))
+    return tuple(rendered)
+
+
+def migration_files(settings: Settings, kafka_bootstrap: str) -> dict[str, str]:
+    """What the schema Job mounts: every rendered migration by file name, and the runner."""
+    files = {migration.name: migration.sql for migration in migrations(settings, kafka_bootstrap)}
+    return {**files, MIGRATE_SCRIPT: (MIGRATIONS / MIGRATE_SCRIPT).read_text()}
 
 
 SINGLE_SERVER_TABLE = "events_single"
@@ -384,19 +389,25 @@ def park_single_server_sql() -> list[str]:
     """First step of moving a pre-replication stack into the sharded layout: stop its ingestion, park its table.
 
     Its events table (a plain table on server 0) is renamed out of the way of the Distributed table; run
-    on server 0 as admin after the `pulumi up` that brings the layout, then the schema again on every
-    server, then copy_single_server_sql. docs/operations.md has the whole procedure.
+    on server 0 as admin after the `pulumi up` that brings the layout, then the schema Job's migrations
+    again, then copy_single_server_sql. docs/operations.md has the whole procedure.
     """
     return [
-        # The old view writes into the old table: without it, ingestion waits at its committed offsets.
-        f"DROP TABLE IF EXISTS {DATABASE}.{VIEW}",
+        # The views write into the old table: without them, ingestion waits at its committed offsets.
+        *(f"DROP TABLE IF EXISTS {DATABASE}.{view}" for view in VIEWS),
         f"RENAME TABLE {DATABASE}.{EVENTS_TABLE} TO {DATABASE}.{SINGLE_SERVER_TABLE}",
+        # Without its record, server 0 gets every migration again from the schema Job: the Distributed
+        # table and the view in place of what was parked (the other servers' records keep theirs as they are).
+        f"DROP TABLE IF EXISTS {DATABASE}.{MIGRATIONS_TABLE}",
     ]
 
 
 def copy_single_server_sql() -> list[str]:
     """Last step: copy the parked rows through the Distributed table, so each lands on the shard of its id."""
-    return [f"INSERT INTO {DATABASE}.{EVENTS_TABLE} SELECT * FROM {DATABASE}.{SINGLE_SERVER_TABLE}"]
+    # The columns of releases before replication, by name: the parked table may or may not have gained
+    # the later ones (the schema Job may have run before it was parked), and they take their defaults.
+    columns = "event_id, run_id, kind, payload, produced_at_ms, event_time, ingested_at"
+    return [f"INSERT INTO {DATABASE}.{EVENTS_TABLE} ({columns}) SELECT {columns} FROM {DATABASE}.{SINGLE_SERVER_TABLE}"]
 
 
 def statements(sql: str) -> list[str]:
@@ -432,6 +443,12 @@ _LEGACY: tuple[LegacyDifference, ...] = (
         reason="DateTime64 arrived in 20.1: 18.16 keeps whole seconds",
     ),
     LegacyDifference(production="now64(3)", legacy="now()", reason="now64 arrived with DateTime64"),
+    LegacyDifference(
+        production="ADD COLUMN IF NOT EXISTS",
+        legacy="ADD COLUMN",
+        reason="18.16's ALTER has no IF NOT EXISTS: there, a migration rerun after failing past its ADD COLUMN "
+        "stops at it (docs/operations.md says what to do)",
+    ),
     LegacyDifference(
         production=r",\n\s+kafka_skip_broken_messages = \d+",
         legacy="",

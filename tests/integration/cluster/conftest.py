@@ -48,8 +48,7 @@ def clickhouse_cluster(
     keeper = tuple(Endpoint(host=host, port=port) for host, port in zookeeper.hosts)
     cluster = start_clickhouse_cluster(cluster_settings, tmp_path_factory.mktemp("clickhouse-cluster"), keeper)
     try:
-        for node in cluster.nodes:
-            apply_schema(node, cluster_settings, cluster_kafka.bootstrap)
+        apply_schema(cluster.nodes, cluster_settings, cluster_kafka.bootstrap)
         yield cluster
     finally:
         cluster.stop()

@@ -258,9 +258,8 @@ def test_a_single_server_stack_moves_into_the_replicated_layout_without_losing_a
     try:
         for statement in park_single_server_sql():
             query(nodes[0], statement)
-        for node in nodes:
-            # No broker: ingestion is not what this test is about, and it must not join the session cluster's group.
-            apply_schema(node, grown, "127.0.0.1:1")
+        # No broker: ingestion is not what this test is about, and it must not join the session cluster's group.
+        apply_schema(nodes, grown, "127.0.0.1:1")
         for statement in copy_single_server_sql():
             query(nodes[0], statement)
         sql = "SELECT count(), sum(produced_at_ms) FROM analytics.events_local"

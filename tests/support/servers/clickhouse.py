@@ -5,9 +5,13 @@ their nearest 18.16 form (components.data.clickhouse.config.legacy_form), which 
 """
 
 import base64
+import os
 import shutil
+import subprocess
+import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from components.data.clickhouse.config import (
     INGEST,
     INTERSERVER,
     INTERSERVER_HOST_ENV,
+    MIGRATE_SCRIPT,
     PRESTO,
     REPLICA_ENV,
     SHARD_ENV,
@@ -25,11 +30,10 @@ from components.data.clickhouse.config import (
     cluster_config,
     kafka_authentication_config,
     legacy_form,
+    migration_files,
     password_hash,
-    schema_sql,
     server_config,
     server_ordinal,
-    statements,
     users_config,
 )
 from components.data.kafka.config import SCRAM_MECHANISM
@@ -135,10 +139,39 @@ class ClickHouseRefusedError(Exception):
     """ClickHouse answered a statement with an error."""
 
 
-def apply_schema(node: ClickHouseNode, settings: Settings, kafka_bootstrap: str) -> None:
-    """Apply the stack's schema, in its 18.16 form, as the ingest user (as the schema Job does)."""
-    for statement in statements(legacy_form(schema_sql(settings, kafka_bootstrap))):
-        query(node, statement, INGEST)
+CLICKHOUSE_CLIENT = Path("/usr/bin/clickhouse-client")
+
+
+def run_migrations(
+    nodes: list["ClickHouseNode"],
+    settings: Settings,
+    kafka_bootstrap: str,
+    *,
+    upto: int | None = None,
+    edit: Callable[[str], str] = str,
+) -> subprocess.CompletedProcess[str]:
+    """Run the schema Job's script over the servers with the stack's migrations in their 18.16 form, as ingest.
+
+    `upto`: ship only the migrations up to this version (a stack deployed before the later ones); `edit`: a
+    change to each migration's text (the pipeline bench's Kafka table overrides).
+    """
+    installed(CLICKHOUSE_CLIENT, "ClickHouse's client (Debian package clickhouse-client)")
+    files = migration_files(settings, kafka_bootstrap)
+    with tempfile.TemporaryDirectory(prefix="migrations-") as directory:
+        for name, text in files.items():
+            if name == MIGRATE_SCRIPT or upto is None or int(name[:4]) <= upto:
+                Path(directory, name).write_text(text if name == MIGRATE_SCRIPT else edit(legacy_form(text)))
+        servers = [f"127.0.0.1:{node.ports.native}" for node in nodes]
+        env = {**os.environ, "CLICKHOUSE_USER": INGEST, "CLICKHOUSE_PASSWORD": nodes[0].passwords[INGEST]}
+        command = ["/bin/sh", str(Path(directory, MIGRATE_SCRIPT)), directory, *servers]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def apply_schema(nodes: list["ClickHouseNode"], settings: Settings, kafka_bootstrap: str) -> None:
+    """Apply the stack's pending migrations to its servers as the schema Job does; fail with the script's output."""
+    result = run_migrations(nodes, settings, kafka_bootstrap)
+    if result.returncode != 0:
+        raise ClickHouseRefusedError(f"migrate.sh exited {result.returncode}: {result.stdout}{result.stderr}")
 
 
 @dataclass

@@ -39,7 +39,7 @@ def data_plane(settings: Settings, workdir: Path) -> Iterator[DataPlane]:
         )
         servers += [presto.coordinator, presto.worker, presto.exporter]
         run_topic_bootstrap(kafka)
-        apply_schema(clickhouse, settings, kafka.bootstrap)
+        apply_schema([clickhouse], settings, kafka.bootstrap)
         yield DataPlane(kafka, clickhouse, presto)
     finally:
         for server in reversed(servers):
