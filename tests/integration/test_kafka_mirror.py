@@ -12,13 +12,20 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from components.data.kafka.config import BROKER_PRINCIPAL, VERIFY_PREFIX
-from components.data.kafka.mirror import OFFSET_LAG_MAX, REPLICATION_LATENCY_METRIC, source_grants, target_grants
+from components.data.kafka.config import BROKER_PRINCIPAL, CLICKHOUSE_PRINCIPAL, VERIFY_PREFIX
+from components.data.kafka.mirror import (
+    MIRROR_PRINCIPAL,
+    OFFSET_LAG_MAX,
+    REPLICATION_LATENCY_METRIC,
+    source_grants,
+    target_grants,
+)
 from components.settings.model import MirrorSettings, Settings
 from tests.support.events import produce_events
 from tests.support.servers.kafka import KafkaNode, run_topic_bootstrap, start_kafka, with_scram
 from tests.support.servers.metrics import scrape_until
 from tests.support.servers.mirror import MIRROR_PASSWORD, Mirror, add_mirror_user, end_offsets, start_mirror
+from verify.smoke.mirror import lag_figures
 
 GROUP = f"{VERIFY_PREFIX}mirrored-group"
 """A group committed on the primary whose offsets the mirror translates (not ClickHouse's: the session's may be
@@ -124,3 +131,26 @@ def test_a_group_committed_on_the_primary_resumes_on_the_dr_site(
     assert all(0 <= lag <= OFFSET_LAG_MAX for lag in behind.values()), (
         f"group {GROUP} on the DR site: {translated}, on the primary: {source}\n{mirror.server.tail()}"
     )
+
+
+def test_the_lag_counts_what_a_stopped_mirror_has_not_copied_and_reads_zero_once_caught_up(
+    kafka_node: KafkaNode, dr_node: KafkaNode, mirror: Mirror, mirror_settings: MirrorSettings, events_topic: str
+) -> None:
+    """Verify's lag (RPO) figures: 0 caught up; the exact count, and an age, of events produced while it is stopped."""
+    source = {**kafka_node.client_config(MIRROR_PRINCIPAL, MIRROR_PASSWORD)}
+    target = {**dr_node.client_config(CLICKHOUSE_PRINCIPAL)}
+    caught_up(kafka_node, dr_node, events_topic)
+    assert lag_figures(source, target, events_topic) == {"behind_records": 0, "partitions_behind": 0, "rpo_seconds": 0}
+    mirror.server.pause()
+    try:
+        time.sleep(0.01)  # the new events' timestamps come after the last mirrored one's millisecond
+        run = f"lag-{uuid.uuid4()}"
+        keys = [f"{run}-{n}" for n in range(50)]
+        assert produce_events(kafka_node, events_topic, run, keys) == set(keys)
+        stopped = lag_figures(source, target, events_topic)
+    finally:
+        mirror.server.resume()
+    assert stopped["behind_records"] == 50 and stopped["partitions_behind"] >= 1, stopped
+    assert float(stopped["rpo_seconds"]) > 0, stopped
+    caught_up(kafka_node, dr_node, events_topic)
+    assert lag_figures(source, target, events_topic)["behind_records"] == 0
