@@ -627,7 +627,11 @@ BootstrapServers = Annotated[
 
 
 class MirrorSettings(Model):
-    """MirrorMaker 2 on a disaster-recovery stack: the primary site's topics mirrored into this stack's Kafka."""
+    """MirrorMaker 2 on a disaster-recovery stack: the primary site's topics mirrored into this stack's Kafka.
+
+    Not yet a key of Settings: it becomes `mirror` with the DR stack's Deployment, so that no stack can set a
+    mirror the program would ignore.
+    """
 
     source_alias: DnsLabel = Field(
         "primary", description="the primary cluster's name in MirrorMaker 2's config, metrics and internal topics"
@@ -864,9 +868,6 @@ class Settings(Model):
     presto: PrestoSettings = Field(default_factory=PrestoSettings, description="Presto")
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings, description="ClickHouse")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Kafka")
-    mirror: MirrorSettings | None = Field(
-        None, description="a disaster-recovery stack's mirror of the primary's topics; unset = no mirror"
-    )
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings, description="observability")
     chaos: ChaosSettings = Field(default_factory=ChaosSettings, description="fault injection")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="post-deploy verification")
