@@ -63,6 +63,10 @@ def mirror(kafka_node: KafkaNode, dr_node: KafkaNode, mirror_settings: MirrorSet
     add_mirror_user(dr_node, target_grants(mirror_settings))
     running = start_mirror(mirror_settings, dr_node)
     yield running
+    assert running.server.process and running.server.process.poll() is None, (
+        f"the mirror died:\n{running.server.tail()}"
+    )
+    assert "exiting" not in running.server.log.read_text(), f"a herder died:\n{running.server.tail()}"
     running.server.stop(grace=5)  # its state lives in the DR cluster: nothing to lose at the end
 
 

@@ -48,6 +48,7 @@ def test_the_file_names_the_passwords_as_environment_variables_and_holds_none(de
 def test_only_the_primary_to_dr_flow_runs_and_the_topic_keeps_its_name(dev_settings: Settings) -> None:
     found = properties(dev_settings, settings(topics=["events", "audit"]))
     assert found["primary->dr.enabled"] == "true" and found["dr->primary.enabled"] == "false"
+    assert found["dr->primary.emit.heartbeats.enabled"] == "false", "else the disabled flow still gets a herder"
     assert found["primary->dr.topics"] == "events,audit"
     assert found["replication.policy.class"].endswith("IdentityReplicationPolicy")
     assert found["offset-syncs.topic.location"] == "target"

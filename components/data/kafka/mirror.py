@@ -74,6 +74,9 @@ def mirror_properties(kafka: KafkaSettings, mirror: MirrorSettings, target_boots
         **_cluster(TARGET_ALIAS, target_bootstrap, TARGET_PASSWORD_ENV),
         f"{flow}.enabled": "true",
         f"{TARGET_ALIAS}->{source}.enabled": "false",
+        # A disabled flow still gets a herder while it emits heartbeats (their default): that herder writes its
+        # Connect topics on the primary, which the mirror user may not, and its failure stops the whole process.
+        f"{TARGET_ALIAS}->{source}.emit.heartbeats.enabled": "false",
         f"{flow}.topics": ",".join(mirror.topics),
         f"{flow}.groups": ",".join(mirror.groups) or "^$",
         "replication.policy.class": "org.apache.kafka.connect.mirror.IdentityReplicationPolicy",
