@@ -26,8 +26,10 @@ from verify.smoke import clickhouse
 from verify.smoke.kafka import CLICKHOUSE_PASSWORD, connection
 
 TIMEOUT = 10.0
-EMPTY_GROUP_TIMEOUT = 60.0
-"""Seconds the group gets to lose its members once the Kafka engine table is detached."""
+EMPTY_GROUP_TIMEOUT = 330.0
+"""Seconds the group gets to lose its members once the Kafka engine table is detached. Consumers that leave
+cleanly are gone at once; a group caught mid-rebalance (its table attached moments before) keeps its departed
+members until the rebalance times out, after their max.poll.interval.ms: 300 s, librdkafka's default."""
 DDL_TIMEOUT = 60
 IDS_PER_QUERY = 2000
 """Event ids per IN list: well under ClickHouse's max_query_size (256 KiB)."""
@@ -208,7 +210,9 @@ def replay(context: Context, plan: ReplayPlan) -> Figures:
         context.progress(f"detaching {DATABASE}.{QUEUE_TABLE}")
         client.execute(f"DETACH TABLE {DATABASE}.{QUEUE_TABLE}{clause}")
         context.cleanup.add(f"{DATABASE}.{QUEUE_TABLE} attached", lambda: attach(client, clause))
+        detached = time.monotonic()
         wait_empty(admin, EMPTY_GROUP_TIMEOUT)
+        emptied = time.monotonic() - detached
         span, notes = plan_range(consumer, topic, partitions, plan)
         context.progress(f"reading {sum(span.ends[p] - span.starts[p] for p in partitions)} messages")
         read_range(consumer, topic, span, plan, plan.converge_timeout)
@@ -221,12 +225,14 @@ def replay(context: Context, plan: ReplayPlan) -> Figures:
     attach(client, clause)
     context.progress(f"waiting for {len(span.ids)} events in {table}")
     after: dict[str, int] = {}
-    end = time.monotonic() + plan.converge_timeout
+    attached = time.monotonic()
+    end = attached + plan.converge_timeout
     while time.monotonic() < end and not context.stopping.is_set():
         after = rows_by_id(client, table, span.ids)
         if after.keys() >= span.ids:
             break
         time.sleep(POLL_INTERVAL)
+    converged = time.monotonic() - attached
     merged = collapse(client, table, span.ids, clause)
     after = rows_by_id(client, table, span.ids)
     missing = span.ids - after.keys()
@@ -240,6 +246,8 @@ def replay(context: Context, plan: ReplayPlan) -> Figures:
         "missing": len(missing),
         "duplicates_visible": sum(after.values()) - len(after),
         "partitions_merged": merged,
+        "group_empty_s": round(emptied, 3),
+        "converge_s": round(converged, 3),
         "from": ",".join(f"{p}:{span.starts[p]}" for p in partitions),
         "to": ",".join(f"{p}:{span.ends[p]}" for p in partitions),
     }
