@@ -1,7 +1,8 @@
 """MirrorMaker 2 from the stack's mm2.properties mirrors the events topic and a group's offsets between two real Kafkas.
 
-The primary is the session's SCRAM node; the DR site is a second one. The mirror runs Kafka's own
-connect-mirror-maker of the same release, with the mirror user and grants the stack's scripts create.
+The primary is the session's SCRAM node; the DR site is a second one, with its own ClickHouse on the stack's
+schema. The mirror runs Kafka's own connect-mirror-maker of the same release, with the mirror user and grants
+the stack's scripts create.
 """
 
 import time
@@ -12,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from components.data.clickhouse.config import DATABASE, EVENTS_TABLE
 from components.data.kafka.config import BROKER_PRINCIPAL, CLICKHOUSE_PRINCIPAL, VERIFY_PREFIX
 from components.data.kafka.mirror import (
     MIRROR_PRINCIPAL,
@@ -22,7 +24,8 @@ from components.data.kafka.mirror import (
 )
 from components.settings.model import MirrorSettings, Settings
 from tests.support.events import produce_events
-from tests.support.servers.kafka import KafkaNode, run_topic_bootstrap, start_kafka, with_scram
+from tests.support.servers.clickhouse import ClickHouseNode, apply_schema, query, start_clickhouse
+from tests.support.servers.kafka import PASSWORDS, KafkaNode, run_topic_bootstrap, start_kafka, with_scram
 from tests.support.servers.metrics import scrape_until
 from tests.support.servers.mirror import MIRROR_PASSWORD, Mirror, add_mirror_user, end_offsets, start_mirror
 from verify.smoke.mirror import lag_figures
@@ -68,6 +71,20 @@ def mirror(kafka_node: KafkaNode, dr_node: KafkaNode, mirror_settings: MirrorSet
     )
     assert "exiting" not in running.server.log.read_text(), f"a herder died:\n{running.server.tail()}"
     running.server.stop(grace=5)  # its state lives in the DR cluster: nothing to lose at the end
+
+
+@pytest.fixture(scope="module")
+def dr_clickhouse(
+    tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings, dr_node: KafkaNode
+) -> Iterator[ClickHouseNode]:
+    """The DR site's ClickHouse: the stack's config and schema, consuming the DR site's Kafka."""
+    login = (CLICKHOUSE_PRINCIPAL, PASSWORDS[CLICKHOUSE_PRINCIPAL])
+    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse-dr"), kafka_login=login)
+    try:
+        apply_schema(node, dev_settings, dr_node.bootstrap)
+        yield node
+    finally:
+        node.server.stop()
 
 
 def caught_up(primary: KafkaNode, dr: KafkaNode, topic: str, deadline: float = 90.0) -> tuple[dict, dict]:
@@ -158,3 +175,17 @@ def test_the_lag_counts_what_a_stopped_mirror_has_not_copied_and_reads_zero_once
     assert float(stopped["rpo_seconds"]) > 0, stopped
     caught_up(kafka_node, dr_node, events_topic)
     assert lag_figures(source, target, events_topic)["behind_records"] == 0
+
+
+def test_the_dr_sites_clickhouse_serves_the_mirrored_events_with_the_stacks_own_schema(
+    kafka_node: KafkaNode, mirror: Mirror, dr_clickhouse: ClickHouseNode, events_topic: str
+) -> None:
+    """Events produced on the primary are queryable on the DR site, once each: the topic kept its name."""
+    run = f"dr-{uuid.uuid4()}"
+    keys = [f"{run}-{n}" for n in range(100)]
+    assert produce_events(kafka_node, events_topic, run, keys) == set(keys)
+    sql = f"SELECT count(), uniqExact(event_id) FROM {DATABASE}.{EVENTS_TABLE} WHERE run_id = '{run}'"
+    deadline = time.monotonic() + 60
+    while (found := query(dr_clickhouse, sql)) != "100\t100" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert found == "100\t100", f"the DR site's {DATABASE}.{EVENTS_TABLE} has (rows, events) {found} of the run"
