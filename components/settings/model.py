@@ -615,6 +615,54 @@ class KafkaSettings(Model):
         return self
 
 
+BootstrapServers = Annotated[
+    str,
+    AfterValidator(
+        _regex(
+            r"[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*",
+            "host:port[,host:port...], e.g. 'kafka-0.kafka.query-engine.svc:9092'",
+        )
+    ),
+]
+
+
+class MirrorSettings(Model):
+    """MirrorMaker 2 on a disaster-recovery stack: the primary site's topics mirrored into this stack's Kafka.
+
+    Not yet a key of Settings: it becomes `mirror` with the DR stack's Deployment, so that no stack can set a
+    mirror the program would ignore.
+    """
+
+    source_alias: DnsLabel = Field(
+        "primary", description="the primary cluster's name in MirrorMaker 2's config, metrics and internal topics"
+    )
+    source_bootstrap: BootstrapServers = Field(
+        description="the primary's Kafka CLIENT listener as this site reaches it (every broker it advertises "
+        "must resolve and route from here)"
+    )
+    source_password: SecretStr = Field(
+        description="the primary's `mirror` SCRAM user's password; set with `pulumi config set --secret --path "
+        "mirror.sourcePassword`"
+    )
+    topics: list[TopicName] = Field(
+        default_factory=lambda: ["events"], min_length=1, description="topics mirrored under the same names"
+    )
+    groups: list[TopicName] = Field(
+        default_factory=lambda: ["clickhouse-events"],
+        description="consumer groups whose committed offsets are translated into this site (checkpoints)",
+    )
+    image: Image = Field("apache/kafka:3.9.1", description="the image MirrorMaker 2 runs from: Kafka's own release")
+    resources: Resources = Field(
+        default_factory=resources("100m", "384Mi", "1", "768Mi"), description="container resources"
+    )
+    lag_alert_seconds: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="replication latency, in seconds, over which KafkaMirrorBehind fires (after 5 minutes)",
+    )
+
+
 class PrometheusSettings(Model):
     """Prometheus server."""
 

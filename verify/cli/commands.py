@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from verify.cli import failover, load, pipeline, restore_drill, smoke
+from verify.cli import failover, load, pipeline, replay, restore_drill, smoke
 from verify.cli.job import Job
 
 if TYPE_CHECKING:
@@ -65,6 +65,15 @@ COMMANDS = (
         "and --allow-destructive.",
         arguments=failover.arguments,
         prepare=failover.prepare,
+    ),
+    Command(
+        name="replay",
+        summary="replay the events topic into ClickHouse from an offset or a time (needs --allow-destructive)",
+        description="Detach ClickHouse's Kafka engine table, move its consumer group back to an offset or a time, "
+        "attach it, and count: events replayed, already present, filled, missing, duplicates visible (after the "
+        "touched partitions are merged). A backfill after an outage or a bug. Needs --allow-destructive.",
+        arguments=replay.arguments,
+        prepare=replay.prepare,
     ),
     Command(
         name="restore-drill",

@@ -133,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
     """The whole command line: shared flags, a command, its flags; `plan` takes a command and its flags."""
     cli = argparse.ArgumentParser(
         prog=PROG,
-        usage="%(prog)s [-h] [--version] [shared flags] {plan,smoke,pipeline,load,failover,all} [command flags]",
+        usage="%(prog)s [-h] [--version] [shared flags] {plan,smoke,pipeline,load,failover,replay,all} [command flags]",
         description="Check a deployed query-engine-stack: smoke, data pipeline, load and failover, with figures.\n"
         + textwrap.fill(
             "`python -m verify COMMAND --help` lists a command's flags; the shared flags below go before or "
@@ -149,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
     plan = commands.add_parser(
         "plan",
         prog=f"{PROG} plan",
-        usage="%(prog)s [-h] [shared flags] {smoke,pipeline,load,failover,all} [command flags]",
+        usage="%(prog)s [-h] [shared flags] {smoke,pipeline,load,failover,replay,all} [command flags]",
         help="list the checks a command would run, with their parameters; run nothing (e.g. plan load --mode open)",
         description="List the checks a command would run with its flags, and their parameters; run nothing.",
         epilog=EPILOG,

@@ -20,9 +20,9 @@ def prepare(args: argparse.Namespace, targets: "Targets", planning: bool) -> Job
 
     def build(kube: "Cluster | None", run_id: str, cleanup: Cleanup) -> list[Check]:
         import verify.kube.checks  # the clients: imported by the commands that use them
-        from verify.smoke import clickhouse, grafana, kafka, presto, prometheus, replication
+        from verify.smoke import clickhouse, grafana, kafka, mirror, presto, prometheus, replication
 
-        services = (presto, clickhouse, replication, kafka, prometheus, grafana)
+        services = (presto, clickhouse, replication, kafka, mirror, prometheus, grafana)
         return [check for service in services for check in service.checks(targets)] + (
             verify.kube.checks.checks(kube, targets) if kube else []
         )

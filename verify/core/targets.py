@@ -58,6 +58,18 @@ class Expected:
 
 
 @dataclass(frozen=True)
+class MirrorSource:
+    """A DR stack's primary as its mirror reads it, for the mirror's lag (the RPO)."""
+
+    bootstrap: str
+    login: tuple[str, str]
+    """The mirror user's SCRAM login on the primary."""
+    topics: tuple[str, ...]
+    lag_alert_seconds: float
+    """Over this, the lag check fails (the same threshold as the KafkaMirrorBehind alert)."""
+
+
+@dataclass(frozen=True)
 class Targets:
     """Everything a check needs to reach its service and judge it."""
 
@@ -72,10 +84,13 @@ class Targets:
     """The kubeconfig context the stack was deployed with (None: the current one)."""
     kafka_login: tuple[str, str] | None = None
     """(user, password) for Kafka's SASL/SCRAM, when the stack has kafka.authentication scram."""
+    mirror: MirrorSource | None = None
+    """The primary a DR stack mirrors; None for a stack without a mirror."""
 
     def secrets(self) -> set[str]:
-        """Every credential value, for redaction."""
-        return {value for value in self.credentials.values() if value}
+        """Every credential value, for redaction (the mirror's login on the primary included)."""
+        mirrored = {self.mirror.login[1]} if self.mirror else set()
+        return {value for value in self.credentials.values() if value} | mirrored
 
 
 def load_outputs(stack: str | None, outputs_file: Path | None) -> tuple[str, dict[str, Any]]:
@@ -127,6 +142,7 @@ def targets_from(stack: str, outputs: dict[str, Any]) -> Targets:
         credentials=dict(_field(outputs, "credentials")),
         kube_context=outputs.get("kubeContext") or None,
         kafka_login=_kafka_login(outputs),
+        mirror=_mirror(outputs),
         expected=Expected(
             presto_workers=int(_field(expected, "prestoWorkers")),
             presto_catalogs=tuple(_field(expected, "prestoCatalogs")),
@@ -151,6 +167,19 @@ def _kafka_login(outputs: dict[str, Any]) -> tuple[str, str] | None:
     if _field(outputs, "kafkaAuthentication") != "scram":
         return None
     return VERIFY_PRINCIPAL, _field(outputs, "credentials", VERIFY_KAFKA_PASSWORD)
+
+
+def _mirror(outputs: dict[str, Any]) -> MirrorSource | None:
+    """The mirror's source, if the stack exports one (a DR stack)."""
+    mirror = outputs.get("mirror")
+    if not mirror:
+        return None
+    return MirrorSource(
+        bootstrap=_field(mirror, "sourceBootstrap"),
+        login=(_field(mirror, "user"), _field(mirror, "sourcePassword")),
+        topics=tuple(_field(mirror, "topics")),
+        lag_alert_seconds=float(_field(mirror, "lagAlertSeconds")),
+    )
 
 
 def split_address(address: str) -> SplitResult:

@@ -347,13 +347,13 @@ exec "$KAFKA_HOME/bin/kafka-server-start.sh" "$RUNTIME_DIR/server.properties"
 """
 
 
-def _acl_commands(kafka: KafkaSettings) -> str:
-    """kafka-acls.sh lines adding grants() (adding an ACL that exists changes nothing).
+def acl_commands(granted: Sequence[Grant]) -> str:
+    """kafka-acls.sh lines adding these grants (adding an ACL that exists changes nothing); $admin logs in.
 
     One line (one JVM) per grant and pattern type: a pattern type applies to every resource of the line.
     """
     lines = []
-    for grant in grants(kafka):
+    for grant in granted:
         operations = " ".join(f"--operation {operation}" for operation in grant.operations)
         for pattern in dict.fromkeys(pattern for _, pattern, _ in grant.resources):
             resources = " ".join(f"--{kind} {name}" for kind, how, name in grant.resources if how == pattern)
@@ -362,6 +362,27 @@ def _acl_commands(kafka: KafkaSettings) -> str:
                 f"{operations} --resource-pattern-type {pattern} {resources}"
             )
     return "\n".join(lines)
+
+
+def scram_user_command(user: str, password_env: str) -> str:
+    """Shell lines setting a SCRAM user's password from an environment variable, through a file ($admin logs in)."""
+    return f"""printf '%s\\n' "{SCRAM_MECHANISM}=iterations={SCRAM_ITERATIONS},password=${password_env}" \\
+  > "$RUNTIME_DIR/{user}.properties"
+"$KAFKA_HOME/bin/kafka-configs.sh" $admin --alter --entity-type users --entity-name {user} \\
+  --add-config-file "$RUNTIME_DIR/{user}.properties\""""
+
+
+def admin_preamble() -> str:
+    """The start of a scram stack's admin script: $admin logs in as broker on BOOTSTRAP (password from the env)."""
+    jaas = _plain_jaas(f"${ENV_PASSWORD[BROKER_PRINCIPAL]}", serves=False)
+    return f"""#!/bin/sh
+set -eu
+# Passwords go into files only this user can read, never onto a command line.
+umask 077
+printf '%s\\n' security.protocol=SASL_PLAINTEXT sasl.mechanism=PLAIN "sasl.jaas.config={jaas}" \\
+  > "$RUNTIME_DIR/admin.properties"
+admin="--bootstrap-server $BOOTSTRAP --command-config $RUNTIME_DIR/admin.properties"
+"""
 
 
 def topic_bootstrap_script(kafka: KafkaSettings) -> str:
@@ -382,22 +403,8 @@ set -eu
 admin="--bootstrap-server $BOOTSTRAP"
 {create_topic}
 """
-    users = "\n".join(
-        f"""printf '%s\\n' "{SCRAM_MECHANISM}=iterations={SCRAM_ITERATIONS},password=${ENV_PASSWORD[user]}" \\
-  > "$RUNTIME_DIR/{user}.properties"
-"$KAFKA_HOME/bin/kafka-configs.sh" $admin --alter --entity-type users --entity-name {user} \\
-  --add-config-file "$RUNTIME_DIR/{user}.properties\""""
-        for user in (CLICKHOUSE_PRINCIPAL, VERIFY_PRINCIPAL)
-    )
-    jaas = _plain_jaas(f"${ENV_PASSWORD[BROKER_PRINCIPAL]}", serves=False)
-    return f"""#!/bin/sh
-set -eu
-# Passwords go into files only this user can read, never onto a command line.
-umask 077
-printf '%s\\n' security.protocol=SASL_PLAINTEXT sasl.mechanism=PLAIN "sasl.jaas.config={jaas}" \\
-  > "$RUNTIME_DIR/admin.properties"
-admin="--bootstrap-server $BOOTSTRAP --command-config $RUNTIME_DIR/admin.properties"
-{create_topic}
+    users = "\n".join(scram_user_command(user, ENV_PASSWORD[user]) for user in (CLICKHOUSE_PRINCIPAL, VERIFY_PRINCIPAL))
+    return f"""{admin_preamble()}{create_topic}
 {users}
-{_acl_commands(kafka)}
+{acl_commands(grants(kafka))}
 """
