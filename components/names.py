@@ -57,6 +57,11 @@ CLICKHOUSE_INTERSERVER_PORT = 9009
 CLICKHOUSE_CLUSTER = "events"
 """The remote_servers cluster the Distributed table reads and writes through."""
 
+# ClickHouse backups: the backup tool beside each server (its API and /metrics on one port) and the scheduled Job.
+CLICKHOUSE_BACKUP = "clickhouse-backup"
+"""The sidecar container, the CronJob and its Secret of the tool's config."""
+CLICKHOUSE_BACKUP_PORT = 7171
+
 # ClickHouse Keeper: the replicas' coordination (only when there is more than one ClickHouse server).
 CLICKHOUSE_KEEPER = "clickhouse-keeper"
 CLICKHOUSE_KEEPER_HEADLESS = "clickhouse-keeper-headless"
