@@ -60,6 +60,7 @@ CLICKHOUSE_CLUSTER = "events"
 # ClickHouse backups: the backup tool beside each server (its API and /metrics on one port) and the scheduled Job.
 CLICKHOUSE_BACKUP = "clickhouse-backup"
 """The sidecar container, the CronJob and its Secret of the tool's config."""
+CLICKHOUSE_BACKUP_CONFIG = "clickhouse-backup-config"
 CLICKHOUSE_BACKUP_PORT = 7171
 
 # ClickHouse Keeper: the replicas' coordination (only when there is more than one ClickHouse server).
