@@ -13,14 +13,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.data.clickhouse.backup import FULL, INCREMENTAL, SHARD_PATH, Schedule
 from components.data.clickhouse.config import DATABASE, LOCAL_TABLE
+from components.observability.prometheus.alert_rules import RULE_FILE, rule_file, rule_tests
+from components.observability.prometheus.config import StaticTarget, prometheus_config
+from tests.support.backups import backup_settings
 from tests.support.events import produce
-from tests.support.servers.backup import BackupTool, run_job, start_backup_tool
+from tests.support.servers.backup import API_PASSWORD, BackupTool, run_job, start_backup_tool
 from tests.support.servers.clickhouse import ClickHouseNode, query
 from tests.support.servers.kafka import KafkaNode
 from tests.support.servers.object_store import ObjectStoreNode, start_object_store
+from tests.support.servers.prometheus import PROMTOOL, get_json, run_tool, start_prometheus
 
 BUCKET = "qestack-backups"
 PREFIX = "dev"
@@ -270,3 +275,38 @@ def test_a_failed_backup_fails_the_job_with_the_tools_error_and_shows_in_its_met
         forget_local(elsewhere)
     finally:
         elsewhere.server.stop()
+
+
+def test_promtool_checks_the_backup_alerts_and_their_cases(tmp_path: Path) -> None:
+    # 2 h rather than a day: promtool steps through every minute of the missing case.
+    settings = backup_settings("prod", missing_after="2h")
+    (tmp_path / RULE_FILE).write_text(rule_file(settings))
+    (tmp_path / "tests.yml").write_text(rule_tests(settings))
+    tested = run_tool(PROMTOOL, "test", "rules", "tests.yml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "ClickHouseBackupMissing" in (tmp_path / "tests.yml").read_text()
+
+
+def test_prometheus_scrapes_the_tool_with_the_api_login(tool: BackupTool, tmp_path: Path) -> None:
+    settings = backup_settings("dev")
+    target = StaticTarget(f"127.0.0.1:{tool.port}", "clickhouse-0", "server")
+    config = yaml.safe_load(
+        prometheus_config(settings, rule_files=[], alertmanagers=[], static={"clickhouse-backup": [target]})
+    )
+    # The password where the pod mounts it from the clickhouse-backup Secret: here, a file of the test's.
+    (tmp_path / "api-password").write_text(API_PASSWORD)
+    job = next(job for job in config["scrape_configs"] if job["job_name"] == "clickhouse-backup")
+    job["basic_auth"]["password_file"] = str(tmp_path / "api-password")
+    config["global"]["scrape_interval"] = "1s"
+    prometheus = start_prometheus(yaml.safe_dump(config), {}, tmp_path / "prometheus")
+    try:
+        deadline = time.monotonic() + 60
+        result: list = []
+        while time.monotonic() < deadline and not result:
+            url = f"http://127.0.0.1:{prometheus.port}/api/v1/query?query=clickhouse_backup_last_upload_status"
+            result = get_json(url)["data"]["result"]
+            time.sleep(0.5)
+        assert result, f"Prometheus scraped no backup status from the tool within 60 s:\n{prometheus.tail()}"
+        assert result[0]["metric"]["job"] == "clickhouse-backup" and result[0]["value"][1] == "1"
+    finally:
+        prometheus.stop()

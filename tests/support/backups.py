@@ -26,7 +26,9 @@ SECRETS = {"credentials": {"clickhouseBackupAccessKey": ACCESS_KEY, "clickhouseB
 """What `pulumi config set --secret --path credentials.NAME` gives the program."""
 
 
-def backup_settings(stack: str) -> Settings:
+def backup_settings(stack: str, missing_after: str = "26h") -> Settings:
     """A shipped stack's settings with backups on."""
-    config = stack_config(stack, {**backup_overrides(stack), **SECRETS})
+    overrides = backup_overrides(stack)
+    overrides["clickhouse"]["backup"]["missingAfter"] = missing_after
+    config = stack_config(stack, {**overrides, **SECRETS})
     return parse_settings(stack, config, secret_keys={f"{PROJECT}:credentials"})
