@@ -20,6 +20,9 @@ def problems(stack: str, secret_keys: tuple[str, ...] = (), **overrides: Any) ->
     return caught.value
 
 
+STORE = {"endpoint": "https://s3.example.com", "bucket": "backups", "prefix": "dev"}
+"""A valid object store, each bad case changing one key."""
+
 # (stack, overrides, key the message must name, text the message must contain)
 BAD_CONFIGS = [
     ("dev", {"monitoring": {"querySuccessObjective": 1.5}}, "monitoring.querySuccessObjective", "less than 1"),
@@ -138,24 +141,53 @@ BAD_CONFIGS = [
     ("dev", {"clickhouse": {"backup": {"keepFull": 0}}}, "clickhouse.backup.keepFull", "greater than or equal to 1"),
     ("dev", {"clickhouse": {"backup": {"missingAfter": "1 day"}}}, "clickhouse.backup.missingAfter", "duration"),
     ("dev", {"clickhouse": {"backup": {"image": "altinity/clickhouse-backup"}}}, "clickhouse.backup.image", "pinned"),
-    *(
-        (
-            "dev",
-            {"clickhouse": {"backup": {"objectStore": {**store, key: value}}}},
-            f"clickhouse.backup.objectStore.{key}",
-            text,
-        )
-        for store in ({"endpoint": "https://s3.example.com", "bucket": "backups", "prefix": "dev"},)
-        for key, value, text in (
-            ("endpoint", "s3.example.com", "http:// or https:// URL"),
-            ("endpoint", "https://s3.example.com/bucket", "without a path"),
-            ("bucket", "Backups", "S3 bucket name"),
-            ("bucket", "ab", "S3 bucket name"),
-            ("bucket", "192.168.1.10", "not an IP address"),
-            ("bucket", "my..backups", "without '..'"),
-            ("prefix", "/dev", "no leading or trailing '/'"),
-            ("cidrs", [], "at least 1 item"),
-        )
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "endpoint": "s3.example.com"}}}},
+        "clickhouse.backup.objectStore.endpoint",
+        "http:// or https:// URL",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "endpoint": "https://s3.example.com/bucket"}}}},
+        "clickhouse.backup.objectStore.endpoint",
+        "without a path",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "bucket": "Backups"}}}},
+        "clickhouse.backup.objectStore.bucket",
+        "S3 bucket name",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "bucket": "ab"}}}},
+        "clickhouse.backup.objectStore.bucket",
+        "S3 bucket name",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "bucket": "192.168.1.10"}}}},
+        "clickhouse.backup.objectStore.bucket",
+        "not an IP address",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "bucket": "my..backups"}}}},
+        "clickhouse.backup.objectStore.bucket",
+        "without '..'",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "prefix": "/dev"}}}},
+        "clickhouse.backup.objectStore.prefix",
+        "no leading or trailing '/'",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "cidrs": []}}}},
+        "clickhouse.backup.objectStore.cidrs",
+        "at least 1 item",
     ),
 ]
 
