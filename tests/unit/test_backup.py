@@ -1,11 +1,20 @@
 """ClickHouse backups as rendered: the tool's config, the sidecar, the CronJob, flows, quota, scrape job and alerts."""
 
+import re
+
 import kubernetes_validate
 import pytest
 import yaml
 
 from components import names
-from components.data.clickhouse.backup import ObjectStore, Schedule, job_script, tool_config
+from components.data.clickhouse.backup import (
+    SHARED_CONFIG_KEYS,
+    SHARED_ENDPOINTS,
+    ObjectStore,
+    Schedule,
+    job_script,
+    tool_config,
+)
 from components.observability.prometheus.alert_rules import alerts
 from components.observability.prometheus.config import prometheus_config
 from components.platform.budget import budget
@@ -149,3 +158,18 @@ def shipped(stack: str) -> Settings:
 
 def test_the_backed_up_stack_passes_every_policy_rule(backed_up: Rendered) -> None:
     assert run_all(backed_up) == []
+
+
+def test_the_config_and_the_job_use_only_what_both_tool_versions_share() -> None:
+    config = yaml.safe_load(
+        tool_config(STORE_OBJECT, Schedule(keep_full=2, full_every=7), clickhouse_port=9000, listen="0.0.0.0:7171")
+    )
+    for section, keys in config.items():
+        assert set(keys) <= set(SHARED_CONFIG_KEYS[section]), (
+            f"{section}: {set(keys) - set(SHARED_CONFIG_KEYS[section])}"
+        )
+    script = job_script([["a-0"]], Schedule(keep_full=2, full_every=7))
+    called = set(re.findall(r"\$api(/backup/[a-z/]*)", script)) | set(re.findall(r":\$port(/backup/[a-z/]*)", script))
+    assert called, "the job calls no endpoint"
+    for path in called:
+        assert path.startswith(SHARED_ENDPOINTS), f"the job calls {path}, which one of the versions lacks"

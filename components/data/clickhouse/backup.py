@@ -3,8 +3,8 @@
 The tool is Altinity's clickhouse-backup, run as a server beside each ClickHouse server (it reads the
 server's data directory) and driven over its REST API by the scheduled job. The deployed tool is
 altinity/clickhouse-backup 2.6.3; the tests build v1.6.2, the only version the Go module proxy serves,
-against ClickHouse 18.16. Both files use only config keys and API endpoints the two versions share
-(DIFFERENCES lists how they differ). Secrets are never in the config file: the tool
+against ClickHouse 18.16. Both files use only the config keys and API endpoints the two versions share
+(SHARED_CONFIG_KEYS, SHARED_ENDPOINTS). Secrets are never in the config file: the tool
 reads S3_ACCESS_KEY, S3_SECRET_KEY, CLICKHOUSE_PASSWORD, API_USERNAME and API_PASSWORD from its environment.
 """
 
@@ -62,34 +62,16 @@ class Schedule:
         return self.keep_full * self.full_every
 
 
-@dataclass(frozen=True, kw_only=True)
-class ToolDifference:
-    """Something the tests' clickhouse-backup v1.6.2 does otherwise than the deployed 2.6.3."""
-
-    what: str
-    reason: str
-
-
-DIFFERENCES: tuple[ToolDifference, ...] = (
-    ToolDifference(
-        what="version",
-        reason="the tests run v1.6.2, built from the Go module proxy (it serves no v2); the pods run the "
-        "altinity/clickhouse-backup:2.6.3 image, which upstream tests against ClickHouse 24.8 and 18.16 lacks "
-        "nothing v1.6.2 needs",
-    ),
-    ToolDifference(
-        what="config keys and API",
-        reason="only keys and endpoints both versions have: general.remote_storage, backups_to_keep_local/"
-        "remote, clickhouse.host/port/username/timeout, s3.endpoint/bucket/path/region/force_path_style/"
-        "disable_ssl/compression_format, api.listen/enable_metrics/allow_parallel/create_integration_tables; "
-        "POST /backup/create and /backup/upload/{name}, GET /backup/list/remote and /backup/actions?filter=&last=",
-    ),
-    ToolDifference(
-        what="backups_to_keep_local",
-        reason="1 in both: 2.x could delete the local copy right after its upload (-1), v1.6.2 cannot, so the "
-        "newest local backup (hard links to the server's parts) is kept, and the one before it removed",
-    ),
-)
+SHARED_CONFIG_KEYS = {
+    "general": ("remote_storage", "backups_to_keep_local", "backups_to_keep_remote", "log_level"),
+    "clickhouse": ("host", "port", "username", "timeout"),
+    "s3": ("endpoint", "bucket", "path", "region", "force_path_style", "disable_ssl", "compression_format"),
+    "api": ("listen", "enable_metrics", "allow_parallel", "create_integration_tables"),
+}
+"""The config keys tool_config may use: read alike by v1.6.2 (the tests') and 2.6.3 (the pods'), per their source."""
+SHARED_ENDPOINTS = ("/backup/create", "/backup/upload/", "/backup/list/remote", "/backup/actions")
+"""The API the job may call, alike in both versions (v1.6.2 cannot delete the local copy after an upload, so
+backups_to_keep_local is 1 rather than 2.x's -1: the newest local backup, hard links of the parts, stays)."""
 
 
 def tool_config(store: ObjectStore, schedule: Schedule, *, clickhouse_port: int, listen: str) -> str:
