@@ -78,8 +78,9 @@ def test_the_sidecar_shares_the_data_volume_and_reads_every_secret_from_a_secret
     assert sidecar["image"] == "altinity/clickhouse-backup:2.6.3"
     for variable in sidecar["env"]:
         assert "value" not in variable or variable["name"] == "API_USERNAME", f"{variable['name']} is a literal"
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert sidecar[probe]["tcpSocket"]["port"] == "backup-api"
+    assert sidecar["readinessProbe"]["exec"]["command"] == ["/bin/true"], "the tool must not gate the server's pod"
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"containerPort": names.CLICKHOUSE_BACKUP_PORT, "name": "backup-api"} in sidecar["ports"]
 

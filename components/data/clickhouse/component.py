@@ -13,6 +13,7 @@ from pulumi_kubernetes.core.v1 import (
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
     EnvVarSourceArgs,
+    ExecActionArgs,
     HTTPGetActionArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
@@ -389,7 +390,10 @@ class ClickHouse(NamespacedComponent):
                 security_context=container_security(),
                 # It listens only once it reaches the server, which may take the server's whole startup.
                 startup_probe=ProbeArgs(tcp_socket=listening, period_seconds=5, failure_threshold=120),
-                readiness_probe=ProbeArgs(tcp_socket=listening, period_seconds=10),
+                # Ready while it runs: the pod's readiness (its place behind the ClickHouse Services, a
+                # roll's pace) must follow the server, not the backup tool. A tool that stops listening is
+                # restarted by the liveness probe, and a failed backup is ClickHouseBackupFailed's business.
+                readiness_probe=ProbeArgs(exec_=ExecActionArgs(command=["/bin/true"]), period_seconds=30),
                 liveness_probe=ProbeArgs(tcp_socket=listening, period_seconds=20, failure_threshold=3),
                 volume_mounts=[
                     # The same volume as the server: the tool hard-links the frozen parts into backup/ on it.
