@@ -58,10 +58,15 @@ CLICKHOUSE_CLUSTER = "events"
 """The remote_servers cluster the Distributed table reads and writes through."""
 CLICKHOUSE_CLUSTER_FILE = "qestack-cluster.xml"
 """The servers' config.d file defining the cluster and its Keeper: a server without it stands alone."""
+
+# ClickHouse backups: the backup tool beside each server (its API and /metrics on one port) and the scheduled Job.
+CLICKHOUSE_BACKUP = "clickhouse-backup"
+"""The sidecar container, the CronJob and its Secret of the tool's config."""
+CLICKHOUSE_BACKUP_CONFIG = "clickhouse-backup-config"
 CLICKHOUSE_BACKUP_PORT = 7171
-"""clickhouse-backup's REST API and metrics, in the sidecar beside each server."""
+"""The tool's REST API and /metrics, behind its login."""
 CLICKHOUSE_RESTORE_DRILL = "clickhouse-restore-drill"
-"""The scratch server `verify restore-drill` restores onto (a pod verify creates and deletes)."""
+"""The scratch servers `verify restore-drill` restores onto (pods verify creates and deletes)."""
 
 # ClickHouse Keeper: the replicas' coordination (only when there is more than one ClickHouse server).
 CLICKHOUSE_KEEPER = "clickhouse-keeper"

@@ -23,7 +23,7 @@ from components.platform.workloads import StackArgs
 from components.security.certificates import Certificates, CertificatesArgs, ServingCertificate, service_dns_names
 from components.security.credential_catalog import KAFKA_USERS_SECRET, PRESTO_USERS_SECRET
 from components.security.credentials import Credentials, CredentialsArgs
-from components.security.network import NetworkArgs, NetworkPolicies, egress
+from components.security.network import FLOWS, NetworkArgs, NetworkPolicies, backup_flows, egress
 from components.security.verify_access import VerifyAccess
 from components.settings.model import Settings
 from components.settings.parse import SettingsError, parse_settings
@@ -120,6 +120,7 @@ def _declare_security(settings: Settings, stack: str, platform: Platform) -> _Se
             clients=settings.network.clients,
             keda_namespace=settings.presto.workers.autoscaling.keda_namespace,
             egress=egress(settings),
+            flows=FLOWS + backup_flows(settings),
         ),
         opts=in_cluster,
     )

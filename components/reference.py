@@ -138,7 +138,8 @@ OTHER_FOLDERS = {
     "policy": "the CrossGuard policy pack (pulumi-policy), with its own pinned requirements and virtualenv",
     "scripts": "the test commands and the virtualenvs: `test` (everything), `test-unit` (no server), "
     "`setup-python` (.venv), `setup-policy` (policy/venv)",
-    "scripts/servers": "installers of the real servers and tools the integration tests run (and wrk for bench/load.py)",
+    "scripts/servers": "installers of the real servers and tools the integration tests run (and wrk for "
+    "bench/load.py); below `go/`, the wrapper module (go.mod, go.sum) of each tool built from the Go module proxy",
     "scripts/engine": "the real Pulumi engine on a local control plane: `install` builds etcd, kwok, Kubernetes, "
     "the Pulumi CLI and the Kubernetes provider from the Go module proxy, `cluster` runs them on 127.0.0.1 "
     "(kwok playing the nodes), `smoke` proves them together",

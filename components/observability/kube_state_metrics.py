@@ -22,7 +22,7 @@ WATCHED = {
     "": ["pods", "persistentvolumeclaims", "services"],
     "apps": ["deployments", "statefulsets"],
     "autoscaling": ["horizontalpodautoscalers"],
-    "batch": ["jobs"],
+    "batch": ["jobs", "cronjobs"],
     "policy": ["poddisruptionbudgets"],
 }
 """What it reports on, by API group; its --resources flag names the same kinds."""

@@ -32,6 +32,8 @@ class PlannedWorkload:
     surge: int = 0
     """Pods a rollout starts above max_replicas: a Deployment's maxSurge. StatefulSets replace one pod at a
     time (the new one is created once the old one is gone), Recreate and Jobs likewise: 0."""
+    sidecar: bool = False
+    """A container in each pod of the workload `name`: its resources count, its pods are that workload's."""
 
 
 def rollout_surge(settings: Settings) -> int:
@@ -119,6 +121,27 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
             resources=monitoring.kube_state_metrics.resources,
             surge=surge,
         ),
+        *_backup_workloads(settings),
+    ]
+
+
+def _backup_workloads(settings: Settings) -> list[PlannedWorkload]:
+    """With backups on: the backup sidecar in every ClickHouse pod, and the scheduled Job's one pod."""
+    backup = settings.clickhouse.backup
+    if not backup.enabled:
+        return []
+    return [
+        PlannedWorkload(
+            name=names.CLICKHOUSE,
+            setting="clickhouse.backup",
+            max_replicas=settings.clickhouse.servers,
+            resources=backup.resources,
+            sidecar=True,
+        ),
+        # concurrencyPolicy Forbid: never two runs at once.
+        PlannedWorkload(
+            name=names.CLICKHOUSE_BACKUP, setting="clickhouse.backup", max_replicas=1, resources=JOB_RESOURCES
+        ),
     ]
 
 
@@ -162,7 +185,7 @@ def budget(settings: Settings) -> Budget:
         requests_memory=summed("requests", "memory"),
         limits_cpu=summed("limits", "cpu"),
         limits_memory=summed("limits", "memory"),
-        pods=sum(w.max_replicas + w.surge for w in plan),
+        pods=sum(w.max_replicas + w.surge for w in plan if not w.sidecar),
         volumes=sum(w.max_replicas for w in with_volume),
         storage=sum((quantity_value(w.volume or "0") * w.max_replicas for w in with_volume), Decimal(0)),
     )

@@ -8,6 +8,7 @@ PRESTO_INTERNAL_SECRET = "presto-internal"
 CLICKHOUSE_USERS_SECRET = "clickhouse-users"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 KAFKA_USERS_SECRET = "kafka-users"
+CLICKHOUSE_BACKUP_SECRET = "clickhouse-backup"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +25,8 @@ class Credential:
     """Length when generated."""
     purpose: str
     """What it is for, for docs/settings.md and error messages."""
+    generated: bool = True
+    """False: issued elsewhere (an object store's key), never generated; in its Secret only when configured."""
 
 
 CREDENTIALS: tuple[Credential, ...] = (
@@ -111,8 +114,35 @@ CREDENTIALS: tuple[Credential, ...] = (
         length=32,
         purpose="Kafka user verify (scram only: writes and reads the events topic and its own verify-* topics)",
     ),
+    Credential(
+        name="clickhouseBackupApiPassword",
+        secret=CLICKHOUSE_BACKUP_SECRET,
+        key="api-password",
+        length=32,
+        purpose="the backup tool's API, user backup (the backup CronJob and Prometheus sign in with it)",
+    ),
+    Credential(
+        name="clickhouseBackupAccessKey",
+        secret=CLICKHOUSE_BACKUP_SECRET,
+        key="s3-access-key",
+        length=0,
+        generated=False,
+        purpose="the object store's access key id for ClickHouse's backups (required when clickhouse.backup.enabled; "
+        "issued by the store, never generated)",
+    ),
+    Credential(
+        name="clickhouseBackupSecretKey",
+        secret=CLICKHOUSE_BACKUP_SECRET,
+        key="s3-secret-key",
+        length=0,
+        generated=False,
+        purpose="the object store's secret key for ClickHouse's backups (required when clickhouse.backup.enabled; "
+        "issued by the store, never generated)",
+    ),
 )
 
 MIN_OVERRIDE_LENGTH = 16
 OVERRIDE_ALPHABET = re.compile(rf"[A-Za-z0-9._~-]{{{MIN_OVERRIDE_LENGTH},}}")
 """What a configured credential may be: it ends up unescaped in properties files, XML, JAAS and URLs."""
+STORE_KEY_ALPHABET = re.compile(r"[A-Za-z0-9+/=._~-]{3,128}")
+"""What an object store's key may be (an AWS secret key holds '+' and '/'): it only reaches environment variables."""

@@ -36,7 +36,10 @@ class Credentials(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CredentialsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("qestack:security:Credentials", name, None, opts)
-        self.values = {c.name: _value(name, c, args.overrides, self) for c in CREDENTIALS}
+        # A credential issued elsewhere (generated=False) is absent unless configured.
+        self.values = {
+            c.name: value for c in CREDENTIALS if (value := _value(name, c, args.overrides, self)) is not None
+        }
         by_secret: dict[str, list[Credential]] = defaultdict(list)
         for credential in CREDENTIALS:
             by_secret[credential.secret].append(credential)
@@ -49,7 +52,7 @@ class Credentials(pulumi.ComponentResource):
                     labels=common_labels(PROJECT, "credentials", args.instance),
                 ),
                 type="Opaque",
-                string_data={c.key: self.values[c.name] for c in members},
+                string_data={c.key: self.values[c.name] for c in members if c.name in self.values},
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for secret_name, members in by_secret.items()
@@ -58,14 +61,16 @@ class Credentials(pulumi.ComponentResource):
 
     def in_secret(self, secret_name: str) -> dict[str, pulumi.Output[str]]:
         """The credentials one Kubernetes Secret holds, by their key in it."""
-        return {c.key: self.values[c.name] for c in CREDENTIALS if c.secret == secret_name}
+        return {c.key: self.values[c.name] for c in CREDENTIALS if c.secret == secret_name and c.name in self.values}
 
 
-def _value(prefix: str, credential: Credential, overrides: Any, parent: pulumi.Resource) -> pulumi.Output[str]:
-    """The configured value if one was set, else a generated password; always a secret."""
+def _value(prefix: str, credential: Credential, overrides: Any, parent: pulumi.Resource) -> pulumi.Output[str] | None:
+    """The configured value if one was set, else a generated password (None if never generated); always a secret."""
     configured = getattr(overrides, credential.name, None)
     if configured is not None:
         return pulumi.Output.secret(configured.get_secret_value())
+    if not credential.generated:
+        return None
     # Letters and digits only: the values end up in properties files, XML and URLs unescaped.
     generated = random.RandomPassword(
         f"{prefix}-{credential.name}",

@@ -51,6 +51,7 @@ KAFKA_TOPIC_JOB = Peer(name=names.KAFKA, component="topic-bootstrap")
 CLICKHOUSE_SERVER = Peer(name=names.CLICKHOUSE, component="server")
 CLICKHOUSE_SCHEMA_JOB = Peer(name=names.CLICKHOUSE, component="schema-bootstrap")
 CLICKHOUSE_KEEPER = Peer(name=names.CLICKHOUSE_KEEPER, component="keeper")
+CLICKHOUSE_BACKUP_JOB = Peer(name=names.CLICKHOUSE, component="backup")
 PRESTO_COORDINATOR = Peer(name=names.PRESTO_COORDINATOR, component="coordinator")
 PRESTO_WORKER = Peer(name=names.PRESTO_WORKER, component="worker")
 PRESTO = (PRESTO_COORDINATOR, PRESTO_WORKER)
@@ -180,6 +181,26 @@ FLOWS: tuple[Flow, ...] = (
 )
 
 
+def backup_flows(settings: Settings) -> tuple[Flow, ...]:
+    """With backups on: the scheduled Job drives each server's backup sidecar, and Prometheus scrapes the sidecars."""
+    if not settings.clickhouse.backup.enabled:
+        return ()
+    return (
+        Flow(
+            source=CLICKHOUSE_BACKUP_JOB,
+            target=CLICKHOUSE_SERVER,
+            ports=(names.CLICKHOUSE_BACKUP_PORT,),
+            reason="the scheduled backup creates and uploads each shard's backup through its backup sidecar's API",
+        ),
+        Flow(
+            source=PROMETHEUS,
+            target=CLICKHOUSE_SERVER,
+            ports=(names.CLICKHOUSE_BACKUP_PORT,),
+            reason="Prometheus scrapes the backup sidecars' metrics",
+        ),
+    )
+
+
 ANYWHERE = ("0.0.0.0/0",)
 
 
@@ -202,6 +223,7 @@ def egress(settings: Settings) -> tuple[Egress, ...]:
     """The API server (where the settings say it listens), the kubelets, and Alertmanager's receivers (if any)."""
     api_server = settings.network.api_server
     ports_of_api, cidrs_of_api = tuple(api_server.ports), tuple(api_server.cidrs)
+    store = settings.clickhouse.backup.object_store if settings.clickhouse.backup.enabled else None
     receivers = settings.monitoring.alertmanager.receivers
     urls = [url for url in (receivers.critical, receivers.warning) if url]
     ports = sorted({urlsplit(url).port or (443 if url.startswith("https") else 80) for url in urls})
@@ -225,6 +247,20 @@ def egress(settings: Settings) -> tuple[Egress, ...]:
             ports=ports_of_api,
             cidrs=cidrs_of_api,
             reason="object state through the Kubernetes API",
+        ),
+        *(
+            (
+                Egress(
+                    source=CLICKHOUSE_SERVER,
+                    target="the backup object store (`clickhouse.backup.objectStore`)",
+                    ports=(urlsplit(store.endpoint).port or (443 if store.endpoint.startswith("https") else 80),),
+                    cidrs=tuple(store.cidrs),
+                    # The sidecar shares the server's pod, so its egress policy is the pod's.
+                    reason="the backup sidecars upload to and download from the object store",
+                ),
+            )
+            if store
+            else ()
         ),
         *(
             (

@@ -21,7 +21,12 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from components.data.presto import memory as presto_memory
-from components.security.credential_catalog import CREDENTIALS, MIN_OVERRIDE_LENGTH, OVERRIDE_ALPHABET
+from components.security.credential_catalog import (
+    CREDENTIALS,
+    MIN_OVERRIDE_LENGTH,
+    OVERRIDE_ALPHABET,
+    STORE_KEY_ALPHABET,
+)
 from components.settings.images import unpinned
 from components.settings.quantities import quantity_value
 from verify.load import slo
@@ -74,6 +79,43 @@ def _semver(text: str) -> str:
     return _regex(r"\d+\.\d+\.\d+", "an exact version such as '2.7.2'")(text)
 
 
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 6))
+CRON_ALLOWED = "a cron schedule of 5 fields (minute hour day-of-month month day-of-week), e.g. '0 2 * * *'"
+
+
+def _cron(text: str) -> str:
+    """Accept a five-field cron schedule of numbers, '*', ranges, lists and steps, each within its field's range."""
+    fields = text.split()
+    if len(fields) != len(CRON_FIELDS):
+        raise ValueError(f"must be {CRON_ALLOWED}")
+    for (name, low, high), field in zip(CRON_FIELDS, fields, strict=True):
+        for item in field.split(","):
+            base, slash, step = item.partition("/")
+            bounds = [] if base == "*" else base.split("-")
+            valid = (
+                (not slash or (step.isdigit() and int(step) > 0))
+                and len(bounds) <= 2
+                and all(bound.isdigit() and low <= int(bound) <= high for bound in bounds)
+                and (len(bounds) < 2 or int(bounds[0]) <= int(bounds[1]))
+            )
+            if not valid:
+                raise ValueError(f"must be {CRON_ALLOWED}; the {name} field '{field}' must lie within {low}-{high}")
+    return text
+
+
+def _bucket(text: str) -> str:
+    """Accept an S3 bucket name: 3-63 lowercase letters, digits, '.' and '-', no '..', not an IP address."""
+    allowed = (
+        "an S3 bucket name: 3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or "
+        "digit, without '..', not an IP address"
+    )
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text) or ".." in text:
+        raise ValueError(f"must be {allowed}")
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", text):
+        raise ValueError(f"must be {allowed}")
+    return text
+
+
 Quantity = Annotated[str, AfterValidator(_positive_quantity)]
 Image = Annotated[str, AfterValidator(_pinned_image)]
 DnsLabel = Annotated[
@@ -114,6 +156,25 @@ PemCertificate = Annotated[
         )
     ),
 ]
+CronSchedule = Annotated[str, AfterValidator(_cron)]
+BucketName = Annotated[str, AfterValidator(_bucket)]
+StoreEndpoint = Annotated[
+    str,
+    AfterValidator(
+        _regex(
+            r"https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?",
+            "an http:// or https:// URL of a host and optional port, without a path (e.g. 'https://s3.amazonaws.com')",
+        )
+    ),
+]
+KeyPrefix = Annotated[
+    str,
+    AfterValidator(
+        _regex(
+            r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", "a key prefix such as 'prod/clickhouse': no leading or trailing '/'"
+        )
+    ),
+]
 RunbookUrl = Annotated[
     str,
     AfterValidator(
@@ -135,6 +196,10 @@ TYPE_NAMES: dict[Any, str] = {
         (Cidr, "CIDR"),
         (PemCertificate, "PEM"),
         (RunbookUrl, "URL"),
+        (CronSchedule, "cron"),
+        (BucketName, "bucket"),
+        (StoreEndpoint, "URL"),
+        (KeyPrefix, "key prefix"),
     )
 }
 
@@ -478,6 +543,61 @@ class KeeperSettings(Model):
     )
 
 
+class ObjectStoreSettings(Model):
+    """The S3-compatible bucket ClickHouse's backups go to; its keys are credentials (docs/operations.md)."""
+
+    endpoint: StoreEndpoint = Field(description="the S3 API's URL, e.g. 'https://s3.eu-west-1.amazonaws.com'")
+    bucket: BucketName = Field(description="the bucket, which must exist")
+    prefix: KeyPrefix = Field(description="key prefix of this stack's backups; each shard's go below it")
+    region: Annotated[str, AfterValidator(_regex(r"[a-z0-9-]{1,32}", "a region name such as 'us-east-1'"))] = Field(
+        "us-east-1", description="the bucket's region"
+    )
+    path_style: bool = Field(
+        True, description="address the bucket in the URL's path (most self-hosted stores); false: as a host (AWS)"
+    )
+    cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        min_length=1,
+        description="where the store's addresses are: the backup sidecars' egress is allowed to these, on the "
+        "endpoint's port",
+    )
+
+
+class ClickHouseBackupSettings(Model):
+    """Scheduled backups of every shard to S3-compatible object storage (clickhouse-backup beside each server)."""
+
+    enabled: bool = Field(False, description="run the backup sidecars and the scheduled backup CronJob")
+    image: Image = Field(
+        "altinity/clickhouse-backup:2.6.3", description="the backup tool's image (a release that supports 24.8)"
+    )
+    schedule: CronSchedule = Field("0 2 * * *", description="when the CronJob backs up every shard (UTC)")
+    full_every: int = Field(
+        7,
+        ge=1,
+        le=31,
+        description="every fullEvery-th backup of a shard is full, the others incremental against the latest full "
+        "one; 1: every backup full",
+    )
+    keep_full: int = Field(
+        2, ge=1, le=52, description="full backups kept in the store per shard, each with the incrementals after it"
+    )
+    missing_after: Duration = Field(
+        "26h",
+        description="ClickHouseBackupMissing fires when a shard has had no successful backup for this long: the "
+        "schedule's longest gap plus a run's length",
+    )
+    object_store: ObjectStoreSettings | None = Field(None, description="where the backups go; required when enabled")
+    resources: Resources = Field(
+        default_factory=resources("50m", "128Mi", "1", "512Mi"), description="the backup sidecar's resources"
+    )
+
+    @model_validator(mode="after")
+    def _store_when_enabled(self) -> "ClickHouseBackupSettings":
+        if self.enabled and self.object_store is None:
+            report([("objectStore", None, "must be set when enabled is true (the bucket the backups go to)")])
+        return self
+
+
 class ClickHouseSettings(Model):
     """ClickHouse: the persistent store fed from Kafka."""
 
@@ -511,6 +631,9 @@ class ClickHouseSettings(Model):
     keeper: KeeperSettings = Field(
         default_factory=KeeperSettings,
         description="ClickHouse Keeper, the replicas' coordination; deployed only when shards x replicas > 1",
+    )
+    backup: ClickHouseBackupSettings = Field(
+        default_factory=ClickHouseBackupSettings, description="scheduled backups to S3-compatible object storage"
     )
 
     @model_validator(mode="after")
@@ -830,10 +953,17 @@ def _safe_credential(value: SecretStr) -> SecretStr:
     return value
 
 
+def _store_key(value: SecretStr) -> SecretStr:
+    """Accept an object store's key as stores issue them, without ever echoing it."""
+    if not STORE_KEY_ALPHABET.fullmatch(value.get_secret_value()):
+        raise ValueError("must be 3 to 128 characters, each a letter, a digit or one of + / = . _ ~ -")
+    return value
+
+
 # One optional field per credential of the catalog, so an unknown name is rejected like any typo.
 _credential_fields: dict[str, Any] = {
     c.name.replace("-", "_"): (
-        Annotated[SecretStr, AfterValidator(_safe_credential)] | None,
+        Annotated[SecretStr, AfterValidator(_safe_credential if c.generated else _store_key)] | None,
         Field(None, alias=c.name, description=c.purpose),
     )
     for c in CREDENTIALS
@@ -875,6 +1005,23 @@ class Settings(Model):
         default_factory=CredentialOverrides,
         description="credential overrides, set only with `pulumi config set --secret --path credentials.NAME`",
     )
+
+    @model_validator(mode="after")
+    def _backup_keys(self) -> "Settings":
+        if self.clickhouse.backup.enabled:
+            report(
+                [
+                    (
+                        f"credentials.{name}",
+                        None,
+                        f"must be set when clickhouse.backup.enabled is true: `pulumi config set --secret --path "
+                        f"credentials.{name} ...` (the object store's key)",
+                    )
+                    for name in ("clickhouseBackupAccessKey", "clickhouseBackupSecretKey")
+                    if getattr(self.credentials, name) is None
+                ]
+            )
+        return self
 
 
 def nested_model(annotation: Any) -> type[BaseModel] | None:

@@ -20,6 +20,9 @@ def problems(stack: str, secret_keys: tuple[str, ...] = (), **overrides: Any) ->
     return caught.value
 
 
+STORE = {"endpoint": "https://s3.example.com", "bucket": "backups", "prefix": "dev"}
+"""A valid object store, each bad case changing one key."""
+
 # (stack, overrides, key the message must name, text the message must contain)
 BAD_CONFIGS = [
     ("dev", {"monitoring": {"querySuccessObjective": 1.5}}, "monitoring.querySuccessObjective", "less than 1"),
@@ -130,6 +133,62 @@ BAD_CONFIGS = [
     ("prod", {"clickhouse": {"keeper": {"replicas": 1}}}, "clickhouse.keeper.replicas", "at least 3 when high"),
     ("dev", {"clickhouse": {"keeper": {"replicas": 2}}}, "clickhouse.keeper.replicas", "1, 3 or 5"),
     ("dev", {"clickhouse": {"shards": 0}}, "clickhouse.shards", "greater than or equal to 1"),
+    ("dev", {"clickhouse": {"backup": {"enabled": True}}}, "clickhouse.backup.objectStore", "must be set when enabled"),
+    ("dev", {"clickhouse": {"backup": {"schedule": "0 2 * *"}}}, "clickhouse.backup.schedule", "5 fields"),
+    ("dev", {"clickhouse": {"backup": {"schedule": "0 24 * * *"}}}, "clickhouse.backup.schedule", "within 0-23"),
+    ("dev", {"clickhouse": {"backup": {"schedule": "*/0 * * * *"}}}, "clickhouse.backup.schedule", "within 0-59"),
+    ("dev", {"clickhouse": {"backup": {"fullEvery": 0}}}, "clickhouse.backup.fullEvery", "greater than or equal to 1"),
+    ("dev", {"clickhouse": {"backup": {"keepFull": 0}}}, "clickhouse.backup.keepFull", "greater than or equal to 1"),
+    ("dev", {"clickhouse": {"backup": {"missingAfter": "1 day"}}}, "clickhouse.backup.missingAfter", "duration"),
+    ("dev", {"clickhouse": {"backup": {"image": "altinity/clickhouse-backup"}}}, "clickhouse.backup.image", "pinned"),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "endpoint": "s3.example.com"}}}},
+        "clickhouse.backup.objectStore.endpoint",
+        "http:// or https:// URL",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "endpoint": "https://s3.example.com/bucket"}}}},
+        "clickhouse.backup.objectStore.endpoint",
+        "without a path",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "bucket": "Backups"}}}},
+        "clickhouse.backup.objectStore.bucket",
+        "S3 bucket name",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "bucket": "ab"}}}},
+        "clickhouse.backup.objectStore.bucket",
+        "S3 bucket name",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "bucket": "192.168.1.10"}}}},
+        "clickhouse.backup.objectStore.bucket",
+        "not an IP address",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "bucket": "my..backups"}}}},
+        "clickhouse.backup.objectStore.bucket",
+        "without '..'",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "prefix": "/dev"}}}},
+        "clickhouse.backup.objectStore.prefix",
+        "no leading or trailing '/'",
+    ),
+    (
+        "dev",
+        {"clickhouse": {"backup": {"objectStore": {**STORE, "cidrs": []}}}},
+        "clickhouse.backup.objectStore.cidrs",
+        "at least 1 item",
+    ),
 ]
 
 
@@ -140,6 +199,20 @@ def test_bad_config_is_refused_naming_stack_and_key(stack: str, overrides: dict,
     line = next((line for line in message.splitlines() if f"{PROJECT}:{key}" in line), None)
     assert line, f"no problem names {key}:\n{message}"
     assert text in line, f"the problem for {key} does not say {text!r}:\n{line}"
+
+
+def test_backups_need_the_object_stores_keys() -> None:
+    store = {"endpoint": "https://s3.example.com", "bucket": "backups", "prefix": "dev"}
+    message = str(problems("prod", clickhouse={"backup": {"enabled": True, "objectStore": store}}))
+    for name in ("clickhouseBackupAccessKey", "clickhouseBackupSecretKey"):
+        assert f"{PROJECT}:credentials.{name}: must be set when clickhouse.backup.enabled is true" in message
+
+
+def test_an_object_stores_key_may_hold_slash_and_plus_but_not_spaces() -> None:
+    keys = {"clickhouseBackupAccessKey": "AKIA EXAMPLE", "clickhouseBackupSecretKey": "abc/def+ghi="}
+    message = str(problems("dev", (f"{PROJECT}:credentials",), credentials=keys))
+    assert "credentials.clickhouseBackupAccessKey" in message and "AKIA EXAMPLE" not in message
+    assert "clickhouseBackupSecretKey" not in message
 
 
 def test_the_bad_value_is_shown() -> None:

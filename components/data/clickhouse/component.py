@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgs
+from pulumi_kubernetes.batch.v1 import CronJobSpecArgs, JobSpecArgs, JobTemplateSpecArgs
 from pulumi_kubernetes.core.v1 import (
     ConfigMapVolumeSourceArgs,
     ContainerArgs,
@@ -12,20 +13,36 @@ from pulumi_kubernetes.core.v1 import (
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
     EnvVarSourceArgs,
+    ExecActionArgs,
     HTTPGetActionArgs,
     PodSpecArgs,
+    PodTemplateSpecArgs,
     ProbeArgs,
     SecretKeySelectorArgs,
     SecretVolumeSourceArgs,
     ServicePortArgs,
     ServiceSpecArgs,
+    TCPSocketActionArgs,
     VolumeArgs,
     VolumeMountArgs,
 )
-from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
 from components import names
+from components.data.clickhouse.backup import (
+    ACCESS_KEY_ENV,
+    API_PASSWORD_ENV,
+    API_USER,
+    API_USERNAME_ENV,
+    CLICKHOUSE_PASSWORD_ENV,
+    SECRET_KEY_ENV,
+    ObjectStore,
+    Schedule,
+    job_script,
+    tool_config,
+)
 from components.data.clickhouse.config import (
+    ADMIN,
     INGEST,
     INTERSERVER,
     INTERSERVER_HOST_ENV,
@@ -43,9 +60,13 @@ from components.data.clickhouse.config import (
     users_config,
 )
 from components.data.kafka.config import CLICKHOUSE_PRINCIPAL, SCRAM_MECHANISM
+from components.platform.budget import JOB_RESOURCES
+from components.platform.labels import common_labels
 from components.platform.workloads import (
+    CONFIG_DIGEST,
     BootstrapJob,
     NamespacedComponent,
+    config_digest,
     container_resources,
     container_security,
     data_claim,
@@ -55,7 +76,7 @@ from components.platform.workloads import (
     pod_security,
     secret_digest,
 )
-from components.security.credential_catalog import CLICKHOUSE_USERS_SECRET
+from components.security.credential_catalog import CLICKHOUSE_BACKUP_SECRET, CLICKHOUSE_USERS_SECRET, CREDENTIALS
 from components.settings.model import Settings
 
 CLICKHOUSE_USER = 101
@@ -66,6 +87,10 @@ PORTS = Ports()
 USERS_FILE = "qestack-users.xml"
 KAFKA_LOGIN_FILE = "qestack-kafka.xml"
 CLUSTER_FILE = names.CLICKHOUSE_CLUSTER_FILE
+BACKUP_CONFIG_DIR = "/etc/clickhouse-backup"
+BACKUP_CONFIG_FILE = "config.yml"
+BACKUP_DEADLINE_SECONDS = 6 * 3600
+"""A scheduled backup still running after 6 hours is stopped and fails (ClickHouseBackupFailed): it is stuck."""
 
 
 @dataclass(frozen=True)
@@ -106,12 +131,16 @@ class ClickHouse(NamespacedComponent):
         self.http_url = f"http://{self.http_host_port}"
         self.native_address = f"{names.service_host(names.CLICKHOUSE, settings.namespace)}:{PORTS.native}"
         config = self._declare_config(name)
+        self._backup_files: dict[str, str] = {}
+        self._backup_config = self._declare_backup_config(name) if settings.clickhouse.backup.enabled else None
         users = self._declare_users(name)
         self._declare_services(name)
         self.statefulset = self._declare_statefulset(name, config, users)
         if settings.high_availability:
             disruption_budget(names.CLICKHOUSE, args.namespace, self._labels, self._selector, self._opts())
         self._declare_schema_job(name, config)
+        if self._backup_config is not None:
+            self._declare_backup_job(name)
         self.register_outputs({"httpUrl": self.http_url, "nativeAddress": self.native_address})
 
     def _declare_config(self, name: str) -> k8s.core.v1.ConfigMap:
@@ -262,16 +291,17 @@ class ClickHouse(NamespacedComponent):
                         # The pod template is one for all servers, so every server gets its own node: then
                         # no node holds two replicas of a shard.
                         **placement(settings, self._selector, one_per_host=True),
-                        containers=[container],
+                        containers=[container, *self._backup_sidecar()],
                         volumes=[
                             VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
                             VolumeArgs(name="users", secret=SecretVolumeSourceArgs(secret_name=users.metadata.name)),
                             VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="1Gi")),
                             VolumeArgs(name="logs", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
+                            *self._backup_volumes(),
                         ],
                     ),
                     # config.d and users.d are subPath mounts, which never refresh: their digests roll the pod.
-                    config=(self._config_files["qestack.xml"],),
+                    config=(self._config_files["qestack.xml"], *self._backup_files.values()),
                     secret_config=self._users_digest,
                 ),
                 volume_claim_templates=[claim],
@@ -308,3 +338,147 @@ class ClickHouse(NamespacedComponent):
                 after=self.statefulset,
             ),
         )
+
+    def _declare_backup_config(self, name: str) -> k8s.core.v1.ConfigMap:
+        """The backup tool's config file: no secret in it (the tool reads its keys from its environment)."""
+        backup = self._inputs.settings.clickhouse.backup
+        store = backup.object_store
+        assert store is not None, "settings validation requires clickhouse.backup.objectStore when enabled"
+        self._backup_files = {
+            BACKUP_CONFIG_FILE: tool_config(
+                ObjectStore(
+                    endpoint=store.endpoint,
+                    bucket=store.bucket,
+                    prefix=store.prefix,
+                    region=store.region,
+                    path_style=store.path_style,
+                ),
+                Schedule(keep_full=backup.keep_full, full_every=backup.full_every),
+                clickhouse_port=PORTS.native,
+                listen=f"0.0.0.0:{names.CLICKHOUSE_BACKUP_PORT}",
+            )
+        }
+        return k8s.core.v1.ConfigMap(
+            f"{name}-backup-config",
+            metadata=self._metadata(names.CLICKHOUSE_BACKUP_CONFIG),
+            data=self._backup_files,
+            opts=self._opts(),
+        )
+
+    def _backup_sidecar(self) -> list[ContainerArgs]:
+        """The backup tool as a server beside ClickHouse: it reads the data volume; its API and /metrics on one port."""
+        if self._backup_config is None:
+            return []
+        backup = self._inputs.settings.clickhouse.backup
+        # The API asks for a login (it can restore and delete), so probes only check that it listens.
+        listening = TCPSocketActionArgs(port="backup-api")
+        return [
+            ContainerArgs(
+                name=names.CLICKHOUSE_BACKUP,
+                image=backup.image,
+                command=["/bin/clickhouse-backup", "--config", f"{BACKUP_CONFIG_DIR}/{BACKUP_CONFIG_FILE}", "server"],
+                ports=[ContainerPortArgs(name="backup-api", container_port=names.CLICKHOUSE_BACKUP_PORT)],
+                env=[
+                    _secret_env(CLICKHOUSE_PASSWORD_ENV, CLICKHOUSE_USERS_SECRET, ADMIN),
+                    EnvVarArgs(name=API_USERNAME_ENV, value=API_USER),
+                    _secret_env(API_PASSWORD_ENV, CLICKHOUSE_BACKUP_SECRET, _key("clickhouseBackupApiPassword")),
+                    _secret_env(ACCESS_KEY_ENV, CLICKHOUSE_BACKUP_SECRET, _key("clickhouseBackupAccessKey")),
+                    _secret_env(SECRET_KEY_ENV, CLICKHOUSE_BACKUP_SECRET, _key("clickhouseBackupSecretKey")),
+                ],
+                resources=container_resources(backup.resources),
+                security_context=container_security(),
+                # It listens only once it reaches the server, which may take the server's whole startup.
+                startup_probe=ProbeArgs(tcp_socket=listening, period_seconds=5, failure_threshold=120),
+                # Ready while it runs: the pod's readiness (its place behind the ClickHouse Services, a
+                # roll's pace) must follow the server, not the backup tool. A tool that stops listening is
+                # restarted by the liveness probe, and a failed backup is ClickHouseBackupFailed's business.
+                readiness_probe=ProbeArgs(exec_=ExecActionArgs(command=["/bin/true"]), period_seconds=30),
+                liveness_probe=ProbeArgs(tcp_socket=listening, period_seconds=20, failure_threshold=3),
+                volume_mounts=[
+                    # The same volume as the server: the tool hard-links the frozen parts into backup/ on it.
+                    VolumeMountArgs(name="data", mount_path=DATA_DIR),
+                    VolumeMountArgs(name="backup-config", mount_path=BACKUP_CONFIG_DIR, read_only=True),
+                    VolumeMountArgs(name="backup-tmp", mount_path="/tmp"),
+                ],
+            )
+        ]
+
+    def _backup_volumes(self) -> list[VolumeArgs]:
+        """The tool's config and scratch space."""
+        if self._backup_config is None:
+            return []
+        return [
+            VolumeArgs(
+                name="backup-config", config_map=ConfigMapVolumeSourceArgs(name=self._backup_config.metadata.name)
+            ),
+            VolumeArgs(name="backup-tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
+        ]
+
+    def _declare_backup_job(self, name: str) -> k8s.batch.v1.CronJob:
+        """The scheduled backup: through one replica's tool per shard, create then upload (backup.job_script)."""
+        settings = self._inputs.settings
+        backup = settings.clickhouse.backup
+        shards = [[endpoint.host for endpoint in replicas] for replicas in cluster(settings).shards]
+        script = job_script(shards, Schedule(keep_full=backup.keep_full, full_every=backup.full_every))
+        labels = common_labels(names.CLICKHOUSE, "backup", self._instance)
+        container = ContainerArgs(
+            name=names.CLICKHOUSE_BACKUP,
+            # The server's image: it has the shell and the wget the script needs.
+            image=settings.clickhouse.image,
+            command=["/bin/sh", "-c", script],
+            env=[
+                EnvVarArgs(name=API_USERNAME_ENV, value=API_USER),
+                _secret_env(API_PASSWORD_ENV, CLICKHOUSE_BACKUP_SECRET, _key("clickhouseBackupApiPassword")),
+            ],
+            resources=container_resources(JOB_RESOURCES),
+            security_context=container_security(),
+            volume_mounts=[VolumeMountArgs(name="tmp", mount_path="/tmp")],
+        )
+        return k8s.batch.v1.CronJob(
+            f"{name}-backup",
+            metadata=self._metadata(names.CLICKHOUSE_BACKUP, labels),
+            spec=CronJobSpecArgs(
+                schedule=backup.schedule,
+                time_zone="Etc/UTC",
+                # A run still going when the next is due is left alone: two would race on the same tools.
+                concurrency_policy="Forbid",
+                # A run missed by more than an hour (controller down) is skipped; ClickHouseBackupMissing tells.
+                starting_deadline_seconds=3600,
+                successful_jobs_history_limit=3,
+                failed_jobs_history_limit=3,
+                job_template=JobTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=labels),
+                    spec=JobSpecArgs(
+                        # No retry: a failed run is reported (the alert) and the next scheduled one tries again.
+                        backoff_limit=0,
+                        active_deadline_seconds=BACKUP_DEADLINE_SECONDS,
+                        template=PodTemplateSpecArgs(
+                            metadata=ObjectMetaArgs(
+                                labels=labels, annotations={CONFIG_DIGEST: config_digest((script,))}
+                            ),
+                            spec=PodSpecArgs(
+                                restart_policy="Never",
+                                service_account_name=self._service_account(name, names.CLICKHOUSE_BACKUP, labels),
+                                automount_service_account_token=False,
+                                security_context=pod_security(CLICKHOUSE_USER),
+                                containers=[container],
+                                volumes=[VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="16Mi"))],
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+            opts=self._opts(depends_on=[self.statefulset]),
+        )
+
+
+def _key(credential: str) -> str:
+    """The key of a catalog credential in its Secret."""
+    return next(c.key for c in CREDENTIALS if c.name == credential)
+
+
+def _secret_env(variable: str, secret: str, key: str) -> EnvVarArgs:
+    """An environment variable read from a Secret's key, never a literal."""
+    return EnvVarArgs(
+        name=variable, value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=secret, key=key))
+    )

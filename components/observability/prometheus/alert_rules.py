@@ -177,6 +177,7 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
         *_scrape_alerts(),
         *_alertmanager_alerts(settings),
         *_burn_rate_alerts(settings),
+        *_backup_alerts(settings),
     )
     return tuple(replace(alert, runbook=settings.monitoring.runbook_url) for alert in every)
 
@@ -614,6 +615,94 @@ def _scrape_alerts() -> tuple[Alert, ...]:
                 labels={"job": "kafka", "instance": "kafka-0:9404"},
             ),
             silent=Case(series=(('up{job="kafka",instance="kafka-0:9404"}', "1x10"),), eval_time="8m"),
+        ),
+    )
+
+
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def _seconds(duration: str) -> int:
+    """A Prometheus duration of the settings ('26h') in seconds."""
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m|h|d|w|y)", duration).groups()  # type: ignore[union-attr]
+    return int(int(number) * DURATION_UNITS[unit])
+
+
+def _backup_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """With clickhouse.backup.enabled: the scheduled backup's last run failed, or no backup succeeded for too long.
+
+    The CronJob's Job fails when any shard's backup fails (backup.job_script), so kube-state-metrics'
+    CronJob times tell a failed run whatever failed; the sidecars' own last create and upload statuses
+    (0 failed, 1 succeeded, 2 none yet) name the server.
+    """
+    backup = settings.clickhouse.backup
+    if not backup.enabled:
+        return ()
+    cronjob = f'namespace="{settings.namespace}",cronjob="{names.CLICKHOUSE_BACKUP}"'
+    scheduled = f"max(kube_cronjob_status_last_schedule_time{{{cronjob}}})"
+    succeeded = f"max(kube_cronjob_status_last_successful_time{{{cronjob}}})"
+    active = f"max(kube_cronjob_status_active{{{cronjob}}})"
+    tool = 'job="clickhouse-backup"'
+    missing_after = _seconds(backup.missing_after)
+    return (
+        Alert(
+            name="ClickHouseBackupFailed",
+            expr=(
+                f"({scheduled} > ({succeeded} or vector(0)) and {active} == 0)"
+                f" or max by (pod) (clickhouse_backup_last_create_status{{{tool}}} == 0)"
+                f" or max by (pod) (clickhouse_backup_last_upload_status{{{tool}}} == 0)"
+            ),
+            for_="1m",
+            severity="warning",
+            summary="The last scheduled ClickHouse backup failed",
+            description=(
+                "The backup CronJob's last run ended without success (its log names the shard and the tool's "
+                "error), or a backup sidecar's last create or upload failed ({{ $labels.pod }})."
+            ),
+            fires=Case(
+                series=(
+                    (f"kube_cronjob_status_last_schedule_time{{{cronjob}}}", "7200x10"),
+                    (f"kube_cronjob_status_last_successful_time{{{cronjob}}}", "3600x10"),
+                    (f"kube_cronjob_status_active{{{cronjob}}}", "0x10"),
+                ),
+                eval_time="5m",
+            ),
+            silent=Case(
+                series=(
+                    (f"kube_cronjob_status_last_schedule_time{{{cronjob}}}", "7200x10"),
+                    (f"kube_cronjob_status_last_successful_time{{{cronjob}}}", "7300x10"),
+                    (f"kube_cronjob_status_active{{{cronjob}}}", "0x10"),
+                    (f'clickhouse_backup_last_create_status{{{tool},pod="clickhouse-0"}}', "1x10"),
+                    (f'clickhouse_backup_last_upload_status{{{tool},pod="clickhouse-0"}}', "2x10"),
+                ),
+                eval_time="5m",
+            ),
+        ),
+        Alert(
+            name="ClickHouseBackupMissing",
+            expr=(
+                f"time() - {succeeded} > {missing_after}"
+                f" or absent(kube_cronjob_status_last_successful_time{{{cronjob}}})"
+            ),
+            # absent(): no run has ever succeeded; it must stay so for a whole period before this fires.
+            for_=backup.missing_after,
+            severity="critical",
+            summary="No ClickHouse backup has succeeded for too long",
+            description=(
+                f"No scheduled backup of every shard has succeeded for {backup.missing_after} "
+                "(clickhouse.backup.missingAfter): a restore would lose more than the schedule allows."
+            ),
+            # Overdue from missingAfter on, then firing after missingAfter more: evaluated just past twice it.
+            fires=Case(
+                series=((f"kube_cronjob_status_last_successful_time{{{cronjob}}}", f"0x{missing_after // 30 + 20}"),),
+                eval_time=f"{missing_after // 30 + 10}m",
+            ),
+            silent=Case(
+                series=(
+                    (f"kube_cronjob_status_last_successful_time{{{cronjob}}}", f"0+60x{missing_after // 30 + 20}"),
+                ),
+                eval_time=f"{missing_after // 30 + 10}m",
+            ),
         ),
     )
 

@@ -13,7 +13,9 @@ from pulumi_kubernetes.core.v1 import (
     ContainerArgs,
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
+    KeyToPathArgs,
     PodSpecArgs,
+    SecretVolumeSourceArgs,
     ServicePortArgs,
     ServiceSpecArgs,
     VolumeArgs,
@@ -27,6 +29,7 @@ from components.observability.alertmanager.config import peer_hosts
 from components.observability.prometheus.alert_rules import RULE_FILE, rule_file
 from components.observability.prometheus.config import (
     ALERTMANAGER_PORT,
+    BACKUP_PASSWORD_DIR,
     PROMETHEUS_PORT,
     REPLICA_FLAGS,
     prometheus_config,
@@ -43,6 +46,7 @@ from components.platform.workloads import (
     pod_name_env,
     pod_security,
 )
+from components.security.credential_catalog import CLICKHOUSE_BACKUP_SECRET
 
 NOBODY = 65534
 """The prom/* images run as nobody."""
@@ -86,6 +90,7 @@ class Prometheus(NamespacedComponent):
             ),
             opts=self._opts(),
         )
+        backups = settings.clickhouse.backup.enabled
         container = ContainerArgs(
             name="prometheus",
             image=prometheus.image,
@@ -105,9 +110,25 @@ class Prometheus(NamespacedComponent):
             volume_mounts=[
                 VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
                 VolumeMountArgs(name="data", mount_path=DATA_DIR),
+                *(
+                    [VolumeMountArgs(name="backup-api", mount_path=BACKUP_PASSWORD_DIR, read_only=True)]
+                    if backups
+                    else []
+                ),
             ],
         )
         volumes = [VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name))]
+        if backups:
+            # Only the backup API's password, as the file the clickhouse-backup job's basic_auth reads.
+            volumes.append(
+                VolumeArgs(
+                    name="backup-api",
+                    secret=SecretVolumeSourceArgs(
+                        secret_name=CLICKHOUSE_BACKUP_SECRET,
+                        items=[KeyToPathArgs(key="api-password", path="api-password")],
+                    ),
+                )
+            )
         claims = []
         if prometheus.storage is None:
             volumes.append(VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs(size_limit="2Gi")))

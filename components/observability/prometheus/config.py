@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import yaml
 
 from components import names
+from components.data.clickhouse.backup import API_USER
 from components.settings.model import Settings
 
 PROMETHEUS_PORT = names.PROMETHEUS_PORT
@@ -46,6 +47,8 @@ class PodJob:
     path: str = "/metrics"
     honor_labels: bool = False
     """Keep the target's own pod/namespace labels (kube-state-metrics reports on other pods)."""
+    password_file: str | None = None
+    """Sign in with basic auth as the backup API's user, the password read from this file."""
 
 
 POD_JOBS = (
@@ -60,6 +63,17 @@ POD_JOBS = (
 )
 
 
+BACKUP_PASSWORD_DIR = "/etc/prometheus/clickhouse-backup"
+"""Where Prometheus's pods mount the backup API's password (the clickhouse-backup Secret's api-password)."""
+BACKUP_JOB = PodJob(
+    job="clickhouse-backup",
+    workloads=(names.CLICKHOUSE,),
+    port="backup-api",
+    password_file=f"{BACKUP_PASSWORD_DIR}/api-password",
+)
+"""The backup sidecars beside ClickHouse (with clickhouse.backup.enabled): their API asks for a login, /metrics too."""
+
+
 @dataclass(frozen=True)
 class StaticTarget:
     """A fixed target of a pod job, with the labels its pod would have given it."""
@@ -72,6 +86,8 @@ class StaticTarget:
 def _pod_job(job: PodJob, namespace: str, static: list[StaticTarget] | None) -> dict:
     """One pod job, discovered in the namespace or given statically."""
     config: dict = {"job_name": job.job, "metrics_path": job.path, "honor_labels": job.honor_labels}
+    if job.password_file:
+        config["basic_auth"] = {"username": API_USER, "password_file": job.password_file}
     if static is not None:
         config["static_configs"] = [
             {"targets": [t.address], "labels": {"pod": t.pod, "component": t.component}} for t in static
@@ -123,7 +139,8 @@ def prometheus_config(
     prometheus = settings.monitoring.prometheus
     namespace = settings.namespace
     jobs = [{"job_name": "prometheus", "static_configs": [{"targets": [itself]}]}]
-    jobs += [_pod_job(job, namespace, None if static is None else static.get(job.job, [])) for job in POD_JOBS]
+    pod_jobs = (*POD_JOBS, BACKUP_JOB) if settings.clickhouse.backup.enabled else POD_JOBS
+    jobs += [_pod_job(job, namespace, None if static is None else static.get(job.job, [])) for job in pod_jobs]
     if static is None:
         jobs += [
             _node_job("kubelet-cadvisor", "/metrics/cadvisor", CADVISOR_METRICS, namespace, service_account),
