@@ -21,11 +21,11 @@ sys.path[:0] = [str(REPO)]
 
 from bench.machine import measured, wait_quiet  # noqa: E402
 from components.data.clickhouse.backup import Schedule  # noqa: E402
-from components.data.clickhouse.config import DATABASE, LOCAL_TABLE, legacy_form, schema_sql, statements  # noqa: E402
+from components.data.clickhouse.config import DATABASE, LOCAL_TABLE, QUEUE_TABLE, VIEWS  # noqa: E402
 from components.settings.parse import parse_settings  # noqa: E402
 from components.settings.stack_files import stack_config  # noqa: E402
 from tests.support.servers.backup import BackupTool, run_job, start_backup_tool  # noqa: E402
-from tests.support.servers.clickhouse import ClickHouseNode, query, start_clickhouse  # noqa: E402
+from tests.support.servers.clickhouse import ClickHouseNode, apply_schema, query, start_clickhouse  # noqa: E402
 from tests.support.servers.object_store import start_object_store  # noqa: E402
 
 TABLE = f"{DATABASE}.{LOCAL_TABLE}"
@@ -37,11 +37,11 @@ MB = 1_000_000
 
 
 def create_table(node: ClickHouseNode) -> None:
-    """The stack's events table alone: no Kafka table or view (nothing is ingested, the rows are inserted)."""
+    """The stack's events table, migrated as the schema Job does, less its Kafka table and views (rows are inserted)."""
     settings = parse_settings("dev", stack_config("dev"))
-    for statement in statements(legacy_form(schema_sql(settings, "127.0.0.1:9"))):
-        if "ENGINE = Kafka" not in statement and "MATERIALIZED VIEW" not in statement:
-            query(node, statement)
+    apply_schema([node], settings, "127.0.0.1:9")
+    for table in (*VIEWS, QUEUE_TABLE):
+        query(node, f"DROP TABLE IF EXISTS {DATABASE}.{table}")
 
 
 def fill(node: ClickHouseNode, rows: int) -> None:

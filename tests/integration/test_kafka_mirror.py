@@ -81,7 +81,7 @@ def dr_clickhouse(
     login = (CLICKHOUSE_PRINCIPAL, PASSWORDS[CLICKHOUSE_PRINCIPAL])
     node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse-dr"), kafka_login=login)
     try:
-        apply_schema(node, dev_settings, dr_node.bootstrap)
+        apply_schema([node], dev_settings, dr_node.bootstrap)
         yield node
     finally:
         node.server.stop()
