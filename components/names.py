@@ -67,6 +67,8 @@ CLICKHOUSE_BACKUP_PORT = 7171
 """The tool's REST API and /metrics, behind its login."""
 CLICKHOUSE_RESTORE_DRILL = "clickhouse-restore-drill"
 """The scratch servers `verify restore-drill` restores onto (pods verify creates and deletes)."""
+CLICKHOUSE_RESTORE_DRILL_COMPONENT = "scratch"
+"""Their app.kubernetes.io/component: with the name, what their NetworkPolicy selects (and no Service does)."""
 
 # ClickHouse Keeper: the replicas' coordination (only when there is more than one ClickHouse server).
 CLICKHOUSE_KEEPER = "clickhouse-keeper"

@@ -126,7 +126,7 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
 
 
 def _backup_workloads(settings: Settings) -> list[PlannedWorkload]:
-    """With backups on: the backup sidecar in every ClickHouse pod, and the scheduled Job's one pod."""
+    """With backups on: the sidecar in every ClickHouse pod, the scheduled Job's pod and the drill's scratch pods."""
     backup = settings.clickhouse.backup
     if not backup.enabled:
         return []
@@ -141,6 +141,21 @@ def _backup_workloads(settings: Settings) -> list[PlannedWorkload]:
         # concurrencyPolicy Forbid: never two runs at once.
         PlannedWorkload(
             name=names.CLICKHOUSE_BACKUP, setting="clickhouse.backup", max_replicas=1, resources=JOB_RESOURCES
+        ),
+        # verify restore-drill: a scratch server per shard, a copy of a server's pod (its sidecar included),
+        # so that a drill fits beside the running stack.
+        PlannedWorkload(
+            name=names.CLICKHOUSE_RESTORE_DRILL,
+            setting="clickhouse",
+            max_replicas=settings.clickhouse.shards,
+            resources=settings.clickhouse.resources,
+        ),
+        PlannedWorkload(
+            name=names.CLICKHOUSE_RESTORE_DRILL,
+            setting="clickhouse.backup",
+            max_replicas=settings.clickhouse.shards,
+            resources=backup.resources,
+            sidecar=True,
         ),
     ]
 

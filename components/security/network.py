@@ -52,6 +52,7 @@ CLICKHOUSE_SERVER = Peer(name=names.CLICKHOUSE, component="server")
 CLICKHOUSE_SCHEMA_JOB = Peer(name=names.CLICKHOUSE, component="schema-bootstrap")
 CLICKHOUSE_KEEPER = Peer(name=names.CLICKHOUSE_KEEPER, component="keeper")
 CLICKHOUSE_BACKUP_JOB = Peer(name=names.CLICKHOUSE, component="backup")
+CLICKHOUSE_RESTORE_DRILL = Peer(name=names.CLICKHOUSE_RESTORE_DRILL, component=names.CLICKHOUSE_RESTORE_DRILL_COMPONENT)
 PRESTO_COORDINATOR = Peer(name=names.PRESTO_COORDINATOR, component="coordinator")
 PRESTO_WORKER = Peer(name=names.PRESTO_WORKER, component="worker")
 PRESTO = (PRESTO_COORDINATOR, PRESTO_WORKER)
@@ -257,6 +258,13 @@ def egress(settings: Settings) -> tuple[Egress, ...]:
                     cidrs=tuple(store.cidrs),
                     # The sidecar shares the server's pod, so its egress policy is the pod's.
                     reason="the backup sidecars upload to and download from the object store",
+                ),
+                Egress(
+                    source=CLICKHOUSE_RESTORE_DRILL,
+                    target="the backup object store (`clickhouse.backup.objectStore`)",
+                    ports=(urlsplit(store.endpoint).port or (443 if store.endpoint.startswith("https") else 80),),
+                    cidrs=tuple(store.cidrs),
+                    reason="verify restore-drill's scratch servers download the newest backups",
                 ),
             )
             if store

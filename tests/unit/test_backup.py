@@ -129,10 +129,11 @@ def test_the_job_and_prometheus_reach_the_sidecars_and_nothing_else_does(backed_
     assert not allowed(backed_up, server, store, 80)
 
 
-def test_the_quota_plan_counts_a_sidecar_per_server_and_the_jobs_pod() -> None:
+def test_the_quota_plan_counts_a_sidecar_per_server_the_jobs_pod_and_a_drill_server_per_shard() -> None:
     with_backups, without = budget(backup_settings("prod")), budget(shipped("prod"))
-    assert with_backups.pods == without.pods + 1, "only the CronJob's pod is a pod of its own"
-    assert with_backups.requests_memory - without.requests_memory == 4 * 128 * 2**20 + 128 * 2**20
+    assert with_backups.pods == without.pods + 1 + 2, "the CronJob's pod and the drill's two scratch servers"
+    sidecar, job, server = 128 * 2**20, 128 * 2**20, 8 * 2**30
+    assert with_backups.requests_memory - without.requests_memory == 4 * sidecar + job + 2 * (server + sidecar)
 
 
 def test_prometheus_scrapes_the_sidecars_with_the_api_login_and_alerts_on_backups() -> None:

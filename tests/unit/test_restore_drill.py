@@ -4,7 +4,10 @@ import kubernetes_validate
 import pytest
 
 from components import names
-from tests.support.render import KUBERNETES_VERSIONS, Rendered
+from components.platform.labels import selector_labels
+from tests.support.backups import SECRETS, backup_overrides
+from tests.support.netpol import Pod, allowed
+from tests.support.render import KUBERNETES_VERSIONS, Rendered, render
 from verify.kube.labels import RUN_LABEL
 from verify.restore_drill.compare import Digest, differences
 from verify.restore_drill.kube import scratch_pod
@@ -72,3 +75,26 @@ def test_no_service_of_the_stack_sends_traffic_to_the_scratch_pod(stack: Rendere
     for service in stack.of_kind("Service"):
         selector = service.inputs["spec"].get("selector") or {}
         assert not selector or not selector.items() <= labels.items(), f"{service.label} selects the scratch pod"
+
+
+@pytest.fixture(scope="module")
+def backed_up() -> Rendered:
+    """The prod stack (2 shards x 2 replicas) with backups on."""
+    return render("prod", backup_overrides("prod"), SECRETS)
+
+
+def test_a_backed_up_servers_scratch_pod_keeps_its_backup_sidecar_and_validates(backed_up: Rendered) -> None:
+    pod = scratch_pod(backed_up.named("StatefulSet", names.CLICKHOUSE).inputs, RUN, 2)
+    assert {container["name"] for container in pod["spec"]["containers"]} >= {"clickhouse", names.CLICKHOUSE_BACKUP}
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(pod, version, strict=True)
+
+
+def test_the_scratch_pod_reaches_the_object_store_and_no_server(backed_up: Rendered) -> None:
+    pod = scratch_pod(backed_up.named("StatefulSet", names.CLICKHOUSE).inputs, RUN, 0)
+    scratch = Pod(pod["metadata"]["labels"], backed_up.outputs["namespace"])
+    server = Pod(selector_labels(names.CLICKHOUSE, "server", backed_up.stack), backed_up.outputs["namespace"])
+    store = Pod({}, None, "52.95.150.10")
+    assert allowed(backed_up, scratch, store, 443), "the scratch server cannot download the backups"
+    assert not allowed(backed_up, scratch, server, names.CLICKHOUSE_NATIVE_PORT)
+    assert not allowed(backed_up, server, scratch, names.CLICKHOUSE_NATIVE_PORT)

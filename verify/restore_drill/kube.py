@@ -1,9 +1,10 @@
 """The scratch server on Kubernetes: one pod made from the deployed ClickHouse pod template, standing alone.
 
 The pod runs the deployed images and configuration, backup server included (so it reads the same object
-store with the same Secret), with three changes: its own name and labels (no Service selects it, the
-restore-drill NetworkPolicy does), an emptyDir for data, and no cluster file, so it joins no cluster and
-never touches the live Keeper. verify reaches it through port-forwards and deletes it at cleanup.
+store with the same Secret), with three changes: its own name and labels (no Service selects it; the
+stack's NetworkPolicy for the scratch servers lets it reach the object store), an emptyDir for data, and
+no cluster file, so it joins no cluster and never touches the live Keeper. verify reaches it through
+port-forwards and deletes it at cleanup.
 """
 
 import copy
@@ -14,6 +15,7 @@ from clickhouse_driver import Client
 from kubernetes import client
 
 from components import names
+from components.data.clickhouse.backup import API_USER
 from verify.core.checks import CheckFailedError, Context
 from verify.core.targets import Targets
 from verify.kube.checks import REQUEST_TIMEOUT, Cluster
@@ -22,7 +24,6 @@ from verify.kube.port_forward import PortForward, ready
 from verify.restore_drill.api import BackupApi
 from verify.smoke.clickhouse import PASSWORD, USER
 
-API_USER = "backup"
 API_PASSWORD = "clickhouseBackupApiPassword"
 DATA_SIZE = "50Gi"
 """The scratch server's emptyDir limit: the node's disk must hold the restored shards."""
@@ -42,7 +43,12 @@ def scratch_pod(statefulset: dict[str, Any], run_id: str, ordinal: int) -> dict[
             container["readinessProbe"] = {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 5}
     spec["volumes"] = [*spec.get("volumes", []), {"name": "data", "emptyDir": {"sizeLimit": DATA_SIZE}}]
     spec["restartPolicy"] = "Never"
-    labels = {"app.kubernetes.io/name": names.CLICKHOUSE_RESTORE_DRILL, **run_labels(run_id)}
+    labels = {
+        **template["metadata"].get("labels", {}),
+        "app.kubernetes.io/name": names.CLICKHOUSE_RESTORE_DRILL,
+        "app.kubernetes.io/component": names.CLICKHOUSE_RESTORE_DRILL_COMPONENT,
+        **run_labels(run_id),
+    }
     # The server's identity (its shard, so where its backups are) comes from its name's ordinal, as a server's does.
     name = f"{names.CLICKHOUSE_RESTORE_DRILL}-{run_id}-{ordinal}"
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": spec}
