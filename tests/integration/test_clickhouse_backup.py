@@ -19,13 +19,21 @@ from components.data.clickhouse.backup import FULL, INCREMENTAL, SHARD_PATH, Sch
 from components.data.clickhouse.config import DATABASE, LOCAL_TABLE
 from components.observability.prometheus.alert_rules import RULE_FILE, rule_file, rule_tests
 from components.observability.prometheus.config import StaticTarget, prometheus_config
+from components.settings.model import Settings
 from tests.support.backups import backup_settings
 from tests.support.events import produce
+from tests.support.restore_drill import LocalScratch
 from tests.support.servers.backup import API_PASSWORD, BackupTool, run_job, start_backup_tool
 from tests.support.servers.clickhouse import ClickHouseNode, query
 from tests.support.servers.kafka import KafkaNode
 from tests.support.servers.object_store import ObjectStoreNode, start_object_store
 from tests.support.servers.prometheus import PROMTOOL, get_json, run_tool, start_prometheus
+from tests.support.verify_harness import clickhouse_outputs
+from verify.core.checks import CheckFailedError, Cleanup, Context, Figures
+from verify.core.runner import Redactor, clean_up
+from verify.core.targets import Targets, targets_from
+from verify.restore_drill.checks import drill
+from verify.restore_drill.plan import DrillPlan
 
 BUCKET = "qestack-backups"
 PREFIX = "dev"
@@ -233,6 +241,52 @@ def test_incrementals_restore_through_their_full_and_retention_drops_the_oldest_
     restore(tool, names[4])
 
 
+def drill_on(store: ObjectStoreNode, settings: Settings, targets: Targets, workdir: Path, prefix: str) -> Figures:
+    """Verify restore-drill's drill in process, its scratch servers on loopback; its figures after its cleanup ran."""
+    context = Context("drill", targets, Cleanup())
+    scratch = LocalScratch(settings, store, BUCKET, prefix, SCHEDULE, workdir)
+    try:
+        return drill(context, scratch, DrillPlan(start_timeout=120, download_timeout=120, restore_timeout=120), 1)
+    finally:
+        assert clean_up(context.cleanup, Redactor([])).status == "passed"
+
+
+def test_the_restore_drill_restores_the_newest_backup_on_a_scratch_server_as_it_is_live(
+    tool: BackupTool,
+    store: ObjectStoreNode,
+    clickhouse_node: ClickHouseNode,
+    kafka_node: KafkaNode,
+    pipeline: str,
+    dev_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    newest = tool.remote_backups()[-1]["name"]  # the full backup the live table was last restored from
+    run_id = f"drill-{time.time_ns()}"
+    ingest(kafka_node, pipeline, clickhouse_node, f"{run_id}-after", 100)  # live moves on past the backup
+    targets = targets_from("test", clickhouse_outputs(dev_settings, clickhouse_node, kafka_node))
+    figures = drill_on(store, dev_settings, targets, tmp_path_factory.mktemp("drill"), PREFIX)
+    print(f"restore drill: {figures}")
+    assert figures["backups"] == f"shard 1: {newest}"
+    assert figures["partitions_different"] == 0 and figures["partitions"] == 3
+    held = int(
+        query(clickhouse_node, f"SELECT uniqExact(event_id) FROM {TABLE} WHERE run_id NOT LIKE '{run_id}-after%'")
+    )
+    assert figures["events_restored"] == figures["events_found_live"] == held, "the backup holds what live held then"
+    assert 0 < float(figures["rpo_s"]) < 600 and float(figures["rto_s"]) > 0
+
+
+def test_the_restore_drill_fails_when_the_store_holds_no_backup(
+    store: ObjectStoreNode,
+    clickhouse_node: ClickHouseNode,
+    kafka_node: KafkaNode,
+    dev_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    targets = targets_from("test", clickhouse_outputs(dev_settings, clickhouse_node, kafka_node))
+    with pytest.raises(CheckFailedError, match="shard 1: no backup in the object store"):
+        drill_on(store, dev_settings, targets, tmp_path_factory.mktemp("drill-empty"), "no-such-stack")
+
+
 def test_a_missing_backup_fails_with_its_name(tool: BackupTool) -> None:
     missing = "events-20000101T000000Z-full"
     done = tool.cli("restore_remote", "--data", "--table", TABLE, missing)
@@ -310,3 +364,17 @@ def test_prometheus_scrapes_the_tool_with_the_api_login(tool: BackupTool, tmp_pa
         assert result[0]["metric"]["job"] == "clickhouse-backup" and result[0]["value"][1] == "1"
     finally:
         prometheus.stop()
+
+
+def test_the_restore_drill_fails_on_a_damaged_backup_with_the_tools_reason(
+    store: ObjectStoreNode,
+    clickhouse_node: ClickHouseNode,
+    kafka_node: KafkaNode,
+    dev_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    targets = targets_from("test", clickhouse_outputs(dev_settings, clickhouse_node, kafka_node))
+    with pytest.raises(
+        CheckFailedError, match=f"clickhouse-backup restore .* failed: .*can't attach partitions for table '{TABLE}'"
+    ):
+        drill_on(store, dev_settings, targets, tmp_path_factory.mktemp("drill-damaged"), PREFIX)
