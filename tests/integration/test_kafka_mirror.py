@@ -1,19 +1,22 @@
 """MirrorMaker 2 from the stack's mm2.properties mirrors the events topic and a group's offsets between two real Kafkas.
 
-The primary is the session's SCRAM node; the DR site is a second one, with its own ClickHouse on the stack's
-schema. The mirror runs Kafka's own connect-mirror-maker of the same release, with the mirror user and grants
-the stack's scripts create.
+The primary is the session's SCRAM node; the DR site is a second one, whose ClickHouse (the stack's config and
+schema) recovers from the primary's backup and the mirrored topic. The mirror runs Kafka's own
+connect-mirror-maker of the same release, with the mirror user and grants the stack's scripts create.
 """
 
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from components.data.clickhouse.config import DATABASE, EVENTS_TABLE
+from components.data.clickhouse.backup import Schedule
+from components.data.clickhouse.config import CONSUMER_GROUP, DATABASE, EVENTS_TABLE, LOCAL_TABLE
 from components.data.kafka.config import BROKER_PRINCIPAL, CLICKHOUSE_PRINCIPAL, VERIFY_PREFIX
 from components.data.kafka.mirror import (
     MIRROR_PRINCIPAL,
@@ -24,12 +27,23 @@ from components.data.kafka.mirror import (
 )
 from components.settings.model import MirrorSettings, Settings
 from tests.support.events import produce_events
+from tests.support.servers.backup import run_job, start_backup_tool
 from tests.support.servers.clickhouse import ClickHouseNode, apply_schema, query, start_clickhouse
 from tests.support.servers.kafka import PASSWORDS, KafkaNode, run_topic_bootstrap, start_kafka, with_scram
 from tests.support.servers.metrics import scrape_until
 from tests.support.servers.mirror import MIRROR_PASSWORD, Mirror, add_mirror_user, end_offsets, start_mirror
+from tests.support.servers.object_store import start_object_store
+from tests.support.verify_harness import by_name, outputs_document, run_verify
+from verify.core.exit_codes import ExitCode
+from verify.restore_drill.api import CREATED_FORMAT
 from verify.smoke.mirror import lag_figures
 
+BUCKET, PREFIX = "primary-backups", "prod"
+SCHEDULE = Schedule(keep_full=1, full_every=1)
+TABLE = f"{DATABASE}.{LOCAL_TABLE}"
+REPLAY_MARGIN = timedelta(minutes=1)
+"""docs/operations.md replays from a minute before the backup: events the engine had not flushed when it froze."""
+CLOSED = "http://127.0.0.1:9"
 GROUP = f"{VERIFY_PREFIX}mirrored-group"
 """A group committed on the primary whose offsets the mirror translates (not ClickHouse's: the session's may be
 consuming, and the mirror leaves a group with members alone)."""
@@ -71,20 +85,6 @@ def mirror(kafka_node: KafkaNode, dr_node: KafkaNode, mirror_settings: MirrorSet
     )
     assert "exiting" not in running.server.log.read_text(), f"a herder died:\n{running.server.tail()}"
     running.server.stop(grace=5)  # its state lives in the DR cluster: nothing to lose at the end
-
-
-@pytest.fixture(scope="module")
-def dr_clickhouse(
-    tmp_path_factory: pytest.TempPathFactory, dev_settings: Settings, dr_node: KafkaNode
-) -> Iterator[ClickHouseNode]:
-    """The DR site's ClickHouse: the stack's config and schema, consuming the DR site's Kafka."""
-    login = (CLICKHOUSE_PRINCIPAL, PASSWORDS[CLICKHOUSE_PRINCIPAL])
-    node = start_clickhouse(dev_settings, tmp_path_factory.mktemp("clickhouse-dr"), kafka_login=login)
-    try:
-        apply_schema([node], dev_settings, dr_node.bootstrap)
-        yield node
-    finally:
-        node.server.stop()
 
 
 def caught_up(primary: KafkaNode, dr: KafkaNode, topic: str, deadline: float = 90.0) -> tuple[dict, dict]:
@@ -177,15 +177,90 @@ def test_the_lag_counts_what_a_stopped_mirror_has_not_copied_and_reads_zero_once
     assert lag_figures(source, target, events_topic)["behind_records"] == 0
 
 
-def test_the_dr_sites_clickhouse_serves_the_mirrored_events_with_the_stacks_own_schema(
-    kafka_node: KafkaNode, mirror: Mirror, dr_clickhouse: ClickHouseNode, events_topic: str
+def distinct_events(node: ClickHouseNode, run: str) -> tuple[int, int]:
+    """(rows, distinct events) of a run in the events table."""
+    found = query(node, f"SELECT count(), uniqExact(event_id) FROM {DATABASE}.{EVENTS_TABLE} WHERE run_id = '{run}'")
+    rows, events = found.split("\t")
+    return int(rows), int(events)
+
+
+def until_events(node: ClickHouseNode, run: str, wanted: int, seconds: float = 60) -> int:
+    """Wait until a run has `wanted` distinct events in a ClickHouse; how many it has."""
+    deadline = time.monotonic() + seconds
+    while (events := distinct_events(node, run)[1]) < wanted and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return events
+
+
+def test_the_dr_site_recovers_from_the_primarys_backup_and_the_mirror_with_every_event_once(
+    kafka_node: KafkaNode,
+    dr_node: KafkaNode,
+    mirror: Mirror,
+    clickhouse_node: ClickHouseNode,
+    pipeline: str,
+    dev_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
 ) -> None:
-    """Events produced on the primary are queryable on the DR site, once each: the topic kept its name."""
-    run = f"dr-{uuid.uuid4()}"
-    keys = [f"{run}-{n}" for n in range(100)]
-    assert produce_events(kafka_node, events_topic, run, keys) == set(keys)
-    sql = f"SELECT count(), uniqExact(event_id) FROM {DATABASE}.{EVENTS_TABLE} WHERE run_id = '{run}'"
-    deadline = time.monotonic() + 60
-    while (found := query(dr_clickhouse, sql)) != "100\t100" and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert found == "100\t100", f"the DR site's {DATABASE}.{EVENTS_TABLE} has (rows, events) {found} of the run"
+    """docs/operations.md's failover: the primary's newest backup restored, then Kafka replayed from its time.
+
+    The primary's ClickHouse takes events, the stack's job backs it up to a real S3 server, more events follow
+    and the mirror copies them. The DR site's ClickHouse (its group where a synced group of a caught-up primary
+    is: at the topic's end, so it re-reads nothing by itself) gets the backup restored and verify replay from the
+    backup's time: every event of the primary once, RPO (the mirror's lag) and RTO (to the last event) printed.
+    """
+    workdir = tmp_path_factory.mktemp("dr-recovery")
+    store = start_object_store(workdir / "store")
+    try:
+        store.create_bucket(BUCKET)
+        run = f"recovery-{uuid.uuid4()}"
+        backed_up, later = [f"{run}-a{n}" for n in range(300)], [f"{run}-b{n}" for n in range(200)]
+        tool = start_backup_tool(clickhouse_node, store, BUCKET, SCHEDULE, workdir / "primary-backup", PREFIX)
+        try:
+            assert produce_events(kafka_node, pipeline, run, backed_up) == set(backed_up)
+            assert until_events(clickhouse_node, run, len(backed_up)) == len(backed_up)
+            job = run_job([[tool]], SCHEDULE)
+            assert job.returncode == 0, job.stderr
+            (backup,) = tool.remote_backups()
+        finally:
+            tool.server.stop()
+        created = datetime.strptime(backup["created"], CREATED_FORMAT).replace(tzinfo=UTC)
+        time.sleep(1)  # the later events are stamped after the backup's second
+        assert produce_events(kafka_node, pipeline, run, later) == set(later)
+        caught_up(kafka_node, dr_node, pipeline)
+        source = kafka_node.client_config(MIRROR_PRINCIPAL, MIRROR_PASSWORD)
+        target = dr_node.client_config(CLICKHOUSE_PRINCIPAL)
+        lag = lag_figures(source, target, pipeline)
+
+        # The primary is lost: recover on the DR site.
+        began = time.monotonic()
+        login = (CLICKHOUSE_PRINCIPAL, PASSWORDS[CLICKHOUSE_PRINCIPAL])
+        dr = start_clickhouse(dev_settings, workdir / "dr-clickhouse", kafka_login=login)
+        try:
+            ends = [TopicPartition(pipeline, p, end) for p, end in end_offsets(dr_node, pipeline).items()]
+            admin = AdminClient(dr_node.client_config(CLICKHOUSE_PRINCIPAL))
+            (moved,) = admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(CONSUMER_GROUP, ends)]).values()
+            moved.result()
+            apply_schema([dr], dev_settings, dr_node.bootstrap)
+            restorer = start_backup_tool(dr, store, BUCKET, SCHEDULE, workdir / "dr-backup", PREFIX)
+            try:
+                restored = restorer.cli("restore_remote", "--data", "--table", TABLE, backup["name"])
+                assert restored.returncode == 0, restored.stdout[-3000:]
+            finally:
+                restorer.server.stop()
+            assert distinct_events(dr, run) == (len(backed_up), len(backed_up)), "the restore brings the backup back"
+            document = outputs_document(dev_settings, None, dr, dr_node, pipeline, CLOSED, CLOSED)
+            since = (created - REPLAY_MARGIN).isoformat()
+            code, report, _ = run_verify(document, tmp_path, "replay", "--from-time", since, "--allow-destructive")
+            replayed = by_name(report)["replay.backfill"]
+            assert code == ExitCode.PASSED, f"{replayed['error']} {replayed['figures']}"
+            rto = time.monotonic() - began
+            assert distinct_events(dr, run) == (len(backed_up) + len(later),) * 2, "every event of the primary once"
+        finally:
+            dr.server.stop()
+        print(
+            f"DR recovery: RPO {lag['rpo_seconds']} s ({lag['behind_records']} records not mirrored at failover), "
+            f"backup {backup['name']}, replay from {since}; RTO {rto:.1f} s to every event queryable"
+        )
+    finally:
+        store.server.stop()
