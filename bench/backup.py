@@ -5,7 +5,9 @@ v1.6.2) beside the real ClickHouse backs it up to the real S3 server (versitygw)
 (a full backup: create, then upload), and restores it from the bucket into the emptied table. Each is given in
 MB/s (the table's bytes on disk) and rows/s, and as a ratio to ClickHouse's own copy of the same table
 (INSERT INTO a twin SELECT * FROM it) measured in the same run: how far from the server's own speed moving the
-same parts through the tool and the store is. Each starts once the machine is quiet (bench/machine.py).
+same parts through the tool and the store is. Then verify restore-drill's drill restores that backup onto a
+scratch server of its own and compares it with the table: its RPO and RTO. Each starts once the machine is quiet
+(bench/machine.py).
 
 Run after scripts/test has installed the servers: .venv/bin/python bench/backup.py [--rows N]
 """
@@ -22,15 +24,25 @@ sys.path[:0] = [str(REPO)]
 from bench.machine import measured, wait_quiet  # noqa: E402
 from components.data.clickhouse.backup import Schedule  # noqa: E402
 from components.data.clickhouse.config import DATABASE, LOCAL_TABLE, QUEUE_TABLE, VIEWS  # noqa: E402
+from components.settings.model import Settings  # noqa: E402
 from components.settings.parse import parse_settings  # noqa: E402
 from components.settings.stack_files import stack_config  # noqa: E402
+from tests.support.restore_drill import LocalScratch  # noqa: E402
 from tests.support.servers.backup import BackupTool, run_job, start_backup_tool  # noqa: E402
 from tests.support.servers.clickhouse import ClickHouseNode, apply_schema, query, start_clickhouse  # noqa: E402
-from tests.support.servers.object_store import start_object_store  # noqa: E402
+from tests.support.servers.object_store import ObjectStoreNode, start_object_store  # noqa: E402
+from tests.support.verify_harness import outputs_document  # noqa: E402
+from verify.core.checks import Cleanup, Context, Figures  # noqa: E402
+from verify.core.runner import Redactor, clean_up  # noqa: E402
+from verify.core.targets import targets_from  # noqa: E402
+from verify.restore_drill.checks import drill  # noqa: E402
+from verify.restore_drill.plan import DrillPlan  # noqa: E402
 
 TABLE = f"{DATABASE}.{LOCAL_TABLE}"
 TWIN = "default.events_copy"
 BUCKET = "bench-backups"
+PREFIX = "bench"
+CLOSED = "http://127.0.0.1:9"
 SCHEDULE = Schedule(keep_full=2, full_every=1)
 """Every run full: the figure is a whole table's."""
 MB = 1_000_000
@@ -120,6 +132,16 @@ def timed_restore(node: ClickHouseNode, tool: BackupTool, name: str, rows: int) 
     return seconds
 
 
+def timed_drill(settings: Settings, node: ClickHouseNode, store: ObjectStoreNode, workdir: Path) -> Figures:
+    """Verify restore-drill's figures: the newest backup onto a scratch server of its own, compared with the table."""
+    targets = targets_from("bench", outputs_document(settings, None, node, None, "events", CLOSED, CLOSED))
+    context = Context("bench", targets, Cleanup())
+    try:
+        return drill(context, LocalScratch(settings, store, BUCKET, PREFIX, SCHEDULE, workdir), DrillPlan(), 1)
+    finally:
+        clean_up(context.cleanup, Redactor([]))
+
+
 def line(name: str, seconds: float, size: int, rows: int, peer: float) -> str:
     """`name  MB/s  rows/s  (s), ratio to the copy`."""
     return (
@@ -143,7 +165,7 @@ def main() -> None:
         servers.append(node.server)
         create_table(node)
         fill(node, options.rows)
-        tool = start_backup_tool(node, store, BUCKET, SCHEDULE, work / "tool", "bench")
+        tool = start_backup_tool(node, store, BUCKET, SCHEDULE, work / "tool", PREFIX)
         servers.append(tool.server)
         size = table_bytes(node, TABLE)
         print(
@@ -163,6 +185,15 @@ def main() -> None:
         print(line("backup", backup, size, options.rows, copy) + " (the CronJob's script)")
         print(line("  tool", own, size, options.rows, copy) + " (its create and upload, from its metrics)")
         print(line("restore", restore, size, options.rows, copy))
+        wait_quiet()
+        with measured("the restore drill"):
+            drilled = timed_drill(settings, node, store, work / "drill")
+        print(
+            f"  drill     RPO {drilled['rpo_s']} s (the backup's age), RTO {drilled['rto_s']} s to queries on a "
+            f"scratch server ({drilled['download_s']} s download, {drilled['restore_s']} s restore), "
+            f"{drilled['events_restored']:,} events equal to live in {drilled['partitions']} partitions; "
+            f"ratio of its restore to the copy {copy / float(drilled['restore_s']):.2f}"
+        )
     finally:
         for server in reversed(servers):
             server.stop()

@@ -92,7 +92,7 @@ def outputs_document(
     settings: Settings,
     presto: PrestoCluster | None,
     clickhouse: ClickHouseNode,
-    kafka: KafkaNode,
+    kafka: KafkaNode | None,
     topic: str,
     prometheus_url: str,
     grafana_url: str,
@@ -100,16 +100,17 @@ def outputs_document(
 ) -> dict:
     """The stack's outputs as `pulumi stack output --json --show-secrets` gives them, for the local servers.
 
-    Without a Presto, its URL is a closed port and its CA empty.
+    Without a Presto, its URL is a closed port and its CA empty; without a Kafka, its bootstrap is a closed port.
     """
+    kafka_passwords = kafka.passwords if kafka else {}
     return {
         "namespace": settings.namespace,
         "prestoUrl": f"https://localhost:{presto.clients.port if presto else 9}",
         "prestoCaCertificate": presto.clients.tls.ca_crt.read_text() if presto else "",
         "clickhouseUrl": clickhouse.http,
         "clickhouseNativeAddress": f"127.0.0.1:{clickhouse.ports.native}",
-        "kafkaBootstrap": kafka.bootstrap,
-        "kafkaAuthentication": "scram" if kafka.passwords else "none",
+        "kafkaBootstrap": kafka.bootstrap if kafka else "127.0.0.1:9",
+        "kafkaAuthentication": "scram" if kafka_passwords else "none",
         "kafkaTopic": topic,
         "prometheusUrl": prometheus_url,
         "grafanaUrl": grafana_url,
@@ -120,10 +121,10 @@ def outputs_document(
             "grafanaAdminPassword": GRAFANA_PASSWORD,
             **(
                 {
-                    "kafkaVerifyPassword": kafka.passwords[VERIFY_PRINCIPAL],
-                    "kafkaClickhousePassword": kafka.passwords[CLICKHOUSE_PRINCIPAL],
+                    "kafkaVerifyPassword": kafka_passwords[VERIFY_PRINCIPAL],
+                    "kafkaClickhousePassword": kafka_passwords[CLICKHOUSE_PRINCIPAL],
                 }
-                if kafka.passwords
+                if kafka_passwords
                 else {}
             ),
         },
