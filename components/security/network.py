@@ -48,6 +48,7 @@ class Flow:
 
 KAFKA_BROKER = Peer(name=names.KAFKA, component="broker")
 KAFKA_TOPIC_JOB = Peer(name=names.KAFKA, component="topic-bootstrap")
+KAFKA_MIRROR = Peer(name=names.KAFKA_MIRROR, component="mirror")
 CLICKHOUSE_SERVER = Peer(name=names.CLICKHOUSE, component="server")
 CLICKHOUSE_SCHEMA_JOB = Peer(name=names.CLICKHOUSE, component="schema-bootstrap")
 CLICKHOUSE_KEEPER = Peer(name=names.CLICKHOUSE_KEEPER, component="keeper")
@@ -183,20 +184,44 @@ FLOWS: tuple[Flow, ...] = (
 
 def backup_flows(settings: Settings) -> tuple[Flow, ...]:
     """With backups on: the scheduled Job drives each server's backup sidecar, and Prometheus scrapes the sidecars."""
-    if not settings.clickhouse.backup.enabled:
+    backup = settings.clickhouse.backup
+    if not backup.enabled:
         return ()
-    return (
+    scheduled = (
         Flow(
             source=CLICKHOUSE_BACKUP_JOB,
             target=CLICKHOUSE_SERVER,
             ports=(names.CLICKHOUSE_BACKUP_PORT,),
             reason="the scheduled backup creates and uploads each shard's backup through its backup sidecar's API",
         ),
+    )
+    return (
+        *(scheduled if backup.mode == "backup" else ()),
         Flow(
             source=PROMETHEUS,
             target=CLICKHOUSE_SERVER,
             ports=(names.CLICKHOUSE_BACKUP_PORT,),
             reason="Prometheus scrapes the backup sidecars' metrics",
+        ),
+    )
+
+
+def mirror_flows(settings: Settings) -> tuple[Flow, ...]:
+    """On a DR stack: the mirror writes into this site's brokers, and Prometheus scrapes its metrics."""
+    if settings.mirror is None:
+        return ()
+    return (
+        Flow(
+            source=KAFKA_MIRROR,
+            target=KAFKA_BROKER,
+            ports=(names.KAFKA_CLIENT_PORT,),
+            reason="MirrorMaker 2 writes the mirrored topics, its own topics and the translated offsets here",
+        ),
+        Flow(
+            source=PROMETHEUS,
+            target=KAFKA_MIRROR,
+            ports=(names.JMX_METRICS_PORT,),
+            reason="Prometheus scrapes the mirror's lag (its JMX exporter agent)",
         ),
     )
 
@@ -273,6 +298,25 @@ def egress(settings: Settings) -> tuple[Egress, ...]:
             )
             if ports
             else ()
+        ),
+        *_mirror_egress(settings),
+    )
+
+
+def _mirror_egress(settings: Settings) -> tuple[Egress, ...]:
+    """On a DR stack: the mirror reads the primary's brokers, at the addresses mirror.sourceCidrs names."""
+    mirror = settings.mirror
+    if mirror is None:
+        return ()
+    # Every broker the primary advertises listens on the bootstrap's port (its CLIENT listener).
+    ports = tuple(sorted({int(server.rsplit(":", 1)[1]) for server in mirror.source_bootstrap.split(",")}))
+    return (
+        Egress(
+            source=KAFKA_MIRROR,
+            target="the primary's brokers (`mirror.sourceBootstrap`)",
+            ports=ports,
+            cidrs=tuple(mirror.source_cidrs),
+            reason="MirrorMaker 2 reads the primary's topics and its groups' offsets",
         ),
     )
 

@@ -52,7 +52,7 @@ def mirror_settings(kafka_node: KafkaNode, events_topic: str) -> MirrorSettings:
     return MirrorSettings.model_validate(
         {
             "sourceBootstrap": kafka_node.bootstrap,
-            "sourcePassword": MIRROR_PASSWORD,
+            "sourceCidrs": ["127.0.0.1/32"],
             "topics": [events_topic],
             "groups": [GROUP],
         }
@@ -62,7 +62,7 @@ def mirror_settings(kafka_node: KafkaNode, events_topic: str) -> MirrorSettings:
 @pytest.fixture(scope="module")
 def mirror(kafka_node: KafkaNode, dr_node: KafkaNode, mirror_settings: MirrorSettings) -> Iterator[Mirror]:
     """The mirror user on both clusters, then MirrorMaker 2 on the DR side."""
-    add_mirror_user(kafka_node, source_grants(mirror_settings))
+    add_mirror_user(kafka_node, source_grants(mirror_settings.topics, mirror_settings.groups))
     add_mirror_user(dr_node, target_grants(mirror_settings))
     running = start_mirror(mirror_settings, dr_node)
     yield running

@@ -81,9 +81,22 @@ class Rendered:
         return matches[0]
 
 
+STACK_SECRETS: dict[str, dict[str, Any]] = {
+    "dr": {
+        "credentials": {
+            "kafkaMirrorSourcePassword": "primaryMirrorPassword0123456789",
+            "clickhouseBackupAccessKey": "DRREADONLYKEY0001",
+            "clickhouseBackupSecretKey": "dr/read+only=secret-key-0001",
+        }
+    }
+}
+"""What `pulumi config set --secret` gives a shipped stack before its first deploy (no stack file holds a secret)."""
+
+
 def settings_of(stack: Rendered) -> Settings:
-    """The validated settings of a shipped stack, as its stack file gives them."""
-    return parse_settings(stack.stack, stack_config(stack.stack))
+    """The validated settings of a shipped stack, as its stack file and its secrets give them."""
+    secrets = STACK_SECRETS.get(stack.stack, {})
+    return parse_settings(stack.stack, stack_config(stack.stack, secrets), {f"{PROJECT}:{key}" for key in secrets})
 
 
 def fake_password(name: str) -> str:

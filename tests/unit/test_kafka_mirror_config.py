@@ -25,7 +25,7 @@ SECRET = "the-primary-mirror-password-0001"
 def settings(**overrides: object) -> MirrorSettings:
     """A mirror block pointing at a primary, with overrides."""
     return MirrorSettings.model_validate(
-        {"sourceBootstrap": "kafka-0.kafka-headless.query-engine.svc:9092", "sourcePassword": SECRET, **overrides}
+        {"sourceBootstrap": "kafka-0.kafka-headless.query-engine.svc:9092", "sourceCidrs": ["10.8.0.0/16"], **overrides}
     )
 
 
@@ -56,9 +56,12 @@ def test_only_the_primary_to_dr_flow_runs_and_the_topic_keeps_its_name(dev_setti
 
 
 def test_on_the_primary_the_mirror_user_only_reads_and_describes() -> None:
-    operations = {op for grant in source_grants(settings()) for op in grant.operations}
+    operations = {op for grant in source_grants(settings().topics, settings().groups) for op in grant.operations}
     assert operations <= {"Read", "Describe", "DescribeConfigs"}
-    assert all(grant.principal == MIRROR_PRINCIPAL for grant in source_grants(settings()) + target_grants(settings()))
+    assert all(
+        grant.principal == MIRROR_PRINCIPAL
+        for grant in source_grants(settings().topics, settings().groups) + target_grants(settings())
+    )
 
 
 def test_the_user_script_takes_its_password_from_the_environment() -> None:

@@ -19,6 +19,8 @@ Ref: https://kafka.apache.org/39/documentation/#georeplication
 Ref: https://cwiki.apache.org/confluence/display/KAFKA/KIP-382%3A+MirrorMaker+2.0
 """
 
+from collections.abc import Sequence
+
 from components.data.kafka.config import (
     SCRAM_LOGIN,
     SCRAM_MECHANISM,
@@ -106,20 +108,20 @@ def mirror_properties(kafka: KafkaSettings, mirror: MirrorSettings, target_boots
     return "".join(f"{key}={value}\n" for key, value in properties.items())
 
 
-def source_grants(mirror: MirrorSettings) -> tuple[Grant, ...]:
+def source_grants(topics: Sequence[str], groups: Sequence[str]) -> tuple[Grant, ...]:
     """What the mirror user needs on the primary: read the topics and the groups' offsets, nothing else."""
     return (
         Grant(
             principal=MIRROR_PRINCIPAL,
             operations=("Read", "DescribeConfigs"),
-            resources=tuple(("topic", "literal", topic) for topic in mirror.topics),
+            resources=tuple(("topic", "literal", topic) for topic in topics),
             reason="MirrorMaker 2 reads the mirrored topics and their configs",
         ),
         Grant(
             principal=MIRROR_PRINCIPAL,
             operations=("Describe",),
             resources=(
-                *(("group", "literal", group) for group in mirror.groups),
+                *(("group", "literal", group) for group in groups),
                 ("cluster", "literal", "kafka-cluster"),
             ),
             reason="MirrorMaker 2 lists the groups and reads their committed offsets (checkpoints)",
@@ -157,14 +159,19 @@ def target_grants(mirror: MirrorSettings) -> tuple[Grant, ...]:
     )
 
 
+def mirror_user_commands(granted: tuple[Grant, ...]) -> str:
+    """Shell lines creating the mirror user and adding its grants ($admin logs in): the topic Job's part of it."""
+    return f"{scram_user_command(MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV)}\n{acl_commands(granted)}"
+
+
 def mirror_user_script(granted: tuple[Grant, ...]) -> str:
     """POSIX sh creating the mirror user on one cluster and adding its grants; safe to run again.
 
     Reads KAFKA_HOME, BOOTSTRAP (the INTERNAL listener), RUNTIME_DIR (writable), KAFKA_BROKER_PASSWORD and the
-    mirror user's password from KAFKA_MIRROR_PASSWORD (on the primary, the value the DR stack's
-    mirror.sourcePassword holds).
+    mirror user's password from KAFKA_MIRROR_PASSWORD (the site's kafkaMirrorPassword; the DR stack's
+    kafkaMirrorSourcePassword holds the primary's).
     """
-    return f"{admin_preamble()}{scram_user_command(MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV)}\n{acl_commands(granted)}\n"
+    return f"{admin_preamble()}{mirror_user_commands(granted)}\n"
 
 
 REPLICATION_LATENCY_METRIC = "kafka_mirror_replication_latency_ms"

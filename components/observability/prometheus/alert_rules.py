@@ -178,6 +178,7 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
         *_alertmanager_alerts(settings),
         *_burn_rate_alerts(settings),
         *_backup_alerts(settings),
+        *_mirror_alerts(settings),
     )
     return tuple(replace(alert, runbook=settings.monitoring.runbook_url) for alert in every)
 
@@ -636,7 +637,8 @@ def _backup_alerts(settings: Settings) -> tuple[Alert, ...]:
     (0 failed, 1 succeeded, 2 none yet) name the server.
     """
     backup = settings.clickhouse.backup
-    if not backup.enabled:
+    # Restore mode makes no backups: nothing to be late or to fail.
+    if not backup.enabled or backup.mode == "restore":
         return ()
     cronjob = f'namespace="{settings.namespace}",cronjob="{names.CLICKHOUSE_BACKUP}"'
     scheduled = f"max(kube_cronjob_status_last_schedule_time{{{cronjob}}})"
@@ -703,6 +705,36 @@ def _backup_alerts(settings: Settings) -> tuple[Alert, ...]:
                 ),
                 eval_time=f"{missing_after // 30 + 10}m",
             ),
+        ),
+    )
+
+
+def _mirror_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """On a DR stack: the mirror is behind the primary by more than mirror.lagAlertSeconds, or not running.
+
+    The latency is MirrorMaker 2's own, from a record's timestamp on the primary to its acknowledgement here
+    (replication-latency-ms-max, MIRROR_RULES); absent() covers a mirror with no pod scraped at all.
+    """
+    mirror = settings.mirror
+    if mirror is None:
+        return ()
+    limit_ms = mirror.lag_alert_seconds * 1000
+    latency = 'kafka_mirror_replication_latency_ms{job="kafka-mirror",topic="events",partition="0"}'
+    up = 'up{job="kafka-mirror"}'
+    return (
+        Alert(
+            name="KafkaMirrorBehind",
+            expr=f"max(kafka_mirror_replication_latency_ms) > {limit_ms} or absent({up} == 1)",
+            for_="5m",
+            severity="critical",
+            summary="The DR site's mirror of the primary's Kafka is behind or not running",
+            description=(
+                f"MirrorMaker 2 acknowledges records here more than {mirror.lag_alert_seconds} s after they were "
+                "written on the primary (mirror.lagAlertSeconds), or no mirror is scraped: a failover now would "
+                "lose more than the RPO allows."
+            ),
+            fires=Case(series=((latency, f"{limit_ms * 2}x10"), (up, "1x10")), eval_time="8m"),
+            silent=Case(series=((latency, f"{limit_ms // 2}x10"), (up, "1x10")), eval_time="8m"),
         ),
     )
 
