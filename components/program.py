@@ -121,6 +121,7 @@ def _declare_security(settings: Settings, stack: str, platform: Platform) -> _Se
             instance=stack,
             clients=settings.network.clients,
             keda_namespace=settings.presto.workers.autoscaling.keda_namespace,
+            mirror_cidrs=tuple(settings.kafka.mirror_cidrs),
             egress=egress(settings),
             flows=FLOWS + backup_flows(settings) + mirror_flows(settings),
         ),

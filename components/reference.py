@@ -149,7 +149,7 @@ OTHER_FOLDERS = {
     "components/data/clickhouse/migrations": "the schema's numbered migrations (templates of the stack's settings) "
     "and `migrate.sh`, the schema Job's script that applies and records them",
     "docs": "this documentation",
-    "tests/unit/golden": "every resource's (type, name, parent) of the dev and prod stacks",
+    "tests/unit/golden": "every resource's (type, name, parent) of each shipped stack (dev, prod, dr)",
     "tests/support/data": "the vendored subset of Chaos Mesh's CRD schemas",
     "verify/load/templates": "the Jinja template of load.html",
 }

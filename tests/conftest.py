@@ -15,7 +15,7 @@ from tests.support.engine import CLUSTER as ENGINE_CLUSTER
 from tests.support.engine import Backend, EngineMissingError, LocalChart, Toolchain, cluster, local_chart
 from tests.support.fakes.chaos_cluster import Api, Writable, fake_writable_api
 from tests.support.fakes.kubernetes import FakeCluster
-from tests.support.render import STACK_SECRETS, Rendered, render
+from tests.support.render import SHIPPED_STACKS, STACK_SECRETS, Rendered, render
 from tests.support.servers.clickhouse import (
     ClickHouseNode,
     apply_schema,
@@ -26,7 +26,7 @@ from tests.support.servers.presto import PrestoCluster, start_cluster
 from tests.support.verify_harness import fake_grafana_api
 from verify.kube.checks import connect
 
-STACKS = ("dev", "prod", "dr")
+STACKS = SHIPPED_STACKS
 INTEGRATION = Path(__file__).parent / "integration"
 SERVERS = {
     "kafka_node",

@@ -120,7 +120,7 @@ CREDENTIALS: tuple[Credential, ...] = (
         key="mirror",
         length=32,
         purpose="Kafka user mirror (scram only): on a DR stack MirrorMaker 2 writes this site's mirrored topics with "
-        "it; on a primary with kafka.mirrored, the DR site's mirror reads with it",
+        "it; on a primary with kafka.mirrorCidrs, the DR site's mirror reads with it",
     ),
     Credential(
         name="kafkaMirrorSourcePassword",

@@ -62,6 +62,8 @@ KUBE_STATE_METRICS = Peer(name=names.KUBE_STATE_METRICS, component="exporter")
 GRAFANA = Peer(name=names.GRAFANA, component="dashboards")
 CLIENTS = Peer(name="clients", component="external")
 """Not pods of the stack: the namespaces and address ranges of settings.network.clients."""
+DR_MIRROR = Peer(name="dr-mirror", component="external")
+"""Not pods of the stack: a DR site's MirrorMaker 2, at the addresses of settings.kafka.mirrorCidrs."""
 KEDA = Peer(name="keda", component="operator")
 """Not pods of the stack: KEDA's operator, in settings.presto.workers.autoscaling.kedaNamespace (the queue signal)."""
 
@@ -207,9 +209,20 @@ def backup_flows(settings: Settings) -> tuple[Flow, ...]:
 
 
 def mirror_flows(settings: Settings) -> tuple[Flow, ...]:
-    """On a DR stack: the mirror writes into this site's brokers, and Prometheus scrapes its metrics."""
+    """On a DR stack: the mirror writes into this site's brokers, and Prometheus scrapes its metrics.
+
+    On a primary a DR site mirrors (kafka.mirrorCidrs): its mirror reads the brokers' CLIENT listener.
+    """
+    primary = (
+        Flow(
+            source=DR_MIRROR,
+            target=KAFKA_BROKER,
+            ports=(names.KAFKA_CLIENT_PORT,),
+            reason="a DR site's MirrorMaker 2 reads the events topic as the read-only user `mirror`",
+        ),
+    )
     if settings.mirror is None:
-        return ()
+        return primary if settings.kafka.mirror_cidrs else ()
     return (
         Flow(
             source=KAFKA_MIRROR,
@@ -333,6 +346,8 @@ class NetworkArgs:
     """Where CLIENTS are: their namespaces and address ranges."""
     keda_namespace: str | None
     """Where KEDA's operator runs, if the workers scale on the queue signal."""
+    mirror_cidrs: tuple[str, ...]
+    """Where DR_MIRROR is: the addresses a DR site's mirror connects from (settings.kafka.mirrorCidrs)."""
     egress: tuple[Egress, ...]
     """The allowed connections out of the pod network."""
     flows: tuple[Flow, ...] = FLOWS
@@ -381,6 +396,8 @@ class NetworkPolicies(pulumi.ComponentResource):
                     )
                     for namespace in namespaces
                 ]
+            if flow.source == DR_MIRROR:
+                return [NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr)) for cidr in args.mirror_cidrs]
             if flow.source != CLIENTS:
                 return [NetworkPolicyPeerArgs(pod_selector=selector(flow.source))]
             return [
@@ -402,6 +419,7 @@ class NetworkPolicies(pulumi.ComponentResource):
                 declare(f"allow-ingress-{peer.slug()}", peer, "ingress", ingress)
         outbound.pop(CLIENTS, None)
         outbound.pop(KEDA, None)
+        outbound.pop(DR_MIRROR, None)
         for peer, flows in outbound.items():
             egress = [
                 NetworkPolicyEgressRuleArgs(to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f))

@@ -702,11 +702,11 @@ class KafkaSettings(Model):
     )
     storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="log volume per node")
     topic: KafkaTopic = Field(default_factory=KafkaTopic, description="the events topic")
-    mirrored: bool = Field(
-        False,
-        description="a DR site mirrors this stack's topic: the topic Job creates the SCRAM user `mirror` "
-        "(password kafkaMirrorPassword) allowed only to read the topic and the ClickHouse group's offsets "
-        "(scram only)",
+    mirror_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="where a DR site's mirror connects from, as this cluster sees it; set: the topic Job creates the "
+        "SCRAM user `mirror` (password kafkaMirrorPassword) allowed only to read the topic and the ClickHouse "
+        "group's offsets, and the brokers' CLIENT port admits these addresses (scram only)",
     )
 
     @model_validator(mode="after")
@@ -722,8 +722,10 @@ class KafkaSettings(Model):
                     f"must be at most replicationFactor ({self.replication_factor})",
                 )
             )
-        if self.mirrored and self.authentication != "scram":
-            findings.append(("mirrored", True, "needs authentication: scram (the mirror user is a SCRAM user)"))
+        if self.mirror_cidrs and self.authentication != "scram":
+            findings.append(
+                ("mirrorCidrs", self.mirror_cidrs, "needs authentication: scram (the mirror user is a SCRAM user)")
+            )
         if _high_availability(info):
             if self.brokers < 3:
                 findings.append(
@@ -1036,13 +1038,20 @@ class Settings(Model):
                     "must be scram when mirror is set (the mirror logs in to both sites as the SCRAM user `mirror`)",
                 )
             )
-        if self.kafka.mirrored:
-            findings.append(("kafka.mirrored", True, "must be false when mirror is set (a DR site is no primary)"))
+        if self.kafka.mirror_cidrs:
+            findings.append(
+                (
+                    "kafka.mirrorCidrs",
+                    self.kafka.mirror_cidrs,
+                    "must be empty when mirror is set (a DR site is no primary)",
+                )
+            )
         if self.mirror.image != self.kafka.image:
             findings.append(
                 ("mirror.image", self.mirror.image, f"must be kafka.image ({self.kafka.image}): the same Kafka release")
             )
-        if self.credentials.kafkaMirrorSourcePassword is None:
+        source_password = "kafkaMirrorSourcePassword"
+        if getattr(self.credentials, source_password) is None:
             findings.append(
                 (
                     "credentials.kafkaMirrorSourcePassword",

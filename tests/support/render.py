@@ -81,6 +81,8 @@ class Rendered:
         return matches[0]
 
 
+SHIPPED_STACKS = ("dev", "prod", "dr")
+"""Every stack file of the repository."""
 STACK_SECRETS: dict[str, dict[str, Any]] = {
     "dr": {
         "credentials": {
@@ -93,10 +95,15 @@ STACK_SECRETS: dict[str, dict[str, Any]] = {
 """What `pulumi config set --secret` gives a shipped stack before its first deploy (no stack file holds a secret)."""
 
 
-def settings_of(stack: Rendered) -> Settings:
+def shipped_settings(stack: str) -> Settings:
     """The validated settings of a shipped stack, as its stack file and its secrets give them."""
-    secrets = STACK_SECRETS.get(stack.stack, {})
-    return parse_settings(stack.stack, stack_config(stack.stack, secrets), {f"{PROJECT}:{key}" for key in secrets})
+    secrets = STACK_SECRETS.get(stack, {})
+    return parse_settings(stack, stack_config(stack, secrets), {f"{PROJECT}:{key}" for key in secrets})
+
+
+def settings_of(stack: Rendered) -> Settings:
+    """The validated settings of a rendered shipped stack."""
+    return shipped_settings(stack.stack)
 
 
 def fake_password(name: str) -> str:

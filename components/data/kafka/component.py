@@ -26,7 +26,6 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
 
 from components import names
-from components.data.clickhouse.config import CONSUMER_GROUP
 from components.data.kafka.config import (
     BROKER_PRINCIPAL,
     ENV_PASSWORD,
@@ -42,13 +41,7 @@ from components.data.kafka.config import (
     start_script,
     topic_bootstrap_script,
 )
-from components.data.kafka.mirror import (
-    MIRROR_PRINCIPAL,
-    TARGET_PASSWORD_ENV,
-    mirror_user_commands,
-    source_grants,
-    target_grants,
-)
+from components.data.kafka.mirror import MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV, site_mirror_user
 from components.observability.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option
 from components.platform.budget import JOB_RESOURCES
 from components.platform.jvm import heap_megabytes
@@ -127,15 +120,6 @@ def password_env(principal: str, variable: str | None = None) -> EnvVarArgs:
     )
 
 
-def _mirror_user(settings: Settings) -> str:
-    """The topic Job's lines creating the mirror user: writing here on a DR stack, reading on a mirrored primary."""
-    if settings.mirror is not None:
-        return mirror_user_commands(target_grants(settings.mirror))
-    if settings.kafka.mirrored:
-        return mirror_user_commands(source_grants((settings.kafka.topic.name,), (CONSUMER_GROUP,)))
-    return ""
-
-
 class Kafka(NamespacedComponent):
     """KRaft Kafka with persistent logs, a PDB in HA stacks and an idempotent topic bootstrap Job."""
 
@@ -189,7 +173,7 @@ class Kafka(NamespacedComponent):
             "start.sh": start_script(settings.kafka),
             LOG4J_FILE: log4j_properties(),
             READY_SCRIPT: ready_script(),
-            TOPIC_SCRIPT: topic_bootstrap_script(settings.kafka, _mirror_user(settings)),
+            TOPIC_SCRIPT: topic_bootstrap_script(settings.kafka, site_mirror_user(settings)),
             CONFIG_FILE: metrics_config(),
         }
         return k8s.core.v1.ConfigMap(
@@ -362,7 +346,7 @@ class Kafka(NamespacedComponent):
                 keepers=self._inputs.passwords,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            mirror_user = settings.mirror is not None or kafka.mirrored
+            mirror_user = settings.mirror is not None or bool(kafka.mirror_cidrs)
             env += [
                 *(password_env(principal) for principal in ENV_PASSWORD),
                 *([password_env(MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV)] if mirror_user else []),

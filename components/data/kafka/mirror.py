@@ -21,6 +21,7 @@ Ref: https://cwiki.apache.org/confluence/display/KAFKA/KIP-382%3A+MirrorMaker+2.
 
 from collections.abc import Sequence
 
+from components.data.clickhouse.config import CONSUMER_GROUP
 from components.data.kafka.config import (
     SCRAM_LOGIN,
     SCRAM_MECHANISM,
@@ -30,7 +31,7 @@ from components.data.kafka.config import (
     scram_user_command,
 )
 from components.observability.jmx_exporter import JVM_RULES, Rule, exporter_config
-from components.settings.model import KafkaSettings, MirrorSettings
+from components.settings.model import KafkaSettings, MirrorSettings, Settings
 
 TARGET_ALIAS = "dr"
 """This site's cluster in MirrorMaker 2's config."""
@@ -162,6 +163,15 @@ def target_grants(mirror: MirrorSettings) -> tuple[Grant, ...]:
 def mirror_user_commands(granted: tuple[Grant, ...]) -> str:
     """Shell lines creating the mirror user and adding its grants ($admin logs in): the topic Job's part of it."""
     return f"{scram_user_command(MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV)}\n{acl_commands(granted)}"
+
+
+def site_mirror_user(settings: Settings) -> str:
+    """The topic Job's lines creating this site's mirror user: writing on a DR stack, reading on a mirrored primary."""
+    if settings.mirror is not None:
+        return mirror_user_commands(target_grants(settings.mirror))
+    if settings.kafka.mirror_cidrs:
+        return mirror_user_commands(source_grants((settings.kafka.topic.name,), (CONSUMER_GROUP,)))
+    return ""
 
 
 def mirror_user_script(granted: tuple[Grant, ...]) -> str:
