@@ -106,7 +106,7 @@ def test_the_images_promtool_checks_the_in_cluster_prometheus_yml(settings: Sett
 
 def test_amtool_checks_alertmanager_yml(stack_name: str, settings: Settings, tmp_path: Path) -> None:
     hook = {"monitoring": {"alertmanager": {"receivers": {"critical": "https://pager.example.com/hook"}}}}
-    routed = parse_settings(stack_name, stack_config(stack_name, hook))
+    routed = shipped_settings(stack_name, hook)
     for name, config in (("default.yml", alertmanager_config(settings)), ("routed.yml", alertmanager_config(routed))):
         (tmp_path / name).write_text(config)
         checked = run_tool(AMTOOL, "check-config", name, cwd=tmp_path)

@@ -95,10 +95,11 @@ STACK_SECRETS: dict[str, dict[str, Any]] = {
 """What `pulumi config set --secret` gives a shipped stack before its first deploy (no stack file holds a secret)."""
 
 
-def shipped_settings(stack: str) -> Settings:
-    """The validated settings of a shipped stack, as its stack file and its secrets give them."""
+def shipped_settings(stack: str, overrides: dict[str, Any] | None = None) -> Settings:
+    """The validated settings of a shipped stack, as its stack file and its secrets give them, with overrides."""
     secrets = STACK_SECRETS.get(stack, {})
-    return parse_settings(stack, stack_config(stack, secrets), {f"{PROJECT}:{key}" for key in secrets})
+    config = stack_config(stack, {**(overrides or {}), **secrets})
+    return parse_settings(stack, config, {f"{PROJECT}:{key}" for key in secrets})
 
 
 def settings_of(stack: Rendered) -> Settings:
