@@ -208,35 +208,37 @@ def backup_flows(settings: Settings) -> tuple[Flow, ...]:
     )
 
 
-def mirror_flows(settings: Settings) -> tuple[Flow, ...]:
-    """On a DR stack: the mirror writes into this site's brokers, and Prometheus scrapes its metrics.
+PRIMARY_MIRROR_FLOWS = (
+    Flow(
+        source=DR_MIRROR,
+        target=KAFKA_BROKER,
+        ports=(names.KAFKA_CLIENT_PORT,),
+        reason="a DR site's MirrorMaker 2 reads the events topic as the read-only user `mirror`",
+    ),
+)
+"""On a primary a DR site mirrors (kafka.mirrorCidrs): its mirror reads the brokers' CLIENT listener."""
+DR_MIRROR_FLOWS = (
+    Flow(
+        source=KAFKA_MIRROR,
+        target=KAFKA_BROKER,
+        ports=(names.KAFKA_CLIENT_PORT,),
+        reason="MirrorMaker 2 writes the mirrored topics, its own topics and the translated offsets here",
+    ),
+    Flow(
+        source=PROMETHEUS,
+        target=KAFKA_MIRROR,
+        ports=(names.JMX_METRICS_PORT,),
+        reason="Prometheus scrapes the mirror's lag (its JMX exporter agent)",
+    ),
+)
+"""On a DR stack (mirror set): the mirror writes into this site's brokers, and Prometheus scrapes its metrics."""
 
-    On a primary a DR site mirrors (kafka.mirrorCidrs): its mirror reads the brokers' CLIENT listener.
-    """
-    primary = (
-        Flow(
-            source=DR_MIRROR,
-            target=KAFKA_BROKER,
-            ports=(names.KAFKA_CLIENT_PORT,),
-            reason="a DR site's MirrorMaker 2 reads the events topic as the read-only user `mirror`",
-        ),
-    )
-    if settings.mirror is None:
-        return primary if settings.kafka.mirror_cidrs else ()
-    return (
-        Flow(
-            source=KAFKA_MIRROR,
-            target=KAFKA_BROKER,
-            ports=(names.KAFKA_CLIENT_PORT,),
-            reason="MirrorMaker 2 writes the mirrored topics, its own topics and the translated offsets here",
-        ),
-        Flow(
-            source=PROMETHEUS,
-            target=KAFKA_MIRROR,
-            ports=(names.JMX_METRICS_PORT,),
-            reason="Prometheus scrapes the mirror's lag (its JMX exporter agent)",
-        ),
-    )
+
+def mirror_flows(settings: Settings) -> tuple[Flow, ...]:
+    """The mirror's flows this stack allows: a DR stack's own, or a mirrored primary's."""
+    if settings.mirror is not None:
+        return DR_MIRROR_FLOWS
+    return PRIMARY_MIRROR_FLOWS if settings.kafka.mirror_cidrs else ()
 
 
 ANYWHERE = ("0.0.0.0/0",)
