@@ -19,8 +19,8 @@ from components.data.kafka.mirror import (
     MIRROR_PRINCIPAL,
     OFFSET_LAG_MAX,
     REPLICATION_LATENCY_METRIC,
+    site_mirror_user,
     source_grants,
-    target_grants,
 )
 from components.settings.model import MirrorSettings, Settings
 from tests.support.events import produce_events
@@ -60,10 +60,16 @@ def mirror_settings(kafka_node: KafkaNode, events_topic: str) -> MirrorSettings:
 
 
 @pytest.fixture(scope="module")
-def mirror(kafka_node: KafkaNode, dr_node: KafkaNode, mirror_settings: MirrorSettings) -> Iterator[Mirror]:
-    """The mirror user on both clusters, then MirrorMaker 2 on the DR side."""
+def mirror(
+    kafka_node: KafkaNode, dr_node: KafkaNode, mirror_settings: MirrorSettings, dev_settings: Settings
+) -> Iterator[Mirror]:
+    """The mirror user on both clusters, then MirrorMaker 2 on the DR side.
+
+    On the DR side the topic Job's own script creates it, as the dr stack runs it (rerun: safe).
+    """
     add_mirror_user(kafka_node, source_grants(mirror_settings.topics, mirror_settings.groups))
-    add_mirror_user(dr_node, target_grants(mirror_settings))
+    dr = with_scram(dev_settings).model_copy(update={"mirror": mirror_settings})
+    run_topic_bootstrap(dr_node, site_mirror_user(dr), MIRROR_PASSWORD)
     running = start_mirror(mirror_settings, dr_node)
     yield running
     assert running.server.process and running.server.process.poll() is None, (
