@@ -148,7 +148,12 @@ def _declare_engines(settings: Settings, stack: str, platform: Platform, securit
         # After Kafka: its topic Job creates the mirror user this site's brokers must know.
         MirrorMaker(
             "kafka-mirror",
-            MirrorMakerArgs(settings=settings, namespace=platform.namespace_name, instance=stack),
+            MirrorMakerArgs(
+                settings=settings,
+                namespace=platform.namespace_name,
+                instance=stack,
+                passwords=[credentials.values["kafkaMirrorPassword"], credentials.values["kafkaMirrorSourcePassword"]],
+            ),
             opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[kafka]),
         )
     # Keeper first: the replicated tables the schema Job creates register in it.

@@ -18,9 +18,10 @@ from components.data.kafka.mirror import (
 from components.observability.prometheus.alert_rules import alerts
 from components.observability.prometheus.config import prometheus_config
 from components.platform.labels import selector_labels
+from components.platform.workloads import SECRET_CONFIG_DIGEST, config_digest
 from components.security.network import KAFKA_BROKER, KAFKA_MIRROR, PROMETHEUS, Peer
 from tests.support.netpol import Pod, allowed
-from tests.support.render import Rendered, render, settings_of
+from tests.support.render import STACK_SECRETS, Rendered, render, settings_of
 from tests.support.workloads import pod_spec
 from verify.core.targets import targets_from
 
@@ -144,3 +145,19 @@ def test_verify_reads_the_mirror_output_and_its_password_is_a_secret(rendered_st
     assert mirror.login == (MIRROR_PRINCIPAL, "primaryMirrorPassword0123456789")
     assert mirror.topics == ("events",) and mirror.lag_alert_seconds == 60
     assert mirror.bootstrap.startswith("kafka-0.kafka-headless.query-engine.svc.prod.example:9092")
+
+
+def test_a_new_primary_password_rolls_the_mirror(rendered_stacks: dict[str, Rendered]) -> None:
+    """The pod reads its passwords at start: their digest is in its template, itself a secret."""
+    before = rendered_stacks["dr"]
+    secrets = {
+        "credentials": {**STACK_SECRETS["dr"]["credentials"], "kafkaMirrorSourcePassword": "rotatedMirror0123456789"}
+    }
+    after = render("dr", secrets=secrets)
+    deployments = [stack.named("Deployment", names.KAFKA_MIRROR) for stack in (before, after)]
+    old, new = (d.inputs["spec"]["template"]["metadata"]["annotations"] for d in deployments)
+    assert old[SECRET_CONFIG_DIGEST] != new[SECRET_CONFIG_DIGEST], "the mirror keeps the old password"
+    users = before.named("Secret", "kafka-users").inputs["stringData"]
+    assert old[SECRET_CONFIG_DIGEST] == config_digest((users["mirror"], users["mirror-source"]))
+    assert all(d.secret_paths == ["spec"] for d in deployments), "a digest of secrets is itself a secret"
+    assert "rotatedMirror" not in str(deployments[1].inputs)

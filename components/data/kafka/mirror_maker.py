@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs
 from pulumi_kubernetes.core.v1 import (
     ConfigMapVolumeSourceArgs,
     ContainerArgs,
@@ -16,6 +17,7 @@ from pulumi_kubernetes.core.v1 import (
     VolumeArgs,
     VolumeMountArgs,
 )
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
 
 from components import names
 from components.data.kafka.component import (
@@ -39,7 +41,14 @@ from components.data.kafka.mirror import (
 from components.observability.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option
 from components.platform.budget import JOB_RESOURCES
 from components.platform.jvm import heap_megabytes
-from components.platform.workloads import NamespacedComponent, container_resources, container_security, pod_security
+from components.platform.workloads import (
+    NamespacedComponent,
+    container_resources,
+    container_security,
+    pod_security,
+    rolling_update,
+    secret_digest,
+)
 from components.settings.model import Settings
 
 CONFIG_DIR = "/etc/kafka-mirror"
@@ -58,6 +67,9 @@ class MirrorMakerArgs:
     """Namespace to deploy into (an Output, so objects wait for the namespace)."""
     instance: str
     """The stack name, for app.kubernetes.io/instance."""
+    passwords: list[pulumi.Output[str]]
+    """The mirror's two passwords (this site's and the primary's): a new value rolls the pod, which reads them at
+    start."""
 
 
 class MirrorMaker(NamespacedComponent):
@@ -80,23 +92,28 @@ class MirrorMaker(NamespacedComponent):
         # One replica, rolled with none beside it: one process holds the mirror's Connect group, and a second
         # would only rebalance the one task (tasks.max=1). The mirror's offsets live in its topics on this
         # site, so a new pod resumes where the old one stopped.
-        self._one_replica(
-            name,
-            names.KAFKA_MIRROR,
-            PodSpecArgs(
-                service_account_name=account,
-                automount_service_account_token=False,
-                security_context=pod_security(KAFKA_USER),
-                init_containers=[self._agent(args.settings)],
-                containers=[self._container(args.settings)],
-                volumes=[
-                    VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
-                    VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
-                    VolumeArgs(name="agent", empty_dir=EmptyDirVolumeSourceArgs(size_limit="16Mi")),
-                ],
+        spec = PodSpecArgs(
+            service_account_name=account,
+            automount_service_account_token=False,
+            security_context=pod_security(KAFKA_USER),
+            init_containers=[self._agent(args.settings)],
+            containers=[self._container(args.settings)],
+            volumes=[
+                VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
+                VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi")),
+                VolumeArgs(name="agent", empty_dir=EmptyDirVolumeSourceArgs(size_limit="16Mi")),
+            ],
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=self._metadata(names.KAFKA_MIRROR),
+            spec=DeploymentSpecArgs(
+                replicas=1,
+                strategy=rolling_update(0),
+                selector=LabelSelectorArgs(match_labels=self._selector),
+                template=self._pod_template(spec, tuple(files.values()), secret_config=secret_digest(args.passwords)),
             ),
-            surge=0,
-            config=tuple(files.values()),
+            opts=self._opts(),
         )
         self.register_outputs({"user": MIRROR_PRINCIPAL, "topics": list(mirror.topics)})
 
