@@ -12,7 +12,7 @@ from components.data.kafka.mirror import (
     SOURCE_PASSWORD_ENV,
     TARGET_PASSWORD_ENV,
     mirror_properties,
-    mirror_user_script,
+    mirror_user_commands,
     source_grants,
     target_grants,
 )
@@ -64,8 +64,8 @@ def test_on_the_primary_the_mirror_user_only_reads_and_describes() -> None:
     )
 
 
-def test_the_user_script_takes_its_password_from_the_environment() -> None:
-    script = mirror_user_script(target_grants(settings()))
+def test_the_user_lines_take_their_password_from_the_environment() -> None:
+    script = mirror_user_commands(target_grants(settings()))
     assert f"password=${TARGET_PASSWORD_ENV}" in script and SECRET not in script
     assert script.count("kafka-acls.sh") >= len(target_grants(settings()))
 

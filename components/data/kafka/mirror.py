@@ -27,7 +27,6 @@ from components.data.kafka.config import (
     SCRAM_MECHANISM,
     Grant,
     acl_commands,
-    admin_preamble,
     scram_user_command,
 )
 from components.observability.jmx_exporter import JVM_RULES, Rule, exporter_config
@@ -161,7 +160,11 @@ def target_grants(mirror: MirrorSettings) -> tuple[Grant, ...]:
 
 
 def mirror_user_commands(granted: tuple[Grant, ...]) -> str:
-    """Shell lines creating the mirror user and adding its grants ($admin logs in): the topic Job's part of it."""
+    """Shell lines creating the mirror user and adding its grants; safe to run again: the topic Job's part of it.
+
+    $admin logs in (config.admin_preamble); the password comes from KAFKA_MIRROR_PASSWORD (the site's
+    kafkaMirrorPassword; the DR stack's kafkaMirrorSourcePassword holds the primary's).
+    """
     return f"{scram_user_command(MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV)}\n{acl_commands(granted)}"
 
 
@@ -172,16 +175,6 @@ def site_mirror_user(settings: Settings) -> str:
     if settings.kafka.mirror_cidrs:
         return mirror_user_commands(source_grants((settings.kafka.topic.name,), (CONSUMER_GROUP,)))
     return ""
-
-
-def mirror_user_script(granted: tuple[Grant, ...]) -> str:
-    """POSIX sh creating the mirror user on one cluster and adding its grants; safe to run again.
-
-    Reads KAFKA_HOME, BOOTSTRAP (the INTERNAL listener), RUNTIME_DIR (writable), KAFKA_BROKER_PASSWORD and the
-    mirror user's password from KAFKA_MIRROR_PASSWORD (the site's kafkaMirrorPassword; the DR stack's
-    kafkaMirrorSourcePassword holds the primary's).
-    """
-    return f"{admin_preamble()}{mirror_user_commands(granted)}\n"
 
 
 REPLICATION_LATENCY_METRIC = "kafka_mirror_replication_latency_ms"

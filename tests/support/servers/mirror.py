@@ -8,13 +8,13 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from components.data.kafka.component import LOG4J_FILE
-from components.data.kafka.config import BROKER_PRINCIPAL, Grant, log4j_properties
+from components.data.kafka.config import BROKER_PRINCIPAL, Grant, admin_preamble, log4j_properties
 from components.data.kafka.mirror import (
     SOURCE_PASSWORD_ENV,
     TARGET_PASSWORD_ENV,
     mirror_metrics_config,
     mirror_properties,
-    mirror_user_script,
+    mirror_user_commands,
 )
 from components.observability.jmx_exporter import CONFIG_FILE, agent_option
 from components.settings.model import MirrorSettings
@@ -34,9 +34,9 @@ class Mirror:
 
 
 def add_mirror_user(node: KafkaNode, granted: tuple[Grant, ...]) -> None:
-    """Run the stack's mirror user script on a cluster (as broker, on INTERNAL); fail if it fails."""
+    """Run the topic Job's mirror user lines on a cluster (as broker, on INTERNAL); fail if it fails."""
     script = node.workdir / "mirror-user.sh"
-    script.write_text(mirror_user_script(granted))
+    script.write_text(f"{admin_preamble()}{mirror_user_commands(granted)}\n")
     runtime = node.workdir / "mirror-user"
     runtime.mkdir(exist_ok=True)
     env = {
