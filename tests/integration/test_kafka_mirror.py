@@ -18,7 +18,9 @@ from components.data.kafka.config import BROKER_PRINCIPAL, CLICKHOUSE_PRINCIPAL,
 from components.data.kafka.mirror import (
     MIRROR_PRINCIPAL,
     OFFSET_LAG_MAX,
+    REPLICATION_CONSUMER,
     REPLICATION_LATENCY_METRIC,
+    SOURCE_LAG_METRIC,
     site_mirror_user,
     source_grants,
 )
@@ -125,10 +127,14 @@ def test_the_mirror_copies_every_event_under_the_same_topic_name(
 
 
 def test_the_mirror_reports_its_replication_latency(mirror: Mirror, events_topic: str) -> None:
-    """The agent serves the latency the KafkaMirrorBehind alert reads, per mirrored partition."""
-    samples = scrape_until(mirror.metrics_port, {REPLICATION_LATENCY_METRIC}, seconds=60)
+    """The agent serves what the KafkaMirrorBehind alert reads: the latency per mirrored partition, and the source
+    task's consumer of the primary (its client id as the alert's selector matches it).
+    """
+    samples = scrape_until(mirror.metrics_port, {REPLICATION_LATENCY_METRIC, SOURCE_LAG_METRIC}, seconds=60)
     latency = samples.get(REPLICATION_LATENCY_METRIC, [])
     assert {s.labels["topic"] for s in latency} == {events_topic}, f"{REPLICATION_LATENCY_METRIC}: {latency}"
+    clients = {s.labels["client"] for s in samples.get(SOURCE_LAG_METRIC, [])}
+    assert [c for c in clients if "MirrorSourceConnector" in c and REPLICATION_CONSUMER in c], clients
 
 
 def test_a_group_committed_on_the_primary_resumes_on_the_dr_site(

@@ -180,6 +180,9 @@ def site_mirror_user(settings: Settings) -> str:
 REPLICATION_LATENCY_METRIC = "kafka_mirror_replication_latency_ms"
 RECORD_AGE_METRIC = "kafka_mirror_record_age_ms"
 SOURCE_LAG_METRIC = "kafka_mirror_source_records_lag"
+REPLICATION_CONSUMER = "replication-consumer"
+"""What the client id of a source task's consumer of the primary ends with (`primary->dr|MirrorSourceConnector-0|...`):
+its series exist while a task reads the primary."""
 MIRROR_RULES = (
     Rule(
         pattern="kafka.connect.mirror<type=MirrorSourceConnector, target=(.+), topic=(.+), partition=([0-9]+)>"
