@@ -127,9 +127,7 @@ def test_the_mirror_copies_every_event_under_the_same_topic_name(
 
 
 def test_the_mirror_reports_its_replication_latency(mirror: Mirror, events_topic: str) -> None:
-    """The agent serves what the KafkaMirrorBehind alert reads: the latency per mirrored partition, and the source
-    task's consumer of the primary (its client id as the alert's selector matches it).
-    """
+    """The agent serves what KafkaMirrorBehind reads: each partition's latency, the task's consumer of the primary."""
     samples = scrape_until(mirror.metrics_port, {REPLICATION_LATENCY_METRIC, SOURCE_LAG_METRIC}, seconds=60)
     latency = samples.get(REPLICATION_LATENCY_METRIC, [])
     assert {s.labels["topic"] for s in latency} == {events_topic}, f"{REPLICATION_LATENCY_METRIC}: {latency}"
