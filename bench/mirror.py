@@ -179,9 +179,9 @@ def main() -> None:
         for node in (primary, dr):
             run_topic_bootstrap(node)
         mirror_settings = MirrorSettings.model_validate(
-            {"sourceBootstrap": primary.bootstrap, "sourcePassword": MIRROR_PASSWORD, "topics": [topic]}
+            {"sourceBootstrap": primary.bootstrap, "sourceCidrs": ["127.0.0.1/32"], "topics": [topic]}
         )
-        add_mirror_user(primary, source_grants(mirror_settings))
+        add_mirror_user(primary, source_grants(mirror_settings.topics, mirror_settings.groups))
         add_mirror_user(dr, target_grants(mirror_settings))
         mirror = start_mirror(mirror_settings, dr)
         servers.append(mirror.server)

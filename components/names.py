@@ -39,6 +39,8 @@ GRAFANA_PORT = 3000
 KAFKA_HEADLESS = "kafka-headless"
 KAFKA_CONFIG = "kafka-config"
 KAFKA_TOPIC_JOB = "kafka-topic-bootstrap"
+KAFKA_MIRROR = "kafka-mirror"
+"""MirrorMaker 2 on a DR stack: its Deployment, ServiceAccount, ConfigMap and app.kubernetes.io/name."""
 KAFKA_CLIENT_PORT = 9092
 KAFKA_CONTROLLER_PORT = 9093
 KAFKA_INTERNAL_PORT = 9094

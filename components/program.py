@@ -11,6 +11,8 @@ from components.data.clickhouse.component import ClickHouse, ClickHouseArgs
 from components.data.clickhouse.config import ADMIN, INGEST, INTERSERVER, PRESTO
 from components.data.clickhouse.keeper import ClickHouseKeeper, KeeperArgs
 from components.data.kafka.component import Kafka, KafkaArgs
+from components.data.kafka.mirror import MIRROR_PRINCIPAL
+from components.data.kafka.mirror_maker import MirrorMaker, MirrorMakerArgs
 from components.data.presto.component import Presto, PrestoArgs
 from components.expectations import expectations
 from components.inventory import Inventory
@@ -23,7 +25,7 @@ from components.platform.workloads import StackArgs
 from components.security.certificates import Certificates, CertificatesArgs, ServingCertificate, service_dns_names
 from components.security.credential_catalog import KAFKA_USERS_SECRET, PRESTO_USERS_SECRET
 from components.security.credentials import Credentials, CredentialsArgs
-from components.security.network import FLOWS, NetworkArgs, NetworkPolicies, backup_flows, egress
+from components.security.network import FLOWS, NetworkArgs, NetworkPolicies, backup_flows, egress, mirror_flows
 from components.security.verify_access import VerifyAccess
 from components.settings.model import Settings
 from components.settings.parse import SettingsError, parse_settings
@@ -119,8 +121,9 @@ def _declare_security(settings: Settings, stack: str, platform: Platform) -> _Se
             instance=stack,
             clients=settings.network.clients,
             keda_namespace=settings.presto.workers.autoscaling.keda_namespace,
+            mirror_cidrs=tuple(settings.kafka.mirror_cidrs),
             egress=egress(settings),
-            flows=FLOWS + backup_flows(settings),
+            flows=FLOWS + backup_flows(settings) + mirror_flows(settings),
         ),
         opts=in_cluster,
     )
@@ -141,6 +144,18 @@ def _declare_engines(settings: Settings, stack: str, platform: Platform, securit
         ),
         opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[credentials]),
     )
+    if settings.mirror is not None:
+        # After Kafka: its topic Job creates the mirror user this site's brokers must know.
+        MirrorMaker(
+            "kafka-mirror",
+            MirrorMakerArgs(
+                settings=settings,
+                namespace=platform.namespace_name,
+                instance=stack,
+                passwords=[credentials.values["kafkaMirrorPassword"], credentials.values["kafkaMirrorSourcePassword"]],
+            ),
+            opts=pulumi.ResourceOptions(provider=platform.provider, depends_on=[kafka]),
+        )
     # Keeper first: the replicated tables the schema Job creates register in it.
     keeper = (
         [
@@ -227,4 +242,16 @@ def _export(
     pulumi.export("kubeContext", settings.kubernetes.context or "")
     pulumi.export("secretNames", sorted(security.credentials.secrets))
     pulumi.export("credentials", pulumi.Output.secret(security.credentials.values))
+    if settings.mirror is not None:
+        # What verify's lag check reads (verify/core/targets.py): the primary as the mirror reads it.
+        pulumi.export(
+            "mirror",
+            {
+                "sourceBootstrap": settings.mirror.source_bootstrap,
+                "user": MIRROR_PRINCIPAL,
+                "sourcePassword": pulumi.Output.secret(security.credentials.values["kafkaMirrorSourcePassword"]),
+                "topics": list(settings.mirror.topics),
+                "lagAlertSeconds": settings.mirror.lag_alert_seconds,
+            },
+        )
     pulumi.export("expected", {**expectations(settings), "objects": inventory.objects()})

@@ -23,7 +23,14 @@ from components.data.presto.config import ROLES
 from components.observability.grafana.dashboards import dashboards
 from components.observability.prometheus.alert_rules import alerts
 from components.security.credential_catalog import CREDENTIALS
-from components.security.network import CLIENTS, FLOWS, egress
+from components.security.network import (
+    CLIENTS,
+    DR_MIRROR,
+    DR_MIRROR_FLOWS,
+    FLOWS,
+    PRIMARY_MIRROR_FLOWS,
+    egress,
+)
 from components.security.verify_access import PERMISSIONS
 from components.settings.model import TYPE_NAMES, Amounts, Settings, Storage, nested_model
 from components.settings.parse import parse_settings
@@ -83,12 +90,22 @@ def flow_rows() -> str:
     def ports(numbers: tuple[int, ...]) -> str:
         return ", ".join(str(n) for n in numbers)
 
+    sources = {CLIENTS: "clients (`network.clients`)", DR_MIRROR: "a DR site's mirror (`kafka.mirrorCidrs`)"}
     rows = [
-        f"| {'clients (`network.clients`)' if f.source == CLIENTS else f.source.slug()} | {f.target.slug()} "
-        f"| {ports(f.ports)}{' TCP and UDP' if 'UDP' in f.protocols else ''} | {f.reason} |"
-        for f in FLOWS
+        f"| {sources.get(f.source, f.source.slug())} | {f.target.slug()} "
+        f"| {ports(f.ports)}{' TCP and UDP' if 'UDP' in f.protocols else ''} | {f.reason}{when} |"
+        for flows, when in (
+            (FLOWS, ""),
+            (DR_MIRROR_FLOWS, " (a DR stack: `mirror` set)"),
+            (PRIMARY_MIRROR_FLOWS, " (a primary: `kafka.mirrorCidrs` set)"),
+        )
+        for f in flows
     ]
     rows += [f"| {e.source.slug()} | {e.target} | {ports(e.ports)} | {e.reason} |" for e in egress(Settings())]
+    rows.append(
+        "| kafka-mirror | the primary's brokers (`mirror.sourceCidrs`) | the `mirror.sourceBootstrap` ports "
+        "| MirrorMaker 2 reads the primary's topics and its groups' offsets (a DR stack) |"
+    )
     rows.append("| alertmanager | any address | the ports of its receivers' URLs | webhook receivers, if configured |")
     rows.append("| every pod | cluster DNS (`dns.*`) | 53 UDP and TCP | name lookups |")
     return "\n".join(["| from | to | port (TCP unless said) | why |", "|---|---|---|---|", *rows])
@@ -149,7 +166,7 @@ OTHER_FOLDERS = {
     "components/data/clickhouse/migrations": "the schema's numbered migrations (templates of the stack's settings) "
     "and `migrate.sh`, the schema Job's script that applies and records them",
     "docs": "this documentation",
-    "tests/unit/golden": "every resource's (type, name, parent) of the dev and prod stacks",
+    "tests/unit/golden": "every resource's (type, name, parent) of each shipped stack (dev, prod, dr)",
     "tests/support/data": "the vendored subset of Chaos Mesh's CRD schemas",
     "verify/load/templates": "the Jinja template of load.html",
 }

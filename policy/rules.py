@@ -21,7 +21,7 @@ Config = Mapping[str, Any]
 DEFAULTS: dict[str, Any] = {
     "chaosNamespace": "chaos-mesh",
     "allowedServiceTypes": ["ClusterIP"],
-    "highAvailabilityStacks": ["prod"],
+    "highAvailabilityStacks": ["prod", "dr"],
 }
 """Policy config and its defaults; `pulumi preview --policy-pack-config FILE` overrides them."""
 

@@ -15,7 +15,7 @@ from tests.support.engine import CLUSTER as ENGINE_CLUSTER
 from tests.support.engine import Backend, EngineMissingError, LocalChart, Toolchain, cluster, local_chart
 from tests.support.fakes.chaos_cluster import Api, Writable, fake_writable_api
 from tests.support.fakes.kubernetes import FakeCluster
-from tests.support.render import Rendered, render
+from tests.support.render import SHIPPED_STACKS, STACK_SECRETS, Rendered, render
 from tests.support.servers.clickhouse import (
     ClickHouseNode,
     apply_schema,
@@ -26,7 +26,7 @@ from tests.support.servers.presto import PrestoCluster, start_cluster
 from tests.support.verify_harness import fake_grafana_api
 from verify.kube.checks import connect
 
-STACKS = ("dev", "prod")
+STACKS = SHIPPED_STACKS
 INTEGRATION = Path(__file__).parent / "integration"
 SERVERS = {
     "kafka_node",
@@ -53,8 +53,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def rendered_stacks() -> dict[str, Rendered]:
-    """Both shipped stacks, rendered once."""
-    return {name: render(name) for name in STACKS}
+    """Every shipped stack, rendered once (with the secrets its operator sets)."""
+    return {name: render(name, secrets=STACK_SECRETS.get(name)) for name in STACKS}
 
 
 @pytest.fixture(params=STACKS)

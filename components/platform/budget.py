@@ -122,6 +122,15 @@ def planned_workloads(settings: Settings) -> list[PlannedWorkload]:
             surge=surge,
         ),
         *_backup_workloads(settings),
+        *(
+            [
+                PlannedWorkload(
+                    name=names.KAFKA_MIRROR, setting="mirror", max_replicas=1, resources=settings.mirror.resources
+                )
+            ]
+            if settings.mirror
+            else []
+        ),
     ]
 
 
@@ -138,9 +147,15 @@ def _backup_workloads(settings: Settings) -> list[PlannedWorkload]:
             resources=backup.resources,
             sidecar=True,
         ),
-        # concurrencyPolicy Forbid: never two runs at once.
-        PlannedWorkload(
-            name=names.CLICKHOUSE_BACKUP, setting="clickhouse.backup", max_replicas=1, resources=JOB_RESOURCES
+        # concurrencyPolicy Forbid: never two runs at once. None in restore mode.
+        *(
+            [
+                PlannedWorkload(
+                    name=names.CLICKHOUSE_BACKUP, setting="clickhouse.backup", max_replicas=1, resources=JOB_RESOURCES
+                )
+            ]
+            if backup.mode == "backup"
+            else []
         ),
         # verify restore-drill: a scratch server per shard, a copy of a server's pod (its sidecar included),
         # so that a drill fits beside the running stack.

@@ -115,6 +115,23 @@ CREDENTIALS: tuple[Credential, ...] = (
         purpose="Kafka user verify (scram only: writes and reads the events topic and its own verify-* topics)",
     ),
     Credential(
+        name="kafkaMirrorPassword",
+        secret=KAFKA_USERS_SECRET,
+        key="mirror",
+        length=32,
+        purpose="Kafka user mirror (scram only): on a DR stack MirrorMaker 2 writes this site's mirrored topics with "
+        "it; on a primary with kafka.mirrorCidrs, the DR site's mirror reads with it",
+    ),
+    Credential(
+        name="kafkaMirrorSourcePassword",
+        secret=KAFKA_USERS_SECRET,
+        key="mirror-source",
+        length=0,
+        generated=False,
+        purpose="the primary's kafkaMirrorPassword, which MirrorMaker 2 reads the primary with (required when mirror "
+        "is set; copied from the primary's outputs, never generated)",
+    ),
+    Credential(
         name="clickhouseBackupApiPassword",
         secret=CLICKHOUSE_BACKUP_SECRET,
         key="api-password",

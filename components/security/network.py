@@ -48,6 +48,7 @@ class Flow:
 
 KAFKA_BROKER = Peer(name=names.KAFKA, component="broker")
 KAFKA_TOPIC_JOB = Peer(name=names.KAFKA, component="topic-bootstrap")
+KAFKA_MIRROR = Peer(name=names.KAFKA_MIRROR, component="mirror")
 CLICKHOUSE_SERVER = Peer(name=names.CLICKHOUSE, component="server")
 CLICKHOUSE_SCHEMA_JOB = Peer(name=names.CLICKHOUSE, component="schema-bootstrap")
 CLICKHOUSE_KEEPER = Peer(name=names.CLICKHOUSE_KEEPER, component="keeper")
@@ -62,6 +63,8 @@ KUBE_STATE_METRICS = Peer(name=names.KUBE_STATE_METRICS, component="exporter")
 GRAFANA = Peer(name=names.GRAFANA, component="dashboards")
 CLIENTS = Peer(name="clients", component="external")
 """Not pods of the stack: the namespaces and address ranges of settings.network.clients."""
+DR_MIRROR = Peer(name="dr-mirror", component="external")
+"""Not pods of the stack: a DR site's MirrorMaker 2, at the addresses of settings.kafka.mirrorCidrs."""
 KEDA = Peer(name="keda", component="operator")
 """Not pods of the stack: KEDA's operator, in settings.presto.workers.autoscaling.kedaNamespace (the queue signal)."""
 
@@ -184,15 +187,19 @@ FLOWS: tuple[Flow, ...] = (
 
 def backup_flows(settings: Settings) -> tuple[Flow, ...]:
     """With backups on: the scheduled Job drives each server's backup sidecar, and Prometheus scrapes the sidecars."""
-    if not settings.clickhouse.backup.enabled:
+    backup = settings.clickhouse.backup
+    if not backup.enabled:
         return ()
-    return (
+    scheduled = (
         Flow(
             source=CLICKHOUSE_BACKUP_JOB,
             target=CLICKHOUSE_SERVER,
             ports=(names.CLICKHOUSE_BACKUP_PORT,),
             reason="the scheduled backup creates and uploads each shard's backup through its backup sidecar's API",
         ),
+    )
+    return (
+        *(scheduled if backup.mode == "backup" else ()),
         Flow(
             source=PROMETHEUS,
             target=CLICKHOUSE_SERVER,
@@ -200,6 +207,39 @@ def backup_flows(settings: Settings) -> tuple[Flow, ...]:
             reason="Prometheus scrapes the backup sidecars' metrics",
         ),
     )
+
+
+PRIMARY_MIRROR_FLOWS = (
+    Flow(
+        source=DR_MIRROR,
+        target=KAFKA_BROKER,
+        ports=(names.KAFKA_CLIENT_PORT,),
+        reason="a DR site's MirrorMaker 2 reads the events topic as the read-only user `mirror`",
+    ),
+)
+"""On a primary a DR site mirrors (kafka.mirrorCidrs): its mirror reads the brokers' CLIENT listener."""
+DR_MIRROR_FLOWS = (
+    Flow(
+        source=KAFKA_MIRROR,
+        target=KAFKA_BROKER,
+        ports=(names.KAFKA_CLIENT_PORT,),
+        reason="MirrorMaker 2 writes the mirrored topics, its own topics and the translated offsets here",
+    ),
+    Flow(
+        source=PROMETHEUS,
+        target=KAFKA_MIRROR,
+        ports=(names.JMX_METRICS_PORT,),
+        reason="Prometheus scrapes the mirror's lag (its JMX exporter agent)",
+    ),
+)
+"""On a DR stack (mirror set): the mirror writes into this site's brokers, and Prometheus scrapes its metrics."""
+
+
+def mirror_flows(settings: Settings) -> tuple[Flow, ...]:
+    """The mirror's flows this stack allows: a DR stack's own, or a mirrored primary's."""
+    if settings.mirror is not None:
+        return DR_MIRROR_FLOWS
+    return PRIMARY_MIRROR_FLOWS if settings.kafka.mirror_cidrs else ()
 
 
 ANYWHERE = ("0.0.0.0/0",)
@@ -282,6 +322,25 @@ def egress(settings: Settings) -> tuple[Egress, ...]:
             if ports
             else ()
         ),
+        *_mirror_egress(settings),
+    )
+
+
+def _mirror_egress(settings: Settings) -> tuple[Egress, ...]:
+    """On a DR stack: the mirror reads the primary's brokers, at the addresses mirror.sourceCidrs names."""
+    mirror = settings.mirror
+    if mirror is None:
+        return ()
+    # Every broker the primary advertises listens on the bootstrap's port (its CLIENT listener).
+    ports = tuple(sorted({int(server.rsplit(":", 1)[1]) for server in mirror.source_bootstrap.split(",")}))
+    return (
+        Egress(
+            source=KAFKA_MIRROR,
+            target="the primary's brokers (`mirror.sourceBootstrap`)",
+            ports=ports,
+            cidrs=tuple(mirror.source_cidrs),
+            reason="MirrorMaker 2 reads the primary's topics and its groups' offsets",
+        ),
     )
 
 
@@ -297,6 +356,8 @@ class NetworkArgs:
     """Where CLIENTS are: their namespaces and address ranges."""
     keda_namespace: str | None
     """Where KEDA's operator runs, if the workers scale on the queue signal."""
+    mirror_cidrs: tuple[str, ...]
+    """Where DR_MIRROR is: the addresses a DR site's mirror connects from (settings.kafka.mirrorCidrs)."""
     egress: tuple[Egress, ...]
     """The allowed connections out of the pod network."""
     flows: tuple[Flow, ...] = FLOWS
@@ -345,6 +406,8 @@ class NetworkPolicies(pulumi.ComponentResource):
                     )
                     for namespace in namespaces
                 ]
+            if flow.source == DR_MIRROR:
+                return [NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr)) for cidr in args.mirror_cidrs]
             if flow.source != CLIENTS:
                 return [NetworkPolicyPeerArgs(pod_selector=selector(flow.source))]
             return [
@@ -366,6 +429,7 @@ class NetworkPolicies(pulumi.ComponentResource):
                 declare(f"allow-ingress-{peer.slug()}", peer, "ingress", ingress)
         outbound.pop(CLIENTS, None)
         outbound.pop(KEDA, None)
+        outbound.pop(DR_MIRROR, None)
         for peer, flows in outbound.items():
             egress = [
                 NetworkPolicyEgressRuleArgs(to=[NetworkPolicyPeerArgs(pod_selector=selector(f.target))], ports=ports(f))

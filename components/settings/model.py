@@ -567,6 +567,12 @@ class ClickHouseBackupSettings(Model):
     """Scheduled backups of every shard to S3-compatible object storage (clickhouse-backup beside each server)."""
 
     enabled: bool = Field(False, description="run the backup sidecars and the scheduled backup CronJob")
+    mode: Literal["backup", "restore"] = Field(
+        "backup",
+        description="backup: the sidecars and the scheduled CronJob write this stack's backups; restore (a DR "
+        "site on the primary's store): the sidecars only, no schedule, no backup alerts, and the tool deletes "
+        "nothing in the store",
+    )
     image: Image = Field(
         "altinity/clickhouse-backup:2.6.3", description="the backup tool's image (a release that supports 24.8)"
     )
@@ -696,6 +702,12 @@ class KafkaSettings(Model):
     )
     storage: Storage = Field(default_factory=lambda: Storage(size="5Gi"), description="log volume per node")
     topic: KafkaTopic = Field(default_factory=KafkaTopic, description="the events topic")
+    mirror_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="where a DR site's mirror connects from, as this cluster sees it; set: the topic Job creates the "
+        "SCRAM user `mirror` (password kafkaMirrorPassword) allowed only to read the topic and the ClickHouse "
+        "group's offsets, and the brokers' CLIENT port admits these addresses (scram only)",
+    )
 
     @model_validator(mode="after")
     def _replication(self, info: ValidationInfo) -> "KafkaSettings":
@@ -709,6 +721,10 @@ class KafkaSettings(Model):
                     self.min_insync_replicas,
                     f"must be at most replicationFactor ({self.replication_factor})",
                 )
+            )
+        if self.mirror_cidrs and self.authentication != "scram":
+            findings.append(
+                ("mirrorCidrs", self.mirror_cidrs, "needs authentication: scram (the mirror user is a SCRAM user)")
             )
         if _high_availability(info):
             if self.brokers < 3:
@@ -752,8 +768,7 @@ BootstrapServers = Annotated[
 class MirrorSettings(Model):
     """MirrorMaker 2 on a disaster-recovery stack: the primary site's topics mirrored into this stack's Kafka.
 
-    Not yet a key of Settings: it becomes `mirror` with the DR stack's Deployment, so that no stack can set a
-    mirror the program would ignore.
+    The primary's `mirror` user's password is the credential kafkaMirrorSourcePassword (docs/operations.md).
     """
 
     source_alias: DnsLabel = Field(
@@ -763,9 +778,10 @@ class MirrorSettings(Model):
         description="the primary's Kafka CLIENT listener as this site reaches it (every broker it advertises "
         "must resolve and route from here)"
     )
-    source_password: SecretStr = Field(
-        description="the primary's `mirror` SCRAM user's password; set with `pulumi config set --secret --path "
-        "mirror.sourcePassword`"
+    source_cidrs: list[Cidr] = Field(
+        min_length=1,
+        description="where the primary's brokers are as this site routes to them: the mirror's egress is allowed "
+        "to these, on the sourceBootstrap ports",
     )
     topics: list[TopicName] = Field(
         default_factory=lambda: ["events"], min_length=1, description="topics mirrored under the same names"
@@ -1005,6 +1021,47 @@ class Settings(Model):
         default_factory=CredentialOverrides,
         description="credential overrides, set only with `pulumi config set --secret --path credentials.NAME`",
     )
+    mirror: MirrorSettings | None = Field(
+        None, description="MirrorMaker 2 from a primary site's Kafka into this one (a DR stack); unset: no mirror"
+    )
+
+    @model_validator(mode="after")
+    def _mirror_needs(self) -> "Settings":
+        if self.mirror is None:
+            return self
+        findings: list[Finding] = []
+        if self.kafka.authentication != "scram":
+            findings.append(
+                (
+                    "kafka.authentication",
+                    self.kafka.authentication,
+                    "must be scram when mirror is set (the mirror logs in to both sites as the SCRAM user `mirror`)",
+                )
+            )
+        if self.kafka.mirror_cidrs:
+            findings.append(
+                (
+                    "kafka.mirrorCidrs",
+                    self.kafka.mirror_cidrs,
+                    "must be empty when mirror is set (a DR site is no primary)",
+                )
+            )
+        if self.mirror.image != self.kafka.image:
+            findings.append(
+                ("mirror.image", self.mirror.image, f"must be kafka.image ({self.kafka.image}): the same Kafka release")
+            )
+        source_password = "kafkaMirrorSourcePassword"
+        if getattr(self.credentials, source_password) is None:
+            findings.append(
+                (
+                    "credentials.kafkaMirrorSourcePassword",
+                    None,
+                    "must be set when mirror is set: `pulumi config set --secret --path "
+                    "credentials.kafkaMirrorSourcePassword ...` (the primary's kafkaMirrorPassword output)",
+                )
+            )
+        report(findings)
+        return self
 
     @model_validator(mode="after")
     def _backup_keys(self) -> "Settings":

@@ -21,9 +21,11 @@ from components.data.kafka.config import BROKER_PRINCIPAL, CLICKHOUSE_PRINCIPAL,
 from components.data.kafka.mirror import (
     MIRROR_PRINCIPAL,
     OFFSET_LAG_MAX,
+    REPLICATION_CONSUMER,
     REPLICATION_LATENCY_METRIC,
+    SOURCE_LAG_METRIC,
+    site_mirror_user,
     source_grants,
-    target_grants,
 )
 from components.settings.model import MirrorSettings, Settings
 from tests.support.events import produce_events
@@ -66,7 +68,7 @@ def mirror_settings(kafka_node: KafkaNode, events_topic: str) -> MirrorSettings:
     return MirrorSettings.model_validate(
         {
             "sourceBootstrap": kafka_node.bootstrap,
-            "sourcePassword": MIRROR_PASSWORD,
+            "sourceCidrs": ["127.0.0.1/32"],
             "topics": [events_topic],
             "groups": [GROUP],
         }
@@ -74,10 +76,16 @@ def mirror_settings(kafka_node: KafkaNode, events_topic: str) -> MirrorSettings:
 
 
 @pytest.fixture(scope="module")
-def mirror(kafka_node: KafkaNode, dr_node: KafkaNode, mirror_settings: MirrorSettings) -> Iterator[Mirror]:
-    """The mirror user on both clusters, then MirrorMaker 2 on the DR side."""
-    add_mirror_user(kafka_node, source_grants(mirror_settings))
-    add_mirror_user(dr_node, target_grants(mirror_settings))
+def mirror(
+    kafka_node: KafkaNode, dr_node: KafkaNode, mirror_settings: MirrorSettings, dev_settings: Settings
+) -> Iterator[Mirror]:
+    """The mirror user on both clusters, then MirrorMaker 2 on the DR side.
+
+    On the DR side the topic Job's own script creates it, as the dr stack runs it (rerun: safe).
+    """
+    add_mirror_user(kafka_node, source_grants(mirror_settings.topics, mirror_settings.groups))
+    dr = with_scram(dev_settings).model_copy(update={"mirror": mirror_settings})
+    run_topic_bootstrap(dr_node, site_mirror_user(dr), MIRROR_PASSWORD)
     running = start_mirror(mirror_settings, dr_node)
     yield running
     assert running.server.process and running.server.process.poll() is None, (
@@ -119,10 +127,12 @@ def test_the_mirror_copies_every_event_under_the_same_topic_name(
 
 
 def test_the_mirror_reports_its_replication_latency(mirror: Mirror, events_topic: str) -> None:
-    """The agent serves the latency the KafkaMirrorBehind alert reads, per mirrored partition."""
-    samples = scrape_until(mirror.metrics_port, {REPLICATION_LATENCY_METRIC}, seconds=60)
+    """The agent serves what KafkaMirrorBehind reads: each partition's latency, the task's consumer of the primary."""
+    samples = scrape_until(mirror.metrics_port, {REPLICATION_LATENCY_METRIC, SOURCE_LAG_METRIC}, seconds=60)
     latency = samples.get(REPLICATION_LATENCY_METRIC, [])
     assert {s.labels["topic"] for s in latency} == {events_topic}, f"{REPLICATION_LATENCY_METRIC}: {latency}"
+    clients = {s.labels["client"] for s in samples.get(SOURCE_LAG_METRIC, [])}
+    assert [c for c in clients if "MirrorSourceConnector" in c and REPLICATION_CONSUMER in c], clients
 
 
 def test_a_group_committed_on_the_primary_resumes_on_the_dr_site(

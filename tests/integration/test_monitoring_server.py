@@ -32,6 +32,7 @@ from components.settings.model import Settings
 from components.settings.parse import parse_settings
 from components.settings.stack_files import stack_config
 from tests.support.promql import expressions
+from tests.support.render import shipped_settings
 from tests.support.servers.kafka import KafkaNode
 from tests.support.servers.process import ServerProcess, free_ports
 from tests.support.servers.prometheus import (
@@ -49,7 +50,7 @@ from tests.support.servers.prometheus import (
 )
 
 
-@pytest.fixture(params=("dev", "prod"))
+@pytest.fixture(params=("dev", "prod", "dr"))
 def stack_name(request: pytest.FixtureRequest) -> str:
     """Each shipped stack's name (conftest's `stack` is the rendered stack)."""
     return request.param
@@ -58,7 +59,7 @@ def stack_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(stack_name: str) -> Settings:
     """The stack's settings."""
-    return parse_settings(stack_name, stack_config(stack_name))
+    return shipped_settings(stack_name)
 
 
 def static_targets(port: int) -> dict:
@@ -105,7 +106,7 @@ def test_the_images_promtool_checks_the_in_cluster_prometheus_yml(settings: Sett
 
 def test_amtool_checks_alertmanager_yml(stack_name: str, settings: Settings, tmp_path: Path) -> None:
     hook = {"monitoring": {"alertmanager": {"receivers": {"critical": "https://pager.example.com/hook"}}}}
-    routed = parse_settings(stack_name, stack_config(stack_name, hook))
+    routed = shipped_settings(stack_name, hook)
     for name, config in (("default.yml", alertmanager_config(settings)), ("routed.yml", alertmanager_config(routed))):
         (tmp_path / name).write_text(config)
         checked = run_tool(AMTOOL, "check-config", name, cwd=tmp_path)

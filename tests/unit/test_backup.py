@@ -15,6 +15,7 @@ from components.data.clickhouse.backup import (
     job_script,
     tool_config,
 )
+from components.data.clickhouse.component import BACKUP_CONFIG_FILE
 from components.observability.prometheus.alert_rules import alerts
 from components.observability.prometheus.config import prometheus_config
 from components.platform.budget import budget
@@ -25,7 +26,7 @@ from components.settings.parse import parse_settings
 from components.settings.stack_files import stack_config
 from tests.support.backups import ACCESS_KEY, SECRET_KEY, SECRETS, STORE, backup_overrides, backup_settings
 from tests.support.netpol import Pod, allowed
-from tests.support.render import KUBERNETES_VERSIONS, Rendered, render
+from tests.support.render import KUBERNETES_VERSIONS, Rendered, render, settings_of
 from tests.support.workloads import containers
 from tests.unit.test_policy import run_all
 
@@ -145,7 +146,11 @@ def test_prometheus_scrapes_the_sidecars_with_the_api_login_and_alerts_on_backup
     assert {a.name for a in alerts(settings)} >= {"ClickHouseBackupFailed", "ClickHouseBackupMissing"}
 
 
-def test_a_stack_without_backups_has_no_backup_job_scrape_or_alert(stack: Rendered) -> None:
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_a_stack_without_backups_has_no_backup_job_scrape_or_alert(
+    name: str, rendered_stacks: dict[str, Rendered]
+) -> None:
+    stack = rendered_stacks[name]
     settings = shipped(stack.stack)
     assert not [c for c in stack.of_kind("CronJob") if c.inputs["metadata"]["name"] == names.CLICKHOUSE_BACKUP]
     assert [c["name"] for c in containers(stack.named("StatefulSet", names.CLICKHOUSE))] == ["clickhouse"]
@@ -175,3 +180,18 @@ def test_the_config_and_the_job_use_only_what_both_tool_versions_share() -> None
     assert called, "the job calls no endpoint"
     for path in called:
         assert path.startswith(SHARED_ENDPOINTS), f"the job calls {path}, which one of the versions lacks"
+
+
+def test_the_dr_stack_restores_only(rendered_stacks: dict[str, Rendered]) -> None:
+    """Restore mode: the sidecars on the primary's store, no schedule, no backup alert, nothing deleted."""
+    stack = rendered_stacks["dr"]
+    settings = settings_of(stack)
+    assert settings.clickhouse.backup.mode == "restore"
+    assert not [c for c in stack.of_kind("CronJob") if c.inputs["metadata"]["name"] == names.CLICKHOUSE_BACKUP]
+    assert [c["name"] for c in containers(stack.named("StatefulSet", names.CLICKHOUSE))] == [
+        "clickhouse",
+        "clickhouse-backup",
+    ]
+    assert not {a.name for a in alerts(settings)} & {"ClickHouseBackupFailed", "ClickHouseBackupMissing"}
+    tool = yaml.safe_load(stack.named("ConfigMap", names.CLICKHOUSE_BACKUP_CONFIG).inputs["data"][BACKUP_CONFIG_FILE])
+    assert tool["general"]["backups_to_keep_remote"] == 0, "0: the tool deletes no backup of the primary's"

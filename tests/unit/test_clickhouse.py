@@ -31,7 +31,7 @@ def test_one_persistent_volume_per_server(stack: Rendered) -> None:
 
 
 def test_probes_ping_and_readiness_waits_for_replication(stack: Rendered) -> None:
-    (container,) = pod_spec(stack.named("StatefulSet", names.CLICKHOUSE))["containers"]
+    container = server_container(stack)
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/ping", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/replicas_status", "port": "http"}
@@ -63,7 +63,7 @@ def test_users_file_is_a_secret_with_hashes_of_the_generated_passwords(stack: Re
 def test_the_kafka_engine_logs_in_only_where_kafka_wants_it(stack: Rendered) -> None:
     scram = settings_of(stack).kafka.authentication == "scram"
     files = stack.named("Secret", names.CLICKHOUSE_USERS_CONFIG).inputs["stringData"]
-    (container,) = pod_spec(stack.named("StatefulSet", names.CLICKHOUSE))["containers"]
+    container = server_container(stack)
     mounted = {m["mountPath"] for m in container["volumeMounts"]}
     login = "/etc/clickhouse-server/config.d/qestack-kafka.xml"
     assert (KAFKA_LOGIN_FILE in files) == scram and (login in mounted) == scram
@@ -146,7 +146,7 @@ def test_replicated_tables_only_where_there_are_replicas(stack: Rendered) -> Non
 
 def test_each_server_learns_its_shard_and_replica_from_its_ordinal(stack: Rendered) -> None:
     settings = settings_of(stack)
-    (container,) = pod_spec(stack.named("StatefulSet", names.CLICKHOUSE))["containers"]
+    container = server_container(stack)
     start = container["command"][-1]
     assert f'CLICKHOUSE_SHARD="$((ordinal / {settings.clickhouse.replicas} + 1))"' in start
     assert 'CLICKHOUSE_REPLICA="$POD_NAME"' in start and start.endswith("config.xml")
@@ -187,3 +187,11 @@ def test_prod_budgets_disruptions_of_servers_and_keeper(stack: Rendered) -> None
     budgets = {b.inputs["metadata"]["name"] for b in stack.of_kind("PodDisruptionBudget")}
     expected = {names.CLICKHOUSE, names.CLICKHOUSE_KEEPER} if stack.stack == "prod" else set()
     assert expected <= budgets
+
+
+def server_container(stack: Rendered) -> dict:
+    """The ClickHouse server's container (a stack with backups has the backup tool's beside it)."""
+    (server,) = [
+        c for c in pod_spec(stack.named("StatefulSet", names.CLICKHOUSE))["containers"] if c["name"] == "clickhouse"
+    ]
+    return server

@@ -18,7 +18,13 @@ from components import names
 from components.observability.grafana.config import Paths
 from components.observability.grafana.dashboards import DATASOURCE_UID, as_json, dashboard_files, dashboards
 from components.observability.prometheus.alert_rules import recordings
-from components.observability.prometheus.config import CADVISOR_METRICS, KUBELET_METRICS, POD_JOBS
+from components.observability.prometheus.config import (
+    BACKUP_JOB,
+    CADVISOR_METRICS,
+    KUBELET_METRICS,
+    MIRROR_JOB,
+    POD_JOBS,
+)
 from components.security.credential_catalog import GRAFANA_ADMIN_SECRET
 from tests.support.promql import expressions, label_values, metric_names
 from tests.support.render import Rendered, settings_of
@@ -63,7 +69,7 @@ def test_every_panel_queries_the_provisioned_prometheus(boards: list[Dashboard])
 
 
 def test_queries_name_only_real_scrape_jobs(stack: Rendered) -> None:
-    jobs = {job.job for job in POD_JOBS} | {"prometheus", "kubelet", "kubelet-cadvisor"}
+    jobs = {job.job for job in (*POD_JOBS, BACKUP_JOB, MIRROR_JOB)} | {"prometheus", "kubelet", "kubelet-cadvisor"}
     for found in expressions(settings_of(stack)):
         assert label_values(found.expr, "job") <= jobs, found.where
 

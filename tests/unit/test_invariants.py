@@ -6,7 +6,7 @@ from pathlib import Path
 
 from components.settings.model import PROJECT
 from components.settings.stack_files import stack_values
-from tests.support.render import Rendered, render
+from tests.support.render import STACK_SECRETS, Rendered, render
 
 REQUIRED_LABELS = (
     "app.kubernetes.io/name",
@@ -81,7 +81,8 @@ def test_secret_data_is_marked_secret(stack: Rendered) -> None:
 def test_credentials_are_exported_only_as_secrets(stack: Rendered) -> None:
     assert "credentials" in stack.secret_outputs
     exported = stack.outputs["credentials"]
-    assert set(exported.values()) <= set(stack.generated_secrets)
+    configured = STACK_SECRETS.get(stack.stack, {}).get("credentials", {})
+    assert set(exported.values()) <= set(stack.generated_secrets) | set(configured.values())
 
 
 def test_configured_credential_is_used_and_not_generated() -> None:

@@ -28,6 +28,7 @@ from components.data.kafka.config import (
     start_script,
     topic_bootstrap_script,
 )
+from components.data.kafka.mirror import site_mirror_user
 from components.security.credential_catalog import KAFKA_USERS_SECRET
 from tests.support.render import Rendered, render, settings_of
 from tests.support.workloads import pod_spec
@@ -112,7 +113,7 @@ def test_config_map_holds_the_pure_function_output(stack: Rendered) -> None:
     data = stack.named("ConfigMap", names.KAFKA_CONFIG).inputs["data"]
     assert data["server.properties"] == expected
     assert data["start.sh"] == start_script(settings.kafka)
-    assert data["topic-bootstrap.sh"] == topic_bootstrap_script(settings.kafka)
+    assert data["topic-bootstrap.sh"] == topic_bootstrap_script(settings.kafka, site_mirror_user(settings))
     assert data["ready.sh"] == ready_script()
     assert data["jmx-exporter.yaml"] == metrics_config()
     properties = dict(line.split("=", 1) for line in expected.splitlines())

@@ -12,7 +12,7 @@ from components.data.kafka.mirror import (
     SOURCE_PASSWORD_ENV,
     TARGET_PASSWORD_ENV,
     mirror_properties,
-    mirror_user_script,
+    mirror_user_commands,
     source_grants,
     target_grants,
 )
@@ -25,7 +25,7 @@ SECRET = "the-primary-mirror-password-0001"
 def settings(**overrides: object) -> MirrorSettings:
     """A mirror block pointing at a primary, with overrides."""
     return MirrorSettings.model_validate(
-        {"sourceBootstrap": "kafka-0.kafka-headless.query-engine.svc:9092", "sourcePassword": SECRET, **overrides}
+        {"sourceBootstrap": "kafka-0.kafka-headless.query-engine.svc:9092", "sourceCidrs": ["10.8.0.0/16"], **overrides}
     )
 
 
@@ -56,13 +56,16 @@ def test_only_the_primary_to_dr_flow_runs_and_the_topic_keeps_its_name(dev_setti
 
 
 def test_on_the_primary_the_mirror_user_only_reads_and_describes() -> None:
-    operations = {op for grant in source_grants(settings()) for op in grant.operations}
+    operations = {op for grant in source_grants(settings().topics, settings().groups) for op in grant.operations}
     assert operations <= {"Read", "Describe", "DescribeConfigs"}
-    assert all(grant.principal == MIRROR_PRINCIPAL for grant in source_grants(settings()) + target_grants(settings()))
+    assert all(
+        grant.principal == MIRROR_PRINCIPAL
+        for grant in source_grants(settings().topics, settings().groups) + target_grants(settings())
+    )
 
 
-def test_the_user_script_takes_its_password_from_the_environment() -> None:
-    script = mirror_user_script(target_grants(settings()))
+def test_the_user_lines_take_their_password_from_the_environment() -> None:
+    script = mirror_user_commands(target_grants(settings()))
     assert f"password=${TARGET_PASSWORD_ENV}" in script and SECRET not in script
     assert script.count("kafka-acls.sh") >= len(target_grants(settings()))
 

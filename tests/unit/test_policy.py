@@ -156,7 +156,7 @@ def run_all(stack: Rendered, **config: Any) -> list[str]:
     return found
 
 
-def test_the_dev_and_prod_stacks_pass_every_rule(stack: Rendered) -> None:
+def test_every_shipped_stack_passes_every_rule(stack: Rendered) -> None:
     assert stack.resources[0].urn.startswith(f"urn:pulumi:{stack.stack}::")
     assert run_all(stack) == []
 
@@ -167,7 +167,8 @@ def test_an_exposed_stack_passes_only_with_the_exposure_allowed() -> None:
     assert run_all(exposed, allowedServiceTypes=["ClusterIP", "NodePort"]) == []
 
 
-def test_prod_without_a_budget_is_refused(rendered_stacks: dict[str, Rendered]) -> None:
-    prod = rendered_stacks["prod"]
+@pytest.mark.parametrize("name", ["prod", "dr"])
+def test_a_highly_available_stack_without_a_budget_is_refused(name: str, rendered_stacks: dict[str, Rendered]) -> None:
+    prod = rendered_stacks[name]
     stripped = Rendered(prod.stack, [r for r in prod.resources if r.kind != "PodDisruptionBudget"], prod.outputs)
     assert any("no PodDisruptionBudget" in v for v in run_all(stripped))

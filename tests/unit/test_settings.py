@@ -22,6 +22,8 @@ def problems(stack: str, secret_keys: tuple[str, ...] = (), **overrides: Any) ->
 
 STORE = {"endpoint": "https://s3.example.com", "bucket": "backups", "prefix": "dev"}
 """A valid object store, each bad case changing one key."""
+MIRROR = {"sourceBootstrap": "kafka-0.primary.example:9092", "sourceCidrs": ["10.16.0.0/14"]}
+"""A valid mirror block."""
 
 # (stack, overrides, key the message must name, text the message must contain)
 BAD_CONFIGS = [
@@ -189,6 +191,14 @@ BAD_CONFIGS = [
         "clickhouse.backup.objectStore.cidrs",
         "at least 1 item",
     ),
+    ("dev", {"clickhouse": {"backup": {"mode": "read"}}}, "clickhouse.backup.mode", "'backup' or 'restore'"),
+    ("dr", {}, "credentials.kafkaMirrorSourcePassword", "must be set when mirror is set"),
+    ("dev", {"mirror": MIRROR}, "kafka.authentication", "must be scram when mirror is set"),
+    ("dr", {"mirror": {"image": "apache/kafka:3.9.0"}}, "mirror.image", "must be kafka.image"),
+    ("dr", {"mirror": {"sourceBootstrap": "prod-kafka"}}, "mirror.sourceBootstrap", "host:port"),
+    ("dr", {"mirror": {"sourceCidrs": []}}, "mirror.sourceCidrs", "at least 1 item"),
+    ("dr", {"kafka": {"mirrorCidrs": ["10.20.0.0/16"]}}, "kafka.mirrorCidrs", "must be empty when mirror is set"),
+    ("dev", {"kafka": {"mirrorCidrs": ["10.20.0.0/16"]}}, "kafka.mirrorCidrs", "needs authentication: scram"),
 ]
 
 

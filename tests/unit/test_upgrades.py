@@ -22,7 +22,8 @@ def image_keys(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]
         key = f"{prefix}{field.alias or name}"
         if IMAGE_CHECK in field.metadata:
             keys.append(key)
-        elif (inner := nested_model(field.annotation)) is not None:
+        # An optional block (mirror, whose image must be kafka.image) is bumped on the stacks that set it.
+        elif field.default is not None and (inner := nested_model(field.annotation)) is not None:
             keys += image_keys(inner, f"{key}.")
     return keys
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.render import Rendered, render
+from tests.support.render import STACK_SECRETS, Rendered, render
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -24,7 +24,7 @@ def golden_path(stack: str) -> Path:
     return GOLDEN / f"urns-{stack}.json"
 
 
-@pytest.mark.parametrize("name", ["dev", "prod"])
+@pytest.mark.parametrize("name", ["dev", "prod", "dr"])
 def test_resource_identities_match_the_golden_list(name: str, rendered_stacks: dict[str, Rendered]) -> None:
     """No resource of a shipped stack changed its type, name or parent."""
     want = json.loads(golden_path(name).read_text())
@@ -35,6 +35,6 @@ def test_resource_identities_match_the_golden_list(name: str, rendered_stacks: d
 
 
 if __name__ == "__main__":
-    for stack in ("dev", "prod"):
-        rows = ",\n".join(json.dumps(row) for row in identities(render(stack)))
+    for stack in ("dev", "prod", "dr"):
+        rows = ",\n".join(json.dumps(row) for row in identities(render(stack, secrets=STACK_SECRETS.get(stack))))
         golden_path(stack).write_text(f"[\n{rows}\n]\n")

@@ -75,15 +75,20 @@ def pod_amount(workload: Captured, side: str, kind: str) -> Decimal:
 
 
 def test_rendered_workloads_are_the_budget_plan(stack: Rendered) -> None:
-    plan = {w.name: w for w in planned_workloads(settings_of(stack))}
+    planned_list = planned_workloads(settings_of(stack))
+    plan = {w.name: w for w in planned_list if not w.sidecar}
     for workload in workloads(stack):
         name = workload.inputs["metadata"]["name"]
         assert name in plan, f"{workload.label} is missing from the budget plan (components/platform/budget.py)"
         planned = plan[name]
+        sidecars = [w for w in planned_list if w.sidecar and w.name == name]
         for side in ("requests", "limits"):
             for kind in ("cpu", "memory"):
                 rendered = pod_amount(workload, side, kind)
-                expected = quantity_value(getattr(getattr(planned.resources, side), kind))
+                expected = sum(
+                    (quantity_value(getattr(getattr(w.resources, side), kind)) for w in (planned, *sidecars)),
+                    Decimal(0),
+                )
                 assert rendered == expected, f"{workload.label}: {side}.{kind} {rendered} != planned {expected}"
         replicas = workload.inputs["spec"].get("replicas", 1)
         assert replicas <= planned.max_replicas, (

@@ -55,11 +55,13 @@ class Schedule:
     """Full backups kept in the store, each with the incrementals taken after it."""
     full_every: int
     """Every full_every-th backup is full, the others incremental against the latest full one (1: all full)."""
+    deletes: bool = True
+    """False (restore mode, on another stack's store): the tool never deletes a backup in the store."""
 
     @property
     def keep_remote(self) -> int:
-        """backups_to_keep_remote: keep_full chains of one full and full_every - 1 incrementals."""
-        return self.keep_full * self.full_every
+        """backups_to_keep_remote: keep_full chains of one full and full_every - 1 incrementals; 0 keeps every one."""
+        return self.keep_full * self.full_every if self.deletes else 0
 
 
 SHARED_CONFIG_KEYS = {

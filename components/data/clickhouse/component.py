@@ -139,7 +139,8 @@ class ClickHouse(NamespacedComponent):
         if settings.high_availability:
             disruption_budget(names.CLICKHOUSE, args.namespace, self._labels, self._selector, self._opts())
         self._declare_schema_job(name, config)
-        if self._backup_config is not None:
+        # Restore mode (a DR site on the primary's store): no schedule writes into the primary's folders.
+        if self._backup_config is not None and settings.clickhouse.backup.mode == "backup":
             self._declare_backup_job(name)
         self.register_outputs({"httpUrl": self.http_url, "nativeAddress": self.native_address})
 
@@ -353,7 +354,7 @@ class ClickHouse(NamespacedComponent):
                     region=store.region,
                     path_style=store.path_style,
                 ),
-                Schedule(keep_full=backup.keep_full, full_every=backup.full_every),
+                Schedule(keep_full=backup.keep_full, full_every=backup.full_every, deletes=backup.mode == "backup"),
                 clickhouse_port=PORTS.native,
                 listen=f"0.0.0.0:{names.CLICKHOUSE_BACKUP_PORT}",
             )

@@ -41,6 +41,7 @@ from components.data.kafka.config import (
     start_script,
     topic_bootstrap_script,
 )
+from components.data.kafka.mirror import MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV, site_mirror_user
 from components.observability.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option
 from components.platform.budget import JOB_RESOURCES
 from components.platform.jvm import heap_megabytes
@@ -111,10 +112,10 @@ def bootstrap_address(namespace: str, port: int = names.KAFKA_CLIENT_PORT) -> st
     return f"{names.service_host(names.KAFKA, namespace)}:{port}"
 
 
-def password_env(principal: str) -> EnvVarArgs:
+def password_env(principal: str, variable: str | None = None) -> EnvVarArgs:
     """The variable a script reads a principal's password from, filled from the Secret kafka-users."""
     return EnvVarArgs(
-        name=ENV_PASSWORD[principal],
+        name=variable or ENV_PASSWORD[principal],
         value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=KAFKA_USERS_SECRET, key=principal)),
     )
 
@@ -172,7 +173,7 @@ class Kafka(NamespacedComponent):
             "start.sh": start_script(settings.kafka),
             LOG4J_FILE: log4j_properties(),
             READY_SCRIPT: ready_script(),
-            TOPIC_SCRIPT: topic_bootstrap_script(settings.kafka),
+            TOPIC_SCRIPT: topic_bootstrap_script(settings.kafka, site_mirror_user(settings)),
             CONFIG_FILE: metrics_config(),
         }
         return k8s.core.v1.ConfigMap(
@@ -323,7 +324,8 @@ class Kafka(NamespacedComponent):
 
         Re-running it changes nothing; it runs again when a Kafka password changes, to set the new one.
         """
-        kafka = self._inputs.settings.kafka
+        settings = self._inputs.settings
+        kafka = settings.kafka
         env = [
             EnvVarArgs(name="KAFKA_HOME", value=KAFKA_HOME),
             EnvVarArgs(
@@ -344,8 +346,10 @@ class Kafka(NamespacedComponent):
                 keepers=self._inputs.passwords,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            mirror_user = settings.mirror is not None or bool(kafka.mirror_cidrs)
             env += [
                 *(password_env(principal) for principal in ENV_PASSWORD),
+                *([password_env(MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV)] if mirror_user else []),
                 EnvVarArgs(name="CREDENTIALS_GENERATION", value=generation.hex),
             ]
         return self._bootstrap_job(

@@ -385,12 +385,14 @@ admin="--bootstrap-server $BOOTSTRAP --command-config $RUNTIME_DIR/admin.propert
 """
 
 
-def topic_bootstrap_script(kafka: KafkaSettings) -> str:
+def topic_bootstrap_script(kafka: KafkaSettings, mirror_user: str = "") -> str:
     """POSIX sh of the bootstrap Job: create the events topic; with scram, the users and their ACLs.
 
     Safe to run again; run again after a password change, it sets the new one. Reads KAFKA_HOME,
     BOOTSTRAP (the INTERNAL listener), RUNTIME_DIR (writable) and, with scram, the passwords from
-    KAFKA_BROKER_PASSWORD, KAFKA_CLICKHOUSE_PASSWORD and KAFKA_VERIFY_PASSWORD.
+    KAFKA_BROKER_PASSWORD, KAFKA_CLICKHOUSE_PASSWORD and KAFKA_VERIFY_PASSWORD. mirror_user: the lines
+    creating the mirror user (mirror.mirror_user_commands, reading KAFKA_MIRROR_PASSWORD), on a scram stack
+    a DR site mirrors from or that mirrors.
     """
     create_topic = (
         f'"$KAFKA_HOME/bin/kafka-topics.sh" $admin --create --if-not-exists --topic {kafka.topic.name} '
@@ -407,4 +409,5 @@ admin="--bootstrap-server $BOOTSTRAP"
     return f"""{admin_preamble()}{create_topic}
 {users}
 {acl_commands(grants(kafka))}
+{mirror_user}
 """

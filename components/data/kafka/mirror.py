@@ -19,16 +19,18 @@ Ref: https://kafka.apache.org/39/documentation/#georeplication
 Ref: https://cwiki.apache.org/confluence/display/KAFKA/KIP-382%3A+MirrorMaker+2.0
 """
 
+from collections.abc import Sequence
+
+from components.data.clickhouse.config import CONSUMER_GROUP
 from components.data.kafka.config import (
     SCRAM_LOGIN,
     SCRAM_MECHANISM,
     Grant,
     acl_commands,
-    admin_preamble,
     scram_user_command,
 )
 from components.observability.jmx_exporter import JVM_RULES, Rule, exporter_config
-from components.settings.model import KafkaSettings, MirrorSettings
+from components.settings.model import KafkaSettings, MirrorSettings, Settings
 
 TARGET_ALIAS = "dr"
 """This site's cluster in MirrorMaker 2's config."""
@@ -106,20 +108,20 @@ def mirror_properties(kafka: KafkaSettings, mirror: MirrorSettings, target_boots
     return "".join(f"{key}={value}\n" for key, value in properties.items())
 
 
-def source_grants(mirror: MirrorSettings) -> tuple[Grant, ...]:
+def source_grants(topics: Sequence[str], groups: Sequence[str]) -> tuple[Grant, ...]:
     """What the mirror user needs on the primary: read the topics and the groups' offsets, nothing else."""
     return (
         Grant(
             principal=MIRROR_PRINCIPAL,
             operations=("Read", "DescribeConfigs"),
-            resources=tuple(("topic", "literal", topic) for topic in mirror.topics),
+            resources=tuple(("topic", "literal", topic) for topic in topics),
             reason="MirrorMaker 2 reads the mirrored topics and their configs",
         ),
         Grant(
             principal=MIRROR_PRINCIPAL,
             operations=("Describe",),
             resources=(
-                *(("group", "literal", group) for group in mirror.groups),
+                *(("group", "literal", group) for group in groups),
                 ("cluster", "literal", "kafka-cluster"),
             ),
             reason="MirrorMaker 2 lists the groups and reads their committed offsets (checkpoints)",
@@ -157,19 +159,30 @@ def target_grants(mirror: MirrorSettings) -> tuple[Grant, ...]:
     )
 
 
-def mirror_user_script(granted: tuple[Grant, ...]) -> str:
-    """POSIX sh creating the mirror user on one cluster and adding its grants; safe to run again.
+def mirror_user_commands(granted: tuple[Grant, ...]) -> str:
+    """Shell lines creating the mirror user and adding its grants; safe to run again: the topic Job's part of it.
 
-    Reads KAFKA_HOME, BOOTSTRAP (the INTERNAL listener), RUNTIME_DIR (writable), KAFKA_BROKER_PASSWORD and the
-    mirror user's password from KAFKA_MIRROR_PASSWORD (on the primary, the value the DR stack's
-    mirror.sourcePassword holds).
+    $admin logs in (config.admin_preamble); the password comes from KAFKA_MIRROR_PASSWORD (the site's
+    kafkaMirrorPassword; the DR stack's kafkaMirrorSourcePassword holds the primary's).
     """
-    return f"{admin_preamble()}{scram_user_command(MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV)}\n{acl_commands(granted)}\n"
+    return f"{scram_user_command(MIRROR_PRINCIPAL, TARGET_PASSWORD_ENV)}\n{acl_commands(granted)}"
+
+
+def site_mirror_user(settings: Settings) -> str:
+    """The topic Job's lines creating this site's mirror user: writing on a DR stack, reading on a mirrored primary."""
+    if settings.mirror is not None:
+        return mirror_user_commands(target_grants(settings.mirror))
+    if settings.kafka.mirror_cidrs:
+        return mirror_user_commands(source_grants((settings.kafka.topic.name,), (CONSUMER_GROUP,)))
+    return ""
 
 
 REPLICATION_LATENCY_METRIC = "kafka_mirror_replication_latency_ms"
 RECORD_AGE_METRIC = "kafka_mirror_record_age_ms"
 SOURCE_LAG_METRIC = "kafka_mirror_source_records_lag"
+REPLICATION_CONSUMER = "replication-consumer"
+"""What the client id of a source task's consumer of the primary ends with (`primary->dr|MirrorSourceConnector-0|...`):
+its series exist while a task reads the primary."""
 MIRROR_RULES = (
     Rule(
         pattern="kafka.connect.mirror<type=MirrorSourceConnector, target=(.+), topic=(.+), partition=([0-9]+)>"

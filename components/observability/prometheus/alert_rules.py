@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import yaml
 
 from components import names
+from components.data.kafka.mirror import REPLICATION_CONSUMER, SOURCE_LAG_METRIC, TARGET_ALIAS
 from components.settings.model import Settings
 
 ACTIVE_WORKERS = "max(presto_cluster_active_nodes) - max(presto_cluster_active_coordinators)"
@@ -178,6 +179,7 @@ def alerts(settings: Settings) -> tuple[Alert, ...]:
         *_alertmanager_alerts(settings),
         *_burn_rate_alerts(settings),
         *_backup_alerts(settings),
+        *_mirror_alerts(settings),
     )
     return tuple(replace(alert, runbook=settings.monitoring.runbook_url) for alert in every)
 
@@ -636,7 +638,8 @@ def _backup_alerts(settings: Settings) -> tuple[Alert, ...]:
     (0 failed, 1 succeeded, 2 none yet) name the server.
     """
     backup = settings.clickhouse.backup
-    if not backup.enabled:
+    # Restore mode makes no backups: nothing to be late or to fail.
+    if not backup.enabled or backup.mode == "restore":
         return ()
     cronjob = f'namespace="{settings.namespace}",cronjob="{names.CLICKHOUSE_BACKUP}"'
     scheduled = f"max(kube_cronjob_status_last_schedule_time{{{cronjob}}})"
@@ -703,6 +706,42 @@ def _backup_alerts(settings: Settings) -> tuple[Alert, ...]:
                 ),
                 eval_time=f"{missing_after // 30 + 10}m",
             ),
+        ),
+    )
+
+
+def _mirror_alerts(settings: Settings) -> tuple[Alert, ...]:
+    """On a DR stack: the mirror is behind the primary by more than mirror.lagAlertSeconds, or not running.
+
+    The latency is MirrorMaker 2's own, from a record's timestamp on the primary to its acknowledgement here
+    (replication-latency-ms-max, MIRROR_RULES). absent() covers a mirror with no pod scraped at all, and one
+    whose JVM runs without a source task reading the primary (its connector failed to start or its task died:
+    no replication consumer); a quiet primary and a running task that cannot fetch both leave the latency
+    empty, which only verify's lag check tells apart.
+    """
+    mirror = settings.mirror
+    if mirror is None:
+        return ()
+    limit_ms = mirror.lag_alert_seconds * 1000
+    latency = 'kafka_mirror_replication_latency_ms{job="kafka-mirror",topic="events",partition="0"}'
+    up = 'up{job="kafka-mirror"}'
+    consumer = f'{SOURCE_LAG_METRIC}{{job="kafka-mirror",client=~".*{REPLICATION_CONSUMER}.*"}}'
+    task = f"{mirror.source_alias}->{TARGET_ALIAS}|MirrorSourceConnector-0|{REPLICATION_CONSUMER}"
+    running = f'{SOURCE_LAG_METRIC}{{job="kafka-mirror",client="{task}"}}'
+    return (
+        Alert(
+            name="KafkaMirrorBehind",
+            expr=f"max(kafka_mirror_replication_latency_ms) > {limit_ms} or absent({up} == 1) or absent({consumer})",
+            for_="5m",
+            severity="critical",
+            summary="The DR site's mirror of the primary's Kafka is behind or not running",
+            description=(
+                f"MirrorMaker 2 acknowledges records here more than {mirror.lag_alert_seconds} s after they were "
+                "written on the primary (mirror.lagAlertSeconds), or no mirror is scraped, or no source task reads "
+                "the primary: a failover now would lose more than the RPO allows."
+            ),
+            fires=Case(series=((latency, f"{limit_ms * 2}x10"), (up, "1x10"), (running, "0x10")), eval_time="8m"),
+            silent=Case(series=((latency, f"{limit_ms // 2}x10"), (up, "1x10"), (running, "0x10")), eval_time="8m"),
         ),
     )
 

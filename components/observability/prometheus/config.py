@@ -72,6 +72,8 @@ BACKUP_JOB = PodJob(
     password_file=f"{BACKUP_PASSWORD_DIR}/api-password",
 )
 """The backup sidecars beside ClickHouse (with clickhouse.backup.enabled): their API asks for a login, /metrics too."""
+MIRROR_JOB = PodJob(job="kafka-mirror", workloads=(names.KAFKA_MIRROR,), port="metrics")
+"""MirrorMaker 2's JMX exporter agent on a DR stack (with mirror set): its lag (mirror.MIRROR_RULES)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,11 @@ def prometheus_config(
     prometheus = settings.monitoring.prometheus
     namespace = settings.namespace
     jobs = [{"job_name": "prometheus", "static_configs": [{"targets": [itself]}]}]
-    pod_jobs = (*POD_JOBS, BACKUP_JOB) if settings.clickhouse.backup.enabled else POD_JOBS
+    pod_jobs = (
+        *POD_JOBS,
+        *((BACKUP_JOB,) if settings.clickhouse.backup.enabled else ()),
+        *((MIRROR_JOB,) if settings.mirror is not None else ()),
+    )
     jobs += [_pod_job(job, namespace, None if static is None else static.get(job.job, [])) for job in pod_jobs]
     if static is None:
         jobs += [

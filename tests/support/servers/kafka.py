@@ -27,6 +27,7 @@ from components.data.kafka.config import (
     start_script,
     topic_bootstrap_script,
 )
+from components.data.kafka.mirror import TARGET_PASSWORD_ENV
 from components.observability.jmx_exporter import CONFIG_FILE, agent_option
 from components.settings.model import KafkaSettings, Settings
 from components.settings.stack_files import REPO
@@ -164,10 +165,15 @@ def password_env(passwords: dict[str, str], principals: tuple[str, ...] = tuple(
     return {ENV_PASSWORD[principal]: passwords[principal] for principal in principals if principal in passwords}
 
 
-def run_topic_bootstrap(node: KafkaNode) -> subprocess.CompletedProcess[str]:
-    """Run the topic bootstrap Job's script, with the node's passwords, on its INTERNAL listener; fail if it fails."""
+def run_topic_bootstrap(
+    node: KafkaNode, mirror_user: str = "", mirror_password: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the topic bootstrap Job's script, with the node's passwords, on its INTERNAL listener; fail if it fails.
+
+    mirror_user: the Job's lines creating the mirror user (mirror.site_mirror_user), with its password.
+    """
     script = node.workdir / "topic-bootstrap.sh"
-    script.write_text(topic_bootstrap_script(node.settings))
+    script.write_text(topic_bootstrap_script(node.settings, mirror_user))
     runtime = node.workdir / "topic-bootstrap"
     runtime.mkdir(exist_ok=True)
     env = {
@@ -177,6 +183,7 @@ def run_topic_bootstrap(node: KafkaNode) -> subprocess.CompletedProcess[str]:
         "BOOTSTRAP": f"127.0.0.1:{node.ports.internal}",
         "RUNTIME_DIR": str(runtime),
         **password_env(node.passwords),
+        **({TARGET_PASSWORD_ENV: mirror_password} if mirror_password else {}),
     }
     result = subprocess.run(["/bin/sh", str(script)], env=env, capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, f"topic bootstrap failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from components.data.kafka.config import BROKER_PRINCIPAL, Grant
+from components.data.kafka.component import LOG4J_FILE
+from components.data.kafka.config import BROKER_PRINCIPAL, Grant, admin_preamble, log4j_properties
 from components.data.kafka.mirror import (
     SOURCE_PASSWORD_ENV,
     TARGET_PASSWORD_ENV,
     mirror_metrics_config,
     mirror_properties,
-    mirror_user_script,
+    mirror_user_commands,
 )
 from components.observability.jmx_exporter import CONFIG_FILE, agent_option
 from components.settings.model import MirrorSettings
@@ -33,9 +34,9 @@ class Mirror:
 
 
 def add_mirror_user(node: KafkaNode, granted: tuple[Grant, ...]) -> None:
-    """Run the stack's mirror user script on a cluster (as broker, on INTERNAL); fail if it fails."""
+    """Run the topic Job's mirror user lines on a cluster (as broker, on INTERNAL); fail if it fails."""
     script = node.workdir / "mirror-user.sh"
-    script.write_text(mirror_user_script(granted))
+    script.write_text(f"{admin_preamble()}{mirror_user_commands(granted)}\n")
     runtime = node.workdir / "mirror-user"
     runtime.mkdir(exist_ok=True)
     env = {
@@ -59,8 +60,13 @@ def start_mirror(mirror: MirrorSettings, target: KafkaNode) -> Mirror:
     properties.write_text(mirror_properties(target.settings, mirror, target.bootstrap))
     exporter = directory / CONFIG_FILE
     exporter.write_text(mirror_metrics_config())
+    # The pod's log4j file (stdout only), as the Deployment mounts it.
+    log4j = directory / LOG4J_FILE
+    log4j.write_text(log4j_properties())
     (metrics,) = free_ports(1)
     env = {
+        "KAFKA_LOG4J_OPTS": f"-Dlog4j.configuration=file:{log4j}",
+        "LOG_DIR": str(directory / "logs"),
         "KAFKA_HEAP_OPTS": "-Xms128m -Xmx256m",
         "KAFKA_OPTS": agent_option(str(jmx_exporter_jar("jmx_prometheus_javaagent")), metrics, str(exporter)),
         SOURCE_PASSWORD_ENV: MIRROR_PASSWORD,
