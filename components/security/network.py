@@ -290,25 +290,19 @@ def egress(settings: Settings) -> tuple[Egress, ...]:
             reason="object state through the Kubernetes API",
         ),
         *(
-            (
-                Egress(
-                    source=CLICKHOUSE_SERVER,
-                    target="the backup object store (`clickhouse.backup.objectStore`)",
-                    ports=(urlsplit(store.endpoint).port or (443 if store.endpoint.startswith("https") else 80),),
-                    cidrs=tuple(store.cidrs),
-                    # The sidecar shares the server's pod, so its egress policy is the pod's.
-                    reason="the backup sidecars upload to and download from the object store",
-                ),
-                Egress(
-                    source=CLICKHOUSE_RESTORE_DRILL,
-                    target="the backup object store (`clickhouse.backup.objectStore`)",
-                    ports=(urlsplit(store.endpoint).port or (443 if store.endpoint.startswith("https") else 80),),
-                    cidrs=tuple(store.cidrs),
-                    reason="verify restore-drill's scratch servers download the newest backups",
-                ),
+            Egress(
+                source=source,
+                target="the backup object store (`clickhouse.backup.objectStore`)",
+                ports=(urlsplit(store.endpoint).port or (443 if store.endpoint.startswith("https") else 80),),
+                cidrs=tuple(store.cidrs),
+                reason=reason,
+            )
+            for source, reason in (
+                # The sidecar shares the server's pod, so its egress policy is the pod's.
+                (CLICKHOUSE_SERVER, "the backup sidecars upload to and download from the object store"),
+                (CLICKHOUSE_RESTORE_DRILL, "verify restore-drill's scratch servers download the newest backups"),
             )
             if store
-            else ()
         ),
         *(
             (

@@ -241,6 +241,12 @@ def test_incrementals_restore_through_their_full_and_retention_drops_the_oldest_
     restore(tool, names[4])
 
 
+@pytest.fixture(scope="module")
+def live(clickhouse_node: ClickHouseNode, kafka_node: KafkaNode, dev_settings: Settings) -> Targets:
+    """Verify's targets for the session's ClickHouse: the live site the drill compares with."""
+    return targets_from("test", clickhouse_outputs(dev_settings, clickhouse_node, kafka_node))
+
+
 def drill_on(store: ObjectStoreNode, settings: Settings, targets: Targets, workdir: Path, prefix: str) -> Figures:
     """Verify restore-drill's drill in process, its scratch servers on loopback; its figures after its cleanup ran."""
     context = Context("drill", targets, Cleanup())
@@ -254,6 +260,7 @@ def drill_on(store: ObjectStoreNode, settings: Settings, targets: Targets, workd
 def test_the_restore_drill_restores_the_newest_backup_on_a_scratch_server_as_it_is_live(
     tool: BackupTool,
     store: ObjectStoreNode,
+    live: Targets,
     clickhouse_node: ClickHouseNode,
     kafka_node: KafkaNode,
     pipeline: str,
@@ -263,8 +270,7 @@ def test_the_restore_drill_restores_the_newest_backup_on_a_scratch_server_as_it_
     newest = tool.remote_backups()[-1]["name"]  # the full backup the live table was last restored from
     run_id = f"drill-{time.time_ns()}"
     ingest(kafka_node, pipeline, clickhouse_node, f"{run_id}-after", 100)  # live moves on past the backup
-    targets = targets_from("test", clickhouse_outputs(dev_settings, clickhouse_node, kafka_node))
-    figures = drill_on(store, dev_settings, targets, tmp_path_factory.mktemp("drill"), PREFIX)
+    figures = drill_on(store, dev_settings, live, tmp_path_factory.mktemp("drill"), PREFIX)
     print(f"restore drill: {figures}")
     assert figures["backups"] == f"shard 1: {newest}"
     assert figures["partitions_different"] == 0 and figures["partitions"] == 3
@@ -276,15 +282,10 @@ def test_the_restore_drill_restores_the_newest_backup_on_a_scratch_server_as_it_
 
 
 def test_the_restore_drill_fails_when_the_store_holds_no_backup(
-    store: ObjectStoreNode,
-    clickhouse_node: ClickHouseNode,
-    kafka_node: KafkaNode,
-    dev_settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
+    store: ObjectStoreNode, live: Targets, dev_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    targets = targets_from("test", clickhouse_outputs(dev_settings, clickhouse_node, kafka_node))
     with pytest.raises(CheckFailedError, match="shard 1: no backup in the object store"):
-        drill_on(store, dev_settings, targets, tmp_path_factory.mktemp("drill-empty"), "no-such-stack")
+        drill_on(store, dev_settings, live, tmp_path_factory.mktemp("drill-empty"), "no-such-stack")
 
 
 def test_a_missing_backup_fails_with_its_name(tool: BackupTool) -> None:
@@ -366,15 +367,9 @@ def test_prometheus_scrapes_the_tool_with_the_api_login(tool: BackupTool, tmp_pa
         prometheus.stop()
 
 
-def test_the_restore_drill_fails_on_a_damaged_backup_with_the_tools_reason(
-    store: ObjectStoreNode,
-    clickhouse_node: ClickHouseNode,
-    kafka_node: KafkaNode,
-    dev_settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
+def test_the_restore_drill_fails_on_a_damaged_backup_with_the_servers_reason(
+    store: ObjectStoreNode, live: Targets, dev_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    targets = targets_from("test", clickhouse_outputs(dev_settings, clickhouse_node, kafka_node))
-    with pytest.raises(
-        CheckFailedError, match=f"clickhouse-backup restore .* failed: .*can't attach partitions for table '{TABLE}'"
-    ):
-        drill_on(store, dev_settings, targets, tmp_path_factory.mktemp("drill-damaged"), PREFIX)
+    reason = f"clickhouse-backup restore .* failed: .*can't attach partitions for table '{TABLE}'"
+    with pytest.raises(CheckFailedError, match=reason):
+        drill_on(store, dev_settings, live, tmp_path_factory.mktemp("drill-damaged"), PREFIX)

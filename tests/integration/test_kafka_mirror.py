@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 from components.data.clickhouse.backup import Schedule
-from components.data.clickhouse.config import CONSUMER_GROUP, DATABASE, EVENTS_TABLE, LOCAL_TABLE
+from components.data.clickhouse.config import CONSUMER_GROUP, DATABASE, LOCAL_TABLE
 from components.data.kafka.config import BROKER_PRINCIPAL, CLICKHOUSE_PRINCIPAL, VERIFY_PREFIX
 from components.data.kafka.mirror import (
     MIRROR_PRINCIPAL,
@@ -30,7 +30,13 @@ from components.data.kafka.mirror import (
 from components.settings.model import MirrorSettings, Settings
 from tests.support.events import produce_events
 from tests.support.servers.backup import run_job, start_backup_tool
-from tests.support.servers.clickhouse import ClickHouseNode, apply_schema, query, start_clickhouse
+from tests.support.servers.clickhouse import (
+    ClickHouseNode,
+    apply_schema,
+    run_rows,
+    start_clickhouse,
+    until_run_events,
+)
 from tests.support.servers.kafka import PASSWORDS, KafkaNode, run_topic_bootstrap, start_kafka, with_scram
 from tests.support.servers.metrics import scrape_until
 from tests.support.servers.mirror import MIRROR_PASSWORD, Mirror, add_mirror_user, end_offsets, start_mirror
@@ -187,21 +193,6 @@ def test_the_lag_counts_what_a_stopped_mirror_has_not_copied_and_reads_zero_once
     assert lag_figures(source, target, events_topic)["behind_records"] == 0
 
 
-def distinct_events(node: ClickHouseNode, run: str) -> tuple[int, int]:
-    """(rows, distinct events) of a run in the events table."""
-    found = query(node, f"SELECT count(), uniqExact(event_id) FROM {DATABASE}.{EVENTS_TABLE} WHERE run_id = '{run}'")
-    rows, events = found.split("\t")
-    return int(rows), int(events)
-
-
-def until_events(node: ClickHouseNode, run: str, wanted: int, seconds: float = 60) -> int:
-    """Wait until a run has `wanted` distinct events in a ClickHouse; how many it has."""
-    deadline = time.monotonic() + seconds
-    while (events := distinct_events(node, run)[1]) < wanted and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return events
-
-
 def test_the_dr_site_recovers_from_the_primarys_backup_and_the_mirror_with_every_event_once(
     kafka_node: KafkaNode,
     dr_node: KafkaNode,
@@ -228,7 +219,7 @@ def test_the_dr_site_recovers_from_the_primarys_backup_and_the_mirror_with_every
         tool = start_backup_tool(clickhouse_node, store, BUCKET, SCHEDULE, workdir / "primary-backup", PREFIX)
         try:
             assert produce_events(kafka_node, pipeline, run, backed_up) == set(backed_up)
-            assert until_events(clickhouse_node, run, len(backed_up)) == len(backed_up)
+            assert until_run_events(clickhouse_node, run, len(backed_up)) == len(backed_up)
             job = run_job([[tool]], SCHEDULE)
             assert job.returncode == 0, job.stderr
             (backup,) = tool.remote_backups()
@@ -258,14 +249,14 @@ def test_the_dr_site_recovers_from_the_primarys_backup_and_the_mirror_with_every
                 assert restored.returncode == 0, restored.stdout[-3000:]
             finally:
                 restorer.server.stop()
-            assert distinct_events(dr, run) == (len(backed_up), len(backed_up)), "the restore brings the backup back"
+            assert run_rows(dr, run) == (len(backed_up), len(backed_up)), "the restore brings the backup back"
             document = outputs_document(dev_settings, None, dr, dr_node, pipeline, CLOSED, CLOSED)
             since = (created - REPLAY_MARGIN).isoformat()
             code, report, _ = run_verify(document, tmp_path, "replay", "--from-time", since, "--allow-destructive")
             replayed = by_name(report)["replay.backfill"]
             assert code == ExitCode.PASSED, f"{replayed['error']} {replayed['figures']}"
             rto = time.monotonic() - began
-            assert distinct_events(dr, run) == (len(backed_up) + len(later),) * 2, "every event of the primary once"
+            assert run_rows(dr, run) == (len(backed_up) + len(later),) * 2, "every event of the primary once"
         finally:
             dr.server.stop()
         print(

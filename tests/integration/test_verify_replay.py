@@ -20,28 +20,13 @@ from components.data.clickhouse.config import CONSUMER_GROUP, DATABASE, QUEUE_TA
 from components.data.kafka.config import CLICKHOUSE_PRINCIPAL, SCRAM_LOGIN, SCRAM_MECHANISM
 from components.settings.model import Settings
 from tests.support.events import produce_events
-from tests.support.servers.clickhouse import ClickHouseNode, query
+from tests.support.servers.clickhouse import ClickHouseNode, query, run_rows, until_run_events
 from tests.support.servers.kafka import KafkaNode
 from tests.support.servers.mirror import end_offsets
 from tests.support.verify_harness import by_name, outputs_document, run_verify
 from verify.core.exit_codes import ExitCode
 
 BATCH = 100
-
-
-def rows(node: ClickHouseNode, run_id: str) -> tuple[int, int]:
-    """(rows, distinct event ids) of a run in the events table."""
-    text = query(node, f"SELECT count(), uniqExact(event_id) FROM {DATABASE}.events WHERE run_id = '{run_id}'")
-    total, unique = text.split("\t")
-    return int(total), int(unique)
-
-
-def until_rows(node: ClickHouseNode, run_id: str, wanted: int, seconds: float = 60) -> int:
-    """Wait until the run has `wanted` distinct events in ClickHouse; return how many it has."""
-    deadline = time.monotonic() + seconds
-    while (unique := rows(node, run_id)[1]) < wanted and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return unique
 
 
 def group_state(kafka: KafkaNode) -> tuple[ConsumerGroupState, int]:
@@ -111,7 +96,7 @@ def test_a_replay_from_an_offset_fills_the_gap_and_leaves_no_duplicate(
     before_run = end_offsets(kafka_node, pipeline)
     ingested = [f"{run}-a{n}" for n in range(BATCH)]
     assert produce_events(kafka_node, pipeline, run, ingested) == set(ingested)
-    assert until_rows(clickhouse_node, run, BATCH) == BATCH, "the first batch never reached ClickHouse"
+    assert until_run_events(clickhouse_node, run, BATCH) == BATCH, "the first batch never reached ClickHouse"
 
     query(clickhouse_node, f"DETACH TABLE {DATABASE}.{QUEUE_TABLE}")
     gap = [f"{run}-b{n}" for n in range(BATCH)]
@@ -120,8 +105,8 @@ def test_a_replay_from_an_offset_fills_the_gap_and_leaves_no_duplicate(
     query(clickhouse_node, f"ATTACH TABLE {DATABASE}.{QUEUE_TABLE}")
     after = [f"{run}-c{n}" for n in range(BATCH)]
     assert produce_events(kafka_node, pipeline, run, after) == set(after)
-    assert until_rows(clickhouse_node, run, 2 * BATCH) == 2 * BATCH
-    assert rows(clickhouse_node, run) == (2 * BATCH, 2 * BATCH), "the gap is not a gap: ClickHouse has the events"
+    assert until_run_events(clickhouse_node, run, 2 * BATCH) == 2 * BATCH
+    assert run_rows(clickhouse_node, run) == (2 * BATCH, 2 * BATCH), "the gap is not a gap: ClickHouse has the events"
 
     start = ",".join(f"{partition}={offset}" for partition, offset in before_run.items())
     code, report, _ = run_verify(document, tmp_path, "replay", "--from-offset", start, "--allow-destructive")
@@ -130,7 +115,7 @@ def test_a_replay_from_an_offset_fills_the_gap_and_leaves_no_duplicate(
     figures = backfill["figures"]
     assert figures["missing"] == 0 and figures["duplicates_visible"] == 0, figures
     assert figures["filled"] >= BATCH and figures["already_present"] >= 2 * BATCH, figures
-    assert rows(clickhouse_node, run) == (3 * BATCH, 3 * BATCH), "every event of the run once, none twice"
+    assert run_rows(clickhouse_node, run) == (3 * BATCH, 3 * BATCH), "every event of the run once, none twice"
 
 
 def test_a_replay_from_a_time_fills_a_gap_made_with_kafkas_own_tool(
@@ -145,10 +130,10 @@ def test_a_replay_from_a_time_fills_a_gap_made_with_kafkas_own_tool(
     skip_with_kafkas_tool(kafka_node, pipeline, tmp_path)
     query(clickhouse_node, f"ATTACH TABLE {DATABASE}.{QUEUE_TABLE}")
     until_stable(kafka_node)
-    assert rows(clickhouse_node, run) == (0, 0), "the gap is not a gap: ClickHouse has the events"
+    assert run_rows(clickhouse_node, run) == (0, 0), "the gap is not a gap: ClickHouse has the events"
 
     code, report, _ = run_verify(document, tmp_path, "replay", "--from-time", since.isoformat(), "--allow-destructive")
     backfill = by_name(report)["replay.backfill"]
     assert code == ExitCode.PASSED, backfill
     assert backfill["figures"]["filled"] >= BATCH and backfill["figures"]["duplicates_visible"] == 0, backfill
-    assert rows(clickhouse_node, run) == (BATCH, BATCH)
+    assert run_rows(clickhouse_node, run) == (BATCH, BATCH)

@@ -83,6 +83,23 @@ MIN_READY_SECONDS = 10
 up with every leader, and this covers the leaders' taking it back into their ISRs and clients' metadata."""
 
 
+def metrics_agent(settings: Settings) -> ContainerArgs:
+    """The init container copying the JMX exporter's agent into the `agent` volume, for a Kafka image's JVM.
+
+    The apache/kafka image has no metrics agent: it comes out of monitoring.jmxExporterImage, pinned on its own
+    (by default the Presto image of today), never presto.image: an upgrade of Presto must not roll Kafka's
+    pods. Why this image: docs/decisions.md.
+    """
+    return ContainerArgs(
+        name="metrics-agent",
+        image=settings.monitoring.jmx_exporter_image,
+        command=["cp", AGENT_JAR, f"{AGENT_DIR}/{AGENT_FILE}"],
+        resources=container_resources(JOB_RESOURCES),
+        security_context=container_security(),
+        volume_mounts=[VolumeMountArgs(name="agent", mount_path=AGENT_DIR)],
+    )
+
+
 @dataclass(frozen=True)
 class KafkaArgs:
     """Inputs of the Kafka component."""
@@ -271,17 +288,6 @@ class Kafka(NamespacedComponent):
                 VolumeMountArgs(name="agent", mount_path=AGENT_DIR, read_only=True),
             ],
         )
-        # The apache/kafka image has no metrics agent: copy it out of monitoring.jmxExporterImage, pinned on
-        # its own (by default the Presto image of today), never presto.image: an upgrade of Presto must not
-        # roll the brokers. Why this image: docs/decisions.md.
-        agent = ContainerArgs(
-            name="metrics-agent",
-            image=settings.monitoring.jmx_exporter_image,
-            command=["cp", AGENT_JAR, f"{AGENT_DIR}/{AGENT_FILE}"],
-            resources=container_resources(JOB_RESOURCES),
-            security_context=container_security(),
-            volume_mounts=[VolumeMountArgs(name="agent", mount_path=AGENT_DIR)],
-        )
         claim = data_claim(settings, self._labels, kafka.storage.size)
         return self._stateful_set(
             name,
@@ -300,7 +306,7 @@ class Kafka(NamespacedComponent):
                         security_context=pod_security(KAFKA_USER),
                         # Room for a controlled shutdown: leadership moves away before the process exits.
                         termination_grace_period_seconds=60,
-                        init_containers=[agent],
+                        init_containers=[metrics_agent(settings)],
                         containers=[container],
                         volumes=[
                             VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),

@@ -28,6 +28,7 @@ from components.data.kafka.component import (
     KAFKA_USER,
     LOG4J_FILE,
     bootstrap_address,
+    metrics_agent,
     password_env,
 )
 from components.data.kafka.config import log4j_properties
@@ -38,8 +39,7 @@ from components.data.kafka.mirror import (
     mirror_metrics_config,
     mirror_properties,
 )
-from components.observability.jmx_exporter import AGENT_JAR, CONFIG_FILE, agent_option
-from components.platform.budget import JOB_RESOURCES
+from components.observability.jmx_exporter import CONFIG_FILE, agent_option
 from components.platform.jvm import heap_megabytes
 from components.platform.workloads import (
     NamespacedComponent,
@@ -96,7 +96,7 @@ class MirrorMaker(NamespacedComponent):
             service_account_name=account,
             automount_service_account_token=False,
             security_context=pod_security(KAFKA_USER),
-            init_containers=[self._agent(args.settings)],
+            init_containers=[metrics_agent(args.settings)],
             containers=[self._container(args.settings)],
             volumes=[
                 VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=config.metadata.name)),
@@ -153,15 +153,4 @@ class MirrorMaker(NamespacedComponent):
                 VolumeMountArgs(name="tmp", mount_path="/tmp"),
                 VolumeMountArgs(name="agent", mount_path=AGENT_DIR, read_only=True),
             ],
-        )
-
-    def _agent(self, settings: Settings) -> ContainerArgs:
-        """The JMX exporter agent copied out of monitoring.jmxExporterImage, as Kafka's brokers get it."""
-        return ContainerArgs(
-            name="metrics-agent",
-            image=settings.monitoring.jmx_exporter_image,
-            command=["cp", AGENT_JAR, f"{AGENT_DIR}/{AGENT_FILE}"],
-            resources=container_resources(JOB_RESOURCES),
-            security_context=container_security(),
-            volume_mounts=[VolumeMountArgs(name="agent", mount_path=AGENT_DIR)],
         )

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from components.data.clickhouse.config import (
     ADMIN,
+    DATABASE,
+    EVENTS_TABLE,
     INGEST,
     INTERSERVER,
     INTERSERVER_HOST_ENV,
@@ -140,6 +143,21 @@ class ClickHouseRefusedError(Exception):
 
 
 CLICKHOUSE_CLIENT = Path("/usr/bin/clickhouse-client")
+
+
+def run_rows(node: ClickHouseNode, run_id: str) -> tuple[int, int]:
+    """(rows, distinct events) of one run in the events table: a duplicate still visible shows as more rows."""
+    found = query(node, f"SELECT count(), uniqExact(event_id) FROM {DATABASE}.{EVENTS_TABLE} WHERE run_id = '{run_id}'")
+    rows, events = found.split("\t")
+    return int(rows), int(events)
+
+
+def until_run_events(node: ClickHouseNode, run_id: str, wanted: int, seconds: float = 60) -> int:
+    """Wait until a run has `wanted` distinct events in the events table; how many it has."""
+    deadline = time.monotonic() + seconds
+    while (events := run_rows(node, run_id)[1]) < wanted and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return events
 
 
 def run_migrations(

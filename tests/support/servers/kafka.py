@@ -172,21 +172,32 @@ def run_topic_bootstrap(
 
     mirror_user: the Job's lines creating the mirror user (mirror.site_mirror_user), with its password.
     """
-    script = node.workdir / "topic-bootstrap.sh"
-    script.write_text(topic_bootstrap_script(node.settings, mirror_user))
-    runtime = node.workdir / "topic-bootstrap"
+    extra = {TARGET_PASSWORD_ENV: mirror_password} if mirror_password else {}
+    return run_admin_script(
+        node,
+        "topic-bootstrap",
+        topic_bootstrap_script(node.settings, mirror_user),
+        password_env(node.passwords) | extra,
+    )
+
+
+def run_admin_script(node: KafkaNode, name: str, text: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run one of the stack's admin scripts on the node's INTERNAL listener, as its Job would; fail if it fails."""
+    script = node.workdir / f"{name}.sh"
+    script.write_text(text)
+    runtime = node.workdir / name
     runtime.mkdir(exist_ok=True)
-    env = {
-        **os.environ,
+    base = {
         "KAFKA_HEAP_OPTS": "-Xmx128m",
         "KAFKA_HOME": str(node.home),
         "BOOTSTRAP": f"127.0.0.1:{node.ports.internal}",
         "RUNTIME_DIR": str(runtime),
-        **password_env(node.passwords),
-        **({TARGET_PASSWORD_ENV: mirror_password} if mirror_password else {}),
     }
-    result = subprocess.run(["/bin/sh", str(script)], env=env, capture_output=True, text=True, timeout=180, check=False)
-    assert result.returncode == 0, f"topic bootstrap failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    every = {**os.environ, **base, **env}
+    result = subprocess.run(
+        ["/bin/sh", str(script)], env=every, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     return result
 
 

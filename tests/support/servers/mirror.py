@@ -1,7 +1,5 @@
 """MirrorMaker 2 on 127.0.0.1, from the stack's own mm2.properties, between two real Kafka clusters."""
 
-import os
-import subprocess
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
@@ -18,7 +16,7 @@ from components.data.kafka.mirror import (
 )
 from components.observability.jmx_exporter import CONFIG_FILE, agent_option
 from components.settings.model import MirrorSettings
-from tests.support.servers.kafka import KafkaNode, password_env
+from tests.support.servers.kafka import KafkaNode, password_env, run_admin_script
 from tests.support.servers.process import ServerProcess, free_ports, jmx_exporter_jar
 
 MIRROR_PASSWORD = "mirror-test-password-0005"
@@ -35,21 +33,8 @@ class Mirror:
 
 def add_mirror_user(node: KafkaNode, granted: tuple[Grant, ...]) -> None:
     """Run the topic Job's mirror user lines on a cluster (as broker, on INTERNAL); fail if it fails."""
-    script = node.workdir / "mirror-user.sh"
-    script.write_text(f"{admin_preamble()}{mirror_user_commands(granted)}\n")
-    runtime = node.workdir / "mirror-user"
-    runtime.mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        "KAFKA_HEAP_OPTS": "-Xmx128m",
-        "KAFKA_HOME": str(node.home),
-        "BOOTSTRAP": f"127.0.0.1:{node.ports.internal}",
-        "RUNTIME_DIR": str(runtime),
-        TARGET_PASSWORD_ENV: MIRROR_PASSWORD,
-        **password_env(node.passwords, (BROKER_PRINCIPAL,)),
-    }
-    result = subprocess.run(["/bin/sh", str(script)], env=env, capture_output=True, text=True, timeout=180, check=False)
-    assert result.returncode == 0, f"mirror user script failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    env = {TARGET_PASSWORD_ENV: MIRROR_PASSWORD, **password_env(node.passwords, (BROKER_PRINCIPAL,))}
+    run_admin_script(node, "mirror-user", f"{admin_preamble()}{mirror_user_commands(granted)}\n", env)
 
 
 def start_mirror(mirror: MirrorSettings, target: KafkaNode) -> Mirror:
