@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from components.data.clickhouse.config import CONSUMER_GROUP, DATABASE, QUEUE_TABLE
@@ -21,7 +21,7 @@ from components.data.kafka.config import CLICKHOUSE_PRINCIPAL, SCRAM_LOGIN, SCRA
 from components.settings.model import Settings
 from tests.support.events import produce_events
 from tests.support.servers.clickhouse import ClickHouseNode, query, run_rows, until_run_events
-from tests.support.servers.kafka import KafkaNode
+from tests.support.servers.kafka import KafkaNode, clickhouse_group, until_group_stable
 from tests.support.servers.mirror import end_offsets
 from tests.support.verify_harness import by_name, outputs_document, run_verify
 from verify.core.exit_codes import ExitCode
@@ -29,28 +29,10 @@ from verify.core.exit_codes import ExitCode
 BATCH = 100
 
 
-def group_state(kafka: KafkaNode) -> tuple[ConsumerGroupState, int]:
-    """ClickHouse's group's state and member count."""
-    admin = AdminClient(kafka.client_config(CLICKHOUSE_PRINCIPAL))
-    (described,) = admin.describe_consumer_groups([CONSUMER_GROUP]).values()
-    group = described.result()
-    return group.state, len(group.members)
-
-
 def until_empty(kafka: KafkaNode) -> None:
     """Wait until ClickHouse's group has no member (its Kafka engine table was just detached)."""
     deadline = time.monotonic() + 60
-    while group_state(kafka)[1] and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
-def until_stable(kafka: KafkaNode) -> None:
-    """Wait until ClickHouse's consumers have joined the group again (attached moments ago).
-
-    A table detached mid-join leaves the group rebalancing until its members' max.poll.interval.ms (300 s).
-    """
-    deadline = time.monotonic() + 60
-    while group_state(kafka)[0] != ConsumerGroupState.STABLE and time.monotonic() < deadline:
+    while clickhouse_group(kafka)[1] and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
@@ -129,7 +111,7 @@ def test_a_replay_from_a_time_fills_a_gap_made_with_kafkas_own_tool(
     assert produce_events(kafka_node, pipeline, run, gap) == set(gap)
     skip_with_kafkas_tool(kafka_node, pipeline, tmp_path)
     query(clickhouse_node, f"ATTACH TABLE {DATABASE}.{QUEUE_TABLE}")
-    until_stable(kafka_node)
+    assert until_group_stable(kafka_node), "ClickHouse's consumers never joined the group again"
     assert run_rows(clickhouse_node, run) == (0, 0), "the gap is not a gap: ClickHouse has the events"
 
     code, report, _ = run_verify(document, tmp_path, "replay", "--from-time", since.isoformat(), "--allow-destructive")

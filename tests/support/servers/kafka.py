@@ -6,12 +6,17 @@ import re
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
+
+from components.data.clickhouse.config import CONSUMER_GROUP
 from components.data.kafka.config import (
     BROKER_PRINCIPAL,
     CLICKHOUSE_PRINCIPAL,
@@ -163,6 +168,25 @@ def start_nodes(kafka: KafkaSettings, workdir: Path, count: int, cluster_id: str
 def password_env(passwords: dict[str, str], principals: tuple[str, ...] = tuple(ENV_PASSWORD)) -> dict[str, str]:
     """The environment the stack's scripts read these principals' passwords from (none if not given)."""
     return {ENV_PASSWORD[principal]: passwords[principal] for principal in principals if principal in passwords}
+
+
+def clickhouse_group(kafka: KafkaNode) -> tuple[ConsumerGroupState, int]:
+    """ClickHouse's consumer group on a node: its state and how many members it has."""
+    admin = AdminClient(kafka.client_config(CLICKHOUSE_PRINCIPAL))
+    (described,) = admin.describe_consumer_groups([CONSUMER_GROUP]).values()
+    group = described.result()
+    return group.state, len(group.members)
+
+
+def until_group_stable(kafka: KafkaNode, members: int = 1, seconds: float = 60) -> bool:
+    """Wait until ClickHouse's group is Stable with at least `members` members; whether it got there."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state, joined = clickhouse_group(kafka)
+        if state == ConsumerGroupState.STABLE and joined >= members:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def run_topic_bootstrap(
