@@ -7,35 +7,15 @@ stack's config and the backup tool reading the same store), as real processes; r
 from dataclasses import dataclass
 from pathlib import Path
 
-from clickhouse_driver import Client
-
 from components.data.clickhouse.backup import API_USER, Schedule
 from components.data.clickhouse.config import ADMIN
 from components.settings.model import Settings
 from tests.support.servers.backup import API_PASSWORD, start_backup_tool
-from tests.support.servers.clickhouse import ClickHouseNode, start_clickhouse
+from tests.support.servers.clickhouse import start_clickhouse
 from tests.support.servers.object_store import ObjectStoreNode
 from verify.core.checks import Context
 from verify.restore_drill.api import BackupApi
-
-
-class LocalScratchServer:
-    """A running scratch server: its backup API and its ClickHouse as the admin user."""
-
-    def __init__(self, node: ClickHouseNode, api: BackupApi):
-        self.node, self.api = node, api
-
-    def query(self, sql: str, seconds: float) -> list[tuple]:
-        """Rows of a query over the native protocol, every wait bounded."""
-        client = Client(
-            host="127.0.0.1",
-            port=self.node.ports.native,
-            user=ADMIN,
-            password=self.node.passwords[ADMIN],
-            connect_timeout=5,
-            send_receive_timeout=seconds,
-        )
-        return client.execute(sql)
+from verify.restore_drill.scratch import LoopbackScratch
 
 
 @dataclass
@@ -49,11 +29,11 @@ class LocalScratch:
     schedule: Schedule
     workdir: Path
 
-    def start(self, context: Context, shard: int, seconds: float) -> LocalScratchServer:
+    def start(self, context: Context, shard: int, seconds: float) -> LoopbackScratch:
         """A bare server with the shard's identity and the backup tool beside it; stopped at cleanup."""
         workdir = self.workdir / f"{context.run_id}-shard-{shard}"
         node = start_clickhouse(self.settings, workdir / "clickhouse", identity=(shard, f"scratch-{shard}"))
         context.cleanup.add(f"scratch ClickHouse of shard {shard}", node.server.stop)
         tool = start_backup_tool(node, self.store, self.bucket, self.schedule, workdir / "backup", self.prefix)
         context.cleanup.add(f"scratch backup tool of shard {shard}", tool.server.stop)
-        return LocalScratchServer(node, BackupApi(tool.api, (API_USER, API_PASSWORD)))
+        return LoopbackScratch(BackupApi(tool.api, (API_USER, API_PASSWORD)), node.ports.native, node.passwords[ADMIN])

@@ -30,14 +30,13 @@ def newest(backups: list[RemoteBackup]) -> RemoteBackup | None:
 
 
 def restore_shard(
-    context: Context, site: ScratchSite, shard: int, plan: DrillPlan
+    context: Context, site: ScratchSite, shard: int, create_table: str, plan: DrillPlan
 ) -> tuple[ScratchServer, RemoteBackup, float, float]:
     """A shard's newest backup on a scratch server of its own: server, backup, seconds to download, to restore."""
     context.progress(f"shard {shard}: starting its scratch server")
     server = site.start(context, shard, plan.start_timeout)
-    ((create,),) = client(context.targets, plan.query_timeout).execute(f"SHOW CREATE TABLE {TABLE}")
     server.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}", plan.query_timeout)
-    server.query(standalone(create), plan.query_timeout)
+    server.query(create_table, plan.query_timeout)
     backups = server.api.remote_backups()
     chosen = newest(backups)
     if chosen is None:
@@ -78,9 +77,10 @@ def drill(context: Context, site: ScratchSite, plan: DrillPlan, shards: int) -> 
     Shards are restored one after the other, so the RTO is what a restore one shard at a time takes.
     """
     began, started = time.monotonic(), datetime.now(UTC)
+    ((live_table,),) = client(context.targets, plan.query_timeout).execute(f"SHOW CREATE TABLE {TABLE}")
     servers, chosen, download_s, restore_s = [], [], 0.0, 0.0
     for shard in range(1, shards + 1):
-        server, backup, downloaded, restored = restore_shard(context, site, shard, plan)
+        server, backup, downloaded, restored = restore_shard(context, site, shard, standalone(live_table), plan)
         servers.append(server)
         chosen.append(backup)
         download_s, restore_s = download_s + downloaded, restore_s + restored

@@ -11,7 +11,6 @@ import copy
 import time
 from typing import Any
 
-from clickhouse_driver import Client
 from kubernetes import client
 
 from components import names
@@ -22,7 +21,8 @@ from verify.kube.checks import REQUEST_TIMEOUT, Cluster
 from verify.kube.labels import run_labels
 from verify.kube.port_forward import PortForward, ready
 from verify.restore_drill.api import BackupApi
-from verify.smoke.clickhouse import PASSWORD, USER
+from verify.restore_drill.scratch import LoopbackScratch
+from verify.smoke.clickhouse import PASSWORD
 
 API_PASSWORD = "clickhouseBackupApiPassword"
 DATA_SIZE = "50Gi"
@@ -60,7 +60,7 @@ class KubernetesScratch:
     def __init__(self, cluster: Cluster, run_id: str, targets: Targets):
         self._cluster, self._run_id, self._replicas = cluster, run_id, targets.expected.clickhouse_replicas
 
-    def start(self, context: Context, shard: int, seconds: float) -> "ScratchPod":
+    def start(self, context: Context, shard: int, seconds: float) -> LoopbackScratch:
         """The scratch pod of a shard, ready and forwarded, or CheckFailedError with its last status."""
         core, apps = client.CoreV1Api(self._cluster.api), client.AppsV1Api(self._cluster.api)
         namespace = self._cluster.namespace
@@ -89,23 +89,4 @@ class KubernetesScratch:
         native, api = (forward.local_port for forward in forwards)
         credentials = context.targets.credentials
         login = (API_USER, credentials[API_PASSWORD])
-        return ScratchPod(BackupApi(f"http://127.0.0.1:{api}", login), native, credentials[PASSWORD])
-
-
-class ScratchPod:
-    """The forwarded scratch pod: its backup API, and its ClickHouse as the admin user."""
-
-    def __init__(self, api: BackupApi, native_port: int, password: str):
-        self.api, self._port, self._password = api, native_port, password
-
-    def query(self, sql: str, seconds: float) -> list[tuple]:
-        """Rows of a query, every wait bounded."""
-        connection = Client(
-            host="127.0.0.1",
-            port=self._port,
-            user=USER,
-            password=self._password,
-            connect_timeout=5,
-            send_receive_timeout=seconds,
-        )
-        return connection.execute(sql)
+        return LoopbackScratch(BackupApi(f"http://127.0.0.1:{api}", login), native, credentials[PASSWORD])

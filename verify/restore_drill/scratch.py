@@ -3,8 +3,11 @@
 import re
 from typing import Protocol
 
+from clickhouse_driver import Client
+
 from verify.core.checks import Context
 from verify.restore_drill.api import BackupApi
+from verify.smoke.clickhouse import USER
 
 
 class ScratchServer(Protocol):
@@ -15,6 +18,25 @@ class ScratchServer(Protocol):
     def query(self, sql: str, seconds: float) -> list[tuple]:
         """Rows of a query on the scratch ClickHouse."""
         ...
+
+
+class LoopbackScratch:
+    """A scratch server reached on 127.0.0.1 (a port-forward, or a local test server): its API and its ClickHouse."""
+
+    def __init__(self, api: BackupApi, native_port: int, password: str):
+        self.api, self._port, self._password = api, native_port, password
+
+    def query(self, sql: str, seconds: float) -> list[tuple]:
+        """Rows of a query as the admin user, every wait bounded."""
+        connection = Client(
+            host="127.0.0.1",
+            port=self._port,
+            user=USER,
+            password=self._password,
+            connect_timeout=5,
+            send_receive_timeout=seconds,
+        )
+        return connection.execute(sql)
 
 
 class ScratchSite(Protocol):
