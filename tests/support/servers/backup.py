@@ -45,6 +45,14 @@ def clickhouse_backup() -> Path:
     return installed(binary, "clickhouse-backup (scripts/servers/install-clickhouse-backup)")
 
 
+def signed(url: str, method: str = "GET") -> urllib.request.Request:
+    """A request to the tool's API with its login (Basic), as the job and Prometheus send it."""
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    token = base64.b64encode(f"{API_USER}:{API_PASSWORD}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    return request
+
+
 @dataclass
 class BackupTool:
     """A running backup tool, its config file and the environment it (and a CLI run beside it) reads secrets from."""
@@ -61,9 +69,7 @@ class BackupTool:
 
     def get(self, path: str, method: str = "GET") -> list[dict]:
         """Call an API path with the API login; the JSON rows it answers."""
-        request = urllib.request.Request(f"{self.api}{path}", method=method, data=b"" if method == "POST" else None)
-        token = base64.b64encode(f"{API_USER}:{API_PASSWORD}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+        request = signed(f"{self.api}{path}", method)
         with urllib.request.urlopen(request, timeout=30) as response:
             return [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
 
@@ -91,18 +97,14 @@ class BackupTool:
 
     def metrics(self) -> str:
         """Its Prometheus text at /metrics (behind the API login, as Prometheus scrapes it)."""
-        request = urllib.request.Request(f"{self.api}/metrics")
-        token = base64.b64encode(f"{API_USER}:{API_PASSWORD}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+        request = signed(f"{self.api}/metrics")
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.read().decode()
 
 
 def _answers(api: str) -> bool:
     """Whether the API answers a signed-in request (it only listens once it has reached ClickHouse)."""
-    request = urllib.request.Request(f"{api}/backup/actions?last=1")
-    token = base64.b64encode(f"{API_USER}:{API_PASSWORD}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
+    request = signed(f"{api}/backup/actions?last=1")
     try:
         with urllib.request.urlopen(request, timeout=5):
             return True
